@@ -1,0 +1,109 @@
+"""opsmap: the command-line entry point (``opsmap load | streets | serve``) and ``server``.
+
+``gunicorn app:server`` serves the app on the configured engines; running this file
+(``python app.py``) is ``opsmap serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from data import settings
+
+log = logging.getLogger("opsmap")
+
+
+def _load(config: settings.Config, args: argparse.Namespace) -> int:
+    from data.geodata import DatasetError, UnknownStreet
+    from data.loader import load_street
+    from data.store import is_empty, make_engine
+
+    engine = make_engine(config.sqlalchemy_url)
+    if args.if_empty and not is_empty(engine):
+        log.info("database already holds a street; nothing loaded (--if-empty)")
+        return 0
+    try:
+        data = load_street(engine, _datasets(config), config.street, config.seed,
+                           show_progress=sys.stderr.isatty() or args.progress)
+    except UnknownStreet as exc:
+        print(f"opsmap load: {exc}", file=sys.stderr)
+        return 2
+    except DatasetError as exc:
+        print(f"opsmap load: bad dataset: {exc}; nothing was loaded", file=sys.stderr)
+        return 3
+    counts = ", ".join(f"{k} {v}" for k, v in data.summary().items())
+    print(f"loaded {data.street.district} {data.street.name} ({data.street.id}): {counts}")
+    return 0
+
+
+def _datasets(config: settings.Config) -> Path:
+    path = Path(config.datasets_dir)
+    return path if path.is_absolute() else settings.PROJECT_ROOT / path
+
+
+def _streets(config: settings.Config, args: argparse.Namespace) -> int:
+    from data.geodata import read_townships
+
+    for t in sorted(read_townships(_datasets(config)), key=lambda t: (t.district, t.name)):
+        print(f"{t.district}\t{t.name}")
+    return 0
+
+
+def _serve(config: settings.Config, args: argparse.Namespace) -> int:
+    from dashboard.app import create_app
+    from data.redis_server import redis_url
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    with redis_url(config) as url:
+        app = create_app(config, url)
+        log.info("serving on http://%s:%s", config.host, config.http_port)
+        app.run(host=config.host, port=config.http_port, debug=config.debug,
+                dev_tools_disable_version_check=True, use_reloader=False)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    settings.add_arguments(common)
+    root = argparse.ArgumentParser(prog="opsmap", description="Real-time operations map of a subdistrict.")
+    sub = root.add_subparsers(dest="command", required=True)
+    load = sub.add_parser("load", parents=[common], help="load a street's geography into the database")
+    load.add_argument("--if-empty", action="store_true", help="load only when no street is loaded yet")
+    load.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    load.set_defaults(run=_load)
+    sub.add_parser("streets", parents=[common], help="list the 214 townships that can be loaded"
+                   ).set_defaults(run=_streets)
+    sub.add_parser("serve", parents=[common], help="serve the web app (embedded Redis unless REDIS_URL)"
+                   ).set_defaults(run=_serve)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    config = settings.load(args)
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    return int(args.run(config, args))
+
+
+def __getattr__(name: str) -> Any:
+    """``app.server`` for gunicorn, built on first access from the environment's settings."""
+    if name == "server":
+        from dashboard.app import create_app
+
+        config = settings.load()
+        return create_app(config, config.redis_url or None).server
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":  # `python app.py [--flags]` serves; `python app.py load …` runs that command
+    argv = sys.argv[1:]
+    sys.exit(main(argv if argv and not argv[0].startswith("-") else ["serve", *argv]))

@@ -1,0 +1,457 @@
+"""The data model: the street's geography, its live entities and every state change.
+
+Why this shape:
+- Map entities (gates, shops, sites, compounds …) keep their *current* state in their own
+  row for fast reads, and every change of that state in ``state_change`` with its time, so
+  the state at any past moment is a query (time replay, the frozen morning briefing).
+- Geometry is WGS-84 (EPSG:4326) stored as WKT text, which SQLite and PostgreSQL read
+  alike; shapely objects come in and out.
+- Times are stored as UTC and always returned timezone-aware.
+- Identity and phone numbers never appear raw: only a keyed hash and a masked form.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any, ClassVar
+
+import shapely
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+SRID = 4326
+
+
+class Geometry(TypeDecorator[BaseGeometry]):
+    """A shapely geometry in WGS-84, stored as WKT (7 decimals ≈ 1 cm)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: BaseGeometry | None, dialect: Dialect) -> str | None:
+        return None if value is None else shapely.to_wkt(value, rounding_precision=7)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> BaseGeometry | None:
+        return None if value is None else shapely.from_wkt(value)
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware datetimes in, aware UTC datetimes out, on every engine (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: give a timezone")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; ``DYNAMIC`` names the columns that events change after loading."""
+
+    DYNAMIC: ClassVar[tuple[str, ...]] = ()
+
+
+# --- enumerations (stored as their string values) -------------------------------------
+
+
+class GateStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    RESTRICTED = "restricted"
+
+
+class ShopStatus(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+    UNVERIFIED = "unverified"
+
+
+class SiteKind(enum.StrEnum):
+    CONSTRUCTION = "construction_site"
+    ELDERLY_CARE = "elderly_care"
+    OFFICE = "office_building"
+    MARKET = "market"
+    METRO_ENTRANCE = "metro_entrance"
+    PARK = "park"
+
+
+class CaseCategory(enum.StrEnum):
+    CONFIRMED = "confirmed"  # 确诊
+    SUSPECTED = "suspected"  # 疑似
+    CLOSE_CONTACT = "close_contact"  # 密接
+    HOME_OBSERVATION = "home_observation"  # 居家观察
+    RELEASED = "released"  # 解除观察
+
+
+class WorkTask(enum.StrEnum):
+    SCREENING = "screening"
+    DISINFECTION = "disinfection"
+    MASK_RESERVATION = "mask_reservation"
+    MASK_DISTRIBUTION = "mask_distribution"
+    KEY_PERSON_VISIT = "key_person_visit"
+
+
+def _enum(e: type[enum.StrEnum]) -> String:
+    """Enums as plain strings: portable, and new values need no ALTER TYPE."""
+    return String(max(len(m.value) for m in e))
+
+
+# --- geography ---------------------------------------------------------------------------
+
+
+class Street(Base):
+    """A township (街道/镇): the unit a command center runs."""
+
+    __tablename__ = "street"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    district: Mapped[str] = mapped_column(String(32))
+    geom: Mapped[BaseGeometry] = mapped_column(Geometry)
+    area_km2: Mapped[float] = mapped_column(Float)
+    seed: Mapped[int] = mapped_column(Integer)
+    loaded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    committees: Mapped[list[Committee]] = relationship(back_populates="street")
+
+
+class Committee(Base):
+    """A neighbourhood committee (居委会); the partition is synthetic (no public data)."""
+
+    __tablename__ = "committee"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    street_id: Mapped[str] = mapped_column(ForeignKey("street.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    geom: Mapped[BaseGeometry] = mapped_column(Geometry)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    street: Mapped[Street] = relationship(back_populates="committees")
+
+
+class Compound(Base):
+    """A residential compound (小区; in old Shanghai mostly a lane, 弄).
+
+    ``geom`` is the real geometry: the published address point(s), or the estate outline
+    where one matched. ``footprint`` is the area gates stand on: the outline, or a
+    synthetic plot around the point where no outline exists.
+    """
+
+    __tablename__ = "compound"
+
+    id: Mapped[str] = mapped_column(String(24), primary_key=True)
+    street_id: Mapped[str] = mapped_column(ForeignKey("street.id"), index=True)
+    committee_id: Mapped[str] = mapped_column(ForeignKey("committee.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    address: Mapped[str] = mapped_column(String(128))
+    road: Mapped[str] = mapped_column(String(64))
+    lane_no: Mapped[str | None] = mapped_column(String(16))  # 弄 number
+    geom: Mapped[BaseGeometry] = mapped_column(Geometry)
+    footprint: Mapped[BaseGeometry] = mapped_column(Geometry)
+    has_outline: Mapped[bool] = mapped_column(Boolean)
+    outline_name: Mapped[str | None] = mapped_column(String(128))
+    households: Mapped[int] = mapped_column(Integer)  # synthetic: no public count
+    lng: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+
+    addresses: Mapped[list[CompoundAddress]] = relationship(back_populates="compound",
+                                                            cascade="all, delete-orphan")
+    gates: Mapped[list[Gate]] = relationship(back_populates="compound")
+
+
+class CompoundAddress(Base):
+    """A published 2022 case address merged into a compound (replay maps addresses here)."""
+
+    __tablename__ = "compound_address"
+    __table_args__ = (UniqueConstraint("compound_id", "address"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    compound_id: Mapped[str] = mapped_column(ForeignKey("compound.id"), index=True)
+    address: Mapped[str] = mapped_column(String(128), index=True)
+    lng: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+
+    compound: Mapped[Compound] = relationship(back_populates="addresses")
+
+
+class Gate(Base):
+    """A compound gate (出入口): where residents scan in and guards stand."""
+
+    __tablename__ = "gate"
+    DYNAMIC = ("status", "guards_on_duty", "confirmed_at")
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    compound_id: Mapped[str] = mapped_column(ForeignKey("compound.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    geom: Mapped[BaseGeometry] = mapped_column(Geometry)
+    status: Mapped[str] = mapped_column(_enum(GateStatus))
+    guards_on_duty: Mapped[int] = mapped_column(Integer)
+    guards_required: Mapped[int] = mapped_column(Integer)
+    roster: Mapped[list[str]] = mapped_column(JSON)
+    confirmed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    compound: Mapped[Compound] = relationship(back_populates="gates")
+
+
+class Site(Base):
+    """A point the street watches that is not housing: sites, care homes, offices, metro."""
+
+    __tablename__ = "site"
+    DYNAMIC = ("status",)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    street_id: Mapped[str] = mapped_column(ForeignKey("street.id"), index=True)
+    committee_id: Mapped[str] = mapped_column(ForeignKey("committee.id"), index=True)
+    kind: Mapped[str] = mapped_column(_enum(SiteKind))
+    name: Mapped[str] = mapped_column(String(128))
+    geom: Mapped[BaseGeometry] = mapped_column(Geometry)
+    status: Mapped[str] = mapped_column(String(16))
+    source_ref: Mapped[str | None] = mapped_column(String(32))  # e.g. the Amap POI id
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+
+
+class Shop(Base):
+    """A street shop (商铺) whose open/closed state officers verify."""
+
+    __tablename__ = "shop"
+    DYNAMIC = ("status", "last_report_at")
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    street_id: Mapped[str] = mapped_column(ForeignKey("street.id"), index=True)
+    committee_id: Mapped[str] = mapped_column(ForeignKey("committee.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    category: Mapped[str] = mapped_column(String(32))
+    geom: Mapped[BaseGeometry] = mapped_column(Geometry)
+    status: Mapped[str] = mapped_column(_enum(ShopStatus))
+    last_report_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    source_ref: Mapped[str | None] = mapped_column(String(32))
+    synthetic: Mapped[bool] = mapped_column(Boolean)
+
+
+class WorkTarget(Base):
+    """What a day's work is measured against (households to screen in a compound, …)."""
+
+    __tablename__ = "work_target"
+    __table_args__ = (UniqueConstraint("task", "target_kind", "target_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    street_id: Mapped[str] = mapped_column(ForeignKey("street.id"), index=True)
+    task: Mapped[str] = mapped_column(_enum(WorkTask))
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(32))
+    target: Mapped[int] = mapped_column(Integer)
+    unit: Mapped[str] = mapped_column(String(16))
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+# --- people and events ----------------------------------------------------------------------
+
+
+class Person(Base):
+    """A person known to the street, by keyed hash; raw ID and phone are never stored."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    id_masked: Mapped[str] = mapped_column(String(18))
+    phone_hash: Mapped[str | None] = mapped_column(String(64))
+    phone_masked: Mapped[str | None] = mapped_column(String(11))
+    compound_id: Mapped[str | None] = mapped_column(ForeignKey("compound.id"), index=True)
+    committee_id: Mapped[str | None] = mapped_column(ForeignKey("committee.id"), index=True)
+
+
+class Case(Base):
+    """A case report by category (确诊/疑似/密接/居家观察/解除观察), at a compound or address."""
+
+    __tablename__ = "case_report"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
+    category: Mapped[str] = mapped_column(_enum(CaseCategory))
+    compound_id: Mapped[str | None] = mapped_column(ForeignKey("compound.id"), index=True)
+    address: Mapped[str | None] = mapped_column(String(128))
+    geom: Mapped[BaseGeometry | None] = mapped_column(Geometry)
+    reported_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    source: Mapped[str | None] = mapped_column(String(64))
+
+
+class HomeObservation(Base):
+    """A 14-day home observation (居家观察) at an address; day N of 14 is derived."""
+
+    __tablename__ = "home_observation"
+    DYNAMIC = ("planned_end_at", "ended_at", "end_reason")
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id"), index=True)
+    compound_id: Mapped[str | None] = mapped_column(ForeignKey("compound.id"), index=True)
+    address: Mapped[str | None] = mapped_column(String(128))
+    geom: Mapped[BaseGeometry] = mapped_column(Geometry)
+    start_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    planned_end_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    end_reason: Mapped[str | None] = mapped_column(String(32))
+
+    checkins: Mapped[list[HealthCheckIn]] = relationship(back_populates="observation")
+
+
+class HealthCheckIn(Base):
+    """The daily health check-in of a person under home observation."""
+
+    __tablename__ = "health_checkin"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    observation_id: Mapped[int] = mapped_column(ForeignKey("home_observation.id"), index=True)
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    temperature: Mapped[float] = mapped_column(Float)
+    symptoms: Mapped[str | None] = mapped_column(String(256))
+
+    observation: Mapped[HomeObservation] = relationship(back_populates="checkins")
+
+
+class WorkOrder(Base):
+    """A 12345 hotline work order; its state is the result of its events."""
+
+    __tablename__ = "work_order"
+    DYNAMIC = ("state", "committee_id", "assignee", "updated_at")
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the producer's order_id
+    category: Mapped[str] = mapped_column(String(32))
+    priority: Mapped[str] = mapped_column(String(8))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    committee_id: Mapped[str | None] = mapped_column(ForeignKey("committee.id"), index=True)
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    address: Mapped[str | None] = mapped_column(String(128))
+    geom: Mapped[BaseGeometry | None] = mapped_column(Geometry)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+    events: Mapped[list[WorkOrderEvent]] = relationship(back_populates="order",
+                                                        order_by="WorkOrderEvent.ts")
+
+
+class WorkOrderEvent(Base):
+    """One step of a work order (create, dispatch, accept … close), with its time."""
+
+    __tablename__ = "work_order_event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    order_id: Mapped[str] = mapped_column(ForeignKey("work_order.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    committee_id: Mapped[str | None] = mapped_column(String(24))
+    assignee: Mapped[str | None] = mapped_column(String(64))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    order: Mapped[WorkOrder] = relationship(back_populates="events")
+
+
+class CheckIn(Base):
+    """A QR scan at a gate; the person is kept only as a keyed hash and a masked ID."""
+
+    __tablename__ = "checkin"
+    __table_args__ = (Index("ix_checkin_gate_ts", "gate_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    gate_id: Mapped[str] = mapped_column(ForeignKey("gate.id"))
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    direction: Mapped[str] = mapped_column(String(3))
+    person_hash: Mapped[str] = mapped_column(String(64), index=True)
+    person_masked: Mapped[str] = mapped_column(String(18))
+    phone_masked: Mapped[str | None] = mapped_column(String(11))
+    category: Mapped[str] = mapped_column(String(16))
+    temperature: Mapped[float] = mapped_column(Float)
+    health_code: Mapped[str | None] = mapped_column(String(8))
+    origin: Mapped[str | None] = mapped_column(String(64))
+
+
+class Alert(Base):
+    """Something a rule raised (fever, quarantine violation, scan at a closed gate …)."""
+
+    __tablename__ = "alert"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    severity: Mapped[str] = mapped_column(String(8))
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    entity_kind: Mapped[str | None] = mapped_column(String(16))
+    entity_id: Mapped[str | None] = mapped_column(String(64))
+    geom: Mapped[BaseGeometry | None] = mapped_column(Geometry)
+    message: Mapped[str] = mapped_column(Text)
+
+
+class WorkReport(Base):
+    """A reported piece of daily work (households screened, places disinfected, masks …)."""
+
+    __tablename__ = "work_report"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    task: Mapped[str] = mapped_column(_enum(WorkTask))
+    target_kind: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[str] = mapped_column(String(32), index=True)
+    count: Mapped[int] = mapped_column(Integer)
+    reporter: Mapped[str | None] = mapped_column(String(64))
+
+
+class StateChange(Base):
+    """One change of a map entity's state, with its time: the history replay reads.
+
+    ``attrs`` holds only the attributes that changed (``{"status": "closed"}``); the state
+    at moment T is the fold of all changes with ``at <= T``.
+    """
+
+    __tablename__ = "state_change"
+    __table_args__ = (Index("ix_state_change_entity_at", "entity_kind", "entity_id", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entity_kind: Mapped[str] = mapped_column(String(16))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    attrs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    source: Mapped[str] = mapped_column(String(16))  # "load" or "event"
+    event_id: Mapped[str | None] = mapped_column(String(64))
+
+
+#: entity kind → model, for the state history and the read API
+ENTITY_MODELS: dict[str, type[Base]] = {
+    "gate": Gate,
+    "shop": Shop,
+    "site": Site,
+    "compound": Compound,
+    "work_order": WorkOrder,
+    "observation": HomeObservation,
+}

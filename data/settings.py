@@ -1,0 +1,127 @@
+"""One table of settings: every knob is declared once with its default and help.
+
+Why: the README table, the command-line flags and the environment variables all come
+from this list, so a setting cannot exist without being documented (a test checks the
+README) and precedence is the same everywhere: command line > environment > default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str) -> bool:
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"expected true/false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting: its environment name is the key; the CLI flag is derived from it."""
+
+    env: str
+    default: str
+    help: str
+    parse: Callable[[str], Any] = str
+
+    @property
+    def flag(self) -> str:
+        """``OPSMAP_HTTP_PORT`` → ``--http-port``; ``DATABASE_URL`` → ``--database-url``."""
+        return "--" + self.env.removeprefix("OPSMAP_").lower().replace("_", "-")
+
+    @property
+    def attr(self) -> str:
+        return self.env.removeprefix("OPSMAP_").lower()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("DATABASE_URL", "",
+            "SQLAlchemy URL of the database. Empty: a SQLite file `opsmap.db` in the var "
+            "directory. `postgresql://user@host/db` selects PostgreSQL (driver psycopg 3)."),
+    Setting("REDIS_URL", "",
+            "URL of a Redis server (`redis://host:6379/0`). Empty: opsmap starts its own "
+            "redis-server (append-only persistence, Unix socket in the var directory) and "
+            "stops it on exit."),
+    Setting("OPSMAP_VAR_DIR", "var",
+            "Directory for the SQLite file, the embedded Redis data and generated keys; "
+            "relative paths are taken from the project root."),
+    Setting("OPSMAP_DATASETS_DIR", "data/datasets",
+            "Directory of the shipped public datasets `opsmap load` reads (see its SOURCE.md); "
+            "relative paths are taken from the project root."),
+    Setting("OPSMAP_STREET", "南京东路",
+            "Township (街道/镇) that `opsmap load` loads when `--street` is not given, "
+            "and that `make run` loads into an empty database."),
+    Setting("OPSMAP_SEED", "20220410",
+            "Seed for the synthetic parts of the geography (committees, gates, guards, "
+            "shops, sites, households); the same seed gives the same data.", int),
+    Setting("OPSMAP_HOST", "127.0.0.1", "Address the web app listens on."),
+    Setting("OPSMAP_HTTP_PORT", "8050", "Port the web app listens on.", int),
+    Setting("OPSMAP_TILE_URL", "",
+            "Raster tile URL template (`https://…/{z}/{x}/{y}.png`) drawn under the map. "
+            "Empty: the map uses only its own vector basemap from shipped data."),
+    Setting("OPSMAP_DEBUG", "false", "Run Dash in debug mode (hot reload, dev tools).", _bool),
+    Setting("OPSMAP_LOG_LEVEL", "INFO", "Python logging level."),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Resolved settings, read-only; ``config.database_url`` etc."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def var_path(self) -> Path:
+        path = Path(self.values["var_dir"])
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL with the driver named, so a plain ``postgresql://`` uses psycopg 3."""
+        url: str = self.values["database_url"]
+        if not url:
+            return f"sqlite:///{self.var_path / 'opsmap.db'}"
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+psycopg://" + url.removeprefix(plain)
+        return url
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Give the parser one flag per setting; unset flags stay ``None`` so env/default apply."""
+    group = parser.add_argument_group("settings (command line > environment > default)")
+    for s in SETTINGS:
+        group.add_argument(s.flag, dest=f"setting_{s.attr}", default=None, metavar=s.env,
+                           help=f"{s.help} [env {s.env}, default {s.default!r}]")
+
+
+def load(args: argparse.Namespace | None = None,
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Resolve every setting: command line > environment > default; bad values name the setting."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for s in SETTINGS:
+        raw = getattr(args, f"setting_{s.attr}", None) if args is not None else None
+        if raw is None:
+            raw = environ.get(s.env, s.default)
+        try:
+            values[s.attr] = s.parse(raw)
+        except ValueError as exc:
+            raise SystemExit(f"setting {s.env}: {exc}") from None
+    return Config(values)

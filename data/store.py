@@ -1,0 +1,99 @@
+"""Engines, sessions, migrations and the state history: everything that touches SQL.
+
+Why one module: every process (app, ingest, loader, tests) must open the database the
+same way — same SQLite pragmas, same migrations — whatever engine the URL names.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from data.models import StateChange, Street
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout for concurrency."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def alembic_config(engine: Engine) -> AlembicConfig:
+    """Alembic pointed at our migrations and at this engine (no alembic.ini needed to run)."""
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration; safe to call at every start."""
+    command.upgrade(alembic_config(engine), "head")
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Session]:
+    """One session, one transaction: committed on success, rolled back on any error."""
+    with session_factory(engine)() as session, session.begin():
+        yield session
+
+
+def is_empty(engine: Engine) -> bool:
+    """True when no street is loaded (or the schema does not exist yet)."""
+    if not inspect(engine).has_table("street"):
+        return True
+    with session_factory(engine)() as session:
+        return session.scalar(select(func.count()).select_from(Street)) == 0
+
+
+def record_changes(session: Session, kind: str, changes: Iterable[tuple[str, dt.datetime, dict[str, Any]]],
+                   source: str, event_id: str | None = None) -> None:
+    """Append state changes ``(entity_id, at, attrs)`` of one entity kind to the history."""
+    session.add_all(StateChange(entity_kind=kind, entity_id=entity_id, at=at, attrs=attrs,
+                                source=source, event_id=event_id)
+                    for entity_id, at, attrs in changes)
+
+
+def states_as_of(session: Session, kind: str, at: dt.datetime,
+                 entity_ids: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The state of every entity of ``kind`` at moment ``at``: the fold of its changes up to then.
+
+    Entities with no change at or before ``at`` are absent (they did not exist yet).
+    """
+    stmt = (select(StateChange.entity_id, StateChange.attrs)
+            .where(StateChange.entity_kind == kind, StateChange.at <= at)
+            .order_by(StateChange.entity_id, StateChange.at, StateChange.id))
+    if entity_ids is not None:
+        stmt = stmt.where(StateChange.entity_id.in_(list(entity_ids)))
+    states: dict[str, dict[str, Any]] = {}
+    for entity_id, attrs in session.execute(stmt):
+        states.setdefault(entity_id, {}).update(attrs)
+    return states
