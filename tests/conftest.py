@@ -7,7 +7,13 @@ runs' tables. Set ``OPSMAP_TEST_PG_URL`` to point at another server.
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -95,3 +101,26 @@ def loaded(request: pytest.FixtureRequest,
     """南京东路 loaded once per engine kind, shared by the read-only tests."""
     for engine in _engine(request.param, tmp_path_factory.mktemp(request.param)):
         yield engine, load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
+    """Poll /healthz until it answers; fail fast if the process dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"app exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
+                return json.load(resp)
+        except urllib.error.HTTPError as err:  # 503: up but degraded — show why
+            return json.load(err)
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("app did not become healthy")

@@ -6,10 +6,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from data.settings import PROJECT_ROOT
+from tests.conftest import free_port, wait_healthy
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -25,37 +24,18 @@ pytestmark = [pytest.mark.browser,
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium missing: run `make test`")]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"app exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
-                return json.load(resp)
-        except OSError:
-            time.sleep(0.2)
-    raise TimeoutError("app did not become healthy")
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`opsmap load --if-empty` then `opsmap serve` on embedded defaults in a fresh var dir."""
     var = tmp_path_factory.mktemp("var")
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env |= {"OPSMAP_VAR_DIR": str(var), "OPSMAP_HTTP_PORT": str(_free_port())}
+    env |= {"OPSMAP_VAR_DIR": str(var), "OPSMAP_HTTP_PORT": str(free_port())}
     opsmap = [sys.executable, str(PROJECT_ROOT / "app.py")]
     subprocess.run([*opsmap, "load", "--if-empty"], env=env, check=True, timeout=300, cwd=PROJECT_ROOT)
     proc = subprocess.Popen([*opsmap, "serve"], env=env, cwd=PROJECT_ROOT)
     url = f"http://127.0.0.1:{env['OPSMAP_HTTP_PORT']}"
     try:
-        health = _wait_healthy(url, proc)
+        health = wait_healthy(url, proc)
         assert health == {"status": "ok", "database": "ok", "redis": "ok"}
         yield url
     finally:

@@ -1,0 +1,45 @@
+"""srv: the same app under gunicorn on shared engines (REDIS_URL set, no embedded Redis)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from data.redis_server import redis_url as resolve_redis
+from data.settings import PROJECT_ROOT, load
+from tests.conftest import free_port, wait_healthy
+
+GUNICORN = Path(sys.executable).with_name("gunicorn")
+
+
+def test_srv001_redis_url_setting_starts_no_embedded_server(tmp_path, redis_url):
+    cfg = load(environ={"REDIS_URL": redis_url, "OPSMAP_VAR_DIR": str(tmp_path)})
+    with resolve_redis(cfg) as url:
+        assert url == redis_url
+    assert not (tmp_path / "redis").exists()
+
+
+def test_srv002_gunicorn_serves_app_server_on_shared_engines(tmp_path, redis_url):
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"OPSMAP_VAR_DIR": str(tmp_path), "REDIS_URL": redis_url, "OPSMAP_STREET": "外滩",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}
+    subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "load"], env=env, check=True, timeout=300,
+                   cwd=PROJECT_ROOT, capture_output=True)
+    port = free_port()
+    proc = subprocess.Popen([str(GUNICORN), "--no-control-socket", "-k", "gthread", "-w", "2",
+                             "-b", f"127.0.0.1:{port}", "app:server"], env=env, cwd=PROJECT_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_healthy(url, proc) == {"status": "ok", "database": "ok", "redis": "ok"}
+        with urllib.request.urlopen(url + "/api/v1/layers/boundaries?street=S195", timeout=10) as resp:
+            fc = json.load(resp)
+        assert fc["features"][0]["properties"]["name"] == "外滩"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert not (tmp_path / "redis").exists()
