@@ -61,7 +61,8 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, stop)
+    for sig in (signal.SIGINT, signal.SIGTERM):  # explicit: a backgrounded job ignores SIGINT otherwise
+        signal.signal(sig, stop)
     with redis_url(config) as url:
         app = create_app(config, url)
         log.info("serving on http://%s:%s", config.host, config.http_port)

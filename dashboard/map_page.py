@@ -18,6 +18,7 @@ from data import queries
 from data.models import Street
 
 ns = Namespace("opsmap", "map")
+SHANGHAI = [31.23, 121.47]
 SITE_KIND_LABELS = {"metro_entrance": "地铁出入口", "park": "公园", "construction_site": "工地",
                     "elderly_care": "养老机构", "office_building": "办公楼", "market": "菜场"}
 STATUS_LABELS = {"open": "开放", "closed": "关闭", "restricted": "限制通行", "unverified": "未核实"}
@@ -45,8 +46,8 @@ def layout(sessions: sessionmaker[Session], default_street: str, tile_url: str) 
                          value=chosen.id if chosen else None, clearable=False),
         ]),
         html.Div(className="opsmap-body", children=[
-            dl.Map(id="map-map", className="opsmap-map", bounds=bounds(chosen) if chosen else None,
-                   center=[31.234, 121.468], zoom=15, zoomSnap=0.25, preferCanvas=False,
+            dl.Map(id="map-map", className="opsmap-map", boundsOptions={"padding": [16, 16]}, zoomSnap=0.25,
+                   **({"bounds": bounds(chosen)} if chosen else {"center": SHANGHAI, "zoom": 11}),
                    children=[*basemap,
                              dl.GeoJSON(id="map-boundaries", style=ns("areaStyle"), onEachFeature=ns("tooltip")),
                              dl.GeoJSON(id="map-compounds", style=ns("areaStyle"), pointToLayer=ns("compoundPoint"),

@@ -83,7 +83,8 @@ class EmbeddedRedis:
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              "--daemonize", "no", "--protected-mode", "yes",
              "--logfile", str(self.directory / "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)  # Ctrl-C reaches opsmap, which then stops Redis in order
         self.url = f"redis://127.0.0.1:{port}/0"
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _alive(self.url):
