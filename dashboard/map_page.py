@@ -46,8 +46,7 @@ def layout(sessions: sessionmaker[Session], default_street: str, tile_url: str) 
                          value=chosen.id if chosen else None, clearable=False),
         ]),
         html.Div(className="opsmap-body", children=[
-            dl.Map(id="map-map", className="opsmap-map", boundsOptions={"padding": [16, 16]}, zoomSnap=0.25,
-                   **({"bounds": bounds(chosen)} if chosen else {"center": SHANGHAI, "zoom": 11}),
+            dl.Map(id="map-map", className="opsmap-map", center=SHANGHAI, zoom=11, zoomSnap=0.25,
                    children=[*basemap,
                              dl.GeoJSON(id="map-boundaries", style=ns("areaStyle"), onEachFeature=ns("tooltip")),
                              dl.GeoJSON(id="map-compounds", style=ns("areaStyle"), pointToLayer=ns("compoundPoint"),
@@ -76,7 +75,7 @@ def panel(summary: dict[str, Any]) -> list[Any]:
 
 
 def register(app: Dash, sessions: sessionmaker[Session]) -> None:
-    @app.callback(Output("map-title", "children"), Output("map-map", "bounds"),
+    @app.callback(Output("map-title", "children"), Output("map-map", "viewport"),
                   Output("map-boundaries", "url"), Output("map-compounds", "url"),
                   Output("map-panel", "children"), Input("map-street", "value"))
     def show_street(street_id: str | None) -> tuple[Any, ...]:
@@ -85,5 +84,6 @@ def register(app: Dash, sessions: sessionmaker[Session]) -> None:
         with sessions() as session:
             street = session.get(Street, street_id)
             summary = queries.street_summary(session, street_id)
-        return (f"{street.name} 战疫图", bounds(street), layer_url("boundaries", street_id),
+        viewport = {"bounds": bounds(street), "options": {"padding": [16, 16]}, "transition": "fitBounds"}
+        return (f"{street.name} 战疫图", viewport, layer_url("boundaries", street_id),
                 layer_url("compounds", street_id), panel(summary))
