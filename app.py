@@ -54,20 +54,54 @@ def _streets(config: settings.Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _serve(config: settings.Config, args: argparse.Namespace) -> int:
-    from dashboard.app import create_app
-    from data.redis_server import redis_url
-
+def _exit_on_signals() -> None:
     def stop(signum: int, frame: Any) -> None:
         raise SystemExit(0)
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # explicit: a backgrounded job ignores SIGINT otherwise
         signal.signal(sig, stop)
+
+
+def _serve(config: settings.Config, args: argparse.Namespace) -> int:
+    import threading
+
+    from dashboard.app import create_app
+    from data.ingest import run_workers
+    from data.redis_server import redis_url
+
+    _exit_on_signals()
+    stop = threading.Event()
     with redis_url(config) as url:
         app = create_app(config, url)
+        if config.ingest_in_serve:
+            run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)
         log.info("serving on http://%s:%s", config.host, config.http_port)
-        app.run(host=config.host, port=config.http_port, debug=config.debug,
-                dev_tools_disable_version_check=True, use_reloader=False)
+        try:
+            app.run(host=config.host, port=config.http_port, debug=config.debug,
+                    dev_tools_disable_version_check=True, use_reloader=False)
+        finally:
+            stop.set()
+    return 0
+
+
+def _ingest(config: settings.Config, args: argparse.Namespace) -> int:
+    import threading
+
+    from data import streams
+    from data.ingest import Worker
+    from data.redis_server import redis_url
+    from data.store import make_engine, migrate
+
+    _exit_on_signals()
+    engine = make_engine(config.sqlalchemy_url)
+    migrate(engine)
+    stop = threading.Event()
+    with redis_url(config) as url:
+        worker = Worker(engine, streams.connect(url), config, consumer=args.consumer)
+        try:
+            worker.run(stop)
+        finally:
+            stop.set()
     return 0
 
 
@@ -84,6 +118,9 @@ def parser() -> argparse.ArgumentParser:
                    ).set_defaults(run=_streets)
     sub.add_parser("serve", parents=[common], help="serve the web app (embedded Redis unless REDIS_URL)"
                    ).set_defaults(run=_serve)
+    ingest = sub.add_parser("ingest", parents=[common], help="consume the event streams into the database")
+    ingest.add_argument("--consumer", help="consumer name in the opsmap-ingest group (default host-pid)")
+    ingest.set_defaults(run=_ingest)
     return root
 
 

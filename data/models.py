@@ -318,6 +318,7 @@ class HomeObservation(Base):
     end_reason: Mapped[str | None] = mapped_column(String(32))
 
     checkins: Mapped[list[HealthCheckIn]] = relationship(back_populates="observation")
+    compound: Mapped[Compound | None] = relationship()
 
 
 class HealthCheckIn(Base):
@@ -394,6 +395,41 @@ class CheckIn(Base):
     temperature: Mapped[float] = mapped_column(Float)
     health_code: Mapped[str | None] = mapped_column(String(8))
     origin: Mapped[str | None] = mapped_column(String(64))
+    registration_id: Mapped[int | None] = mapped_column(
+        ForeignKey("returnee_registration.id", name="fk_checkin_registration_id"), index=True)
+
+
+class ReturneeRegistration(Base):
+    """A returnee from outside Shanghai who must register (or has); check-ins link to it."""
+
+    __tablename__ = "returnee_registration"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_hash: Mapped[str] = mapped_column(String(64), index=True)
+    person_masked: Mapped[str] = mapped_column(String(18))
+    phone_masked: Mapped[str | None] = mapped_column(String(11))
+    origin: Mapped[str] = mapped_column(String(64))
+    gate_id: Mapped[str | None] = mapped_column(ForeignKey("gate.id"))
+    committee_id: Mapped[str | None] = mapped_column(ForeignKey("committee.id"), index=True)
+    status: Mapped[str] = mapped_column(String(16))  # required | registered
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class ProcessedEvent(Base):
+    """The ledger that makes delivery at-least-once but the effect exactly-once.
+
+    Written in the same transaction as the event's effect; ``entry_id`` tells a
+    redelivery of the same stream entry (commit done, Redis side pending) from a
+    producer's duplicate.
+    """
+
+    __tablename__ = "processed_event"
+
+    event_id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(16))
+    entry_id: Mapped[str] = mapped_column(String(32))
+    processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    effects: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # Redis side, replayed after a crash
 
 
 class Alert(Base):

@@ -64,6 +64,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPSMAP_SEED", "20220410",
             "Seed for the synthetic parts of the geography (committees, gates, guards, "
             "shops, sites, households); the same seed gives the same data.", int),
+    Setting("OPSMAP_HMAC_KEY", "",
+            "Secret key for the keyed hashes of ID and phone numbers (at least 16 characters). "
+            "Empty: generated once into `hmac.key` in the var directory. Processes sharing a "
+            "database must share it."),
+    Setting("OPSMAP_INGEST_BATCH", "500", "Events an ingest worker reads and commits per batch.", int),
+    Setting("OPSMAP_INGEST_CLAIM_IDLE_MS", "30000",
+            "A pending event idle this long (its worker presumably dead) is claimed by a live worker.", int),
+    Setting("OPSMAP_INGEST_MAX_TRIES", "5",
+            "Deliveries after which an event that keeps failing is parked in `opsmap:dead`.", int),
+    Setting("OPSMAP_INGEST_IN_SERVE", "true",
+            "`opsmap serve` runs an ingest worker in the background.", _bool),
+    Setting("OPSMAP_FEED_LENGTH", "200", "Entries kept per stream in the live feed.", int),
+    Setting("OPSMAP_HEALTH_CHECKIN_HOUR", "10",
+            "Hour (Shanghai time) by which a person under home observation must have checked in; "
+            "later, a missed check-in alert is raised.", int),
+    Setting("OPSMAP_SLA_URGENT", "dispatch=5m,arrive=30m,resolve=2h",
+            "Deadlines of urgent work orders, counted from creation."),
+    Setting("OPSMAP_SLA_NORMAL", "dispatch=30m,resolve=24h",
+            "Deadlines of normal work orders, counted from creation."),
     Setting("OPSMAP_HOST", "127.0.0.1", "Address the web app listens on."),
     Setting("OPSMAP_HTTP_PORT", "8050", "Port the web app listens on.", int),
     Setting("OPSMAP_TILE_URL", "",

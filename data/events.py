@@ -1,0 +1,263 @@
+"""The public event contract (docs/events.md): stream names and per-stream validation.
+
+Why declarative field specs: one validator serves the HTTP intake, the ingest worker and
+the simulator, and every problem is reported as (field, problem) so a producer knows
+exactly what to fix. Personal numbers are validated here and replaced by their keyed
+hash and masked form at once, so nothing downstream ever holds the raw value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from data.privacy import Hasher, id_problem, mask_id, mask_phone, phone_problem
+
+PREFIX = "opsmap:"
+STREAMS = ("checkins", "workorders", "cases", "health", "facilities", "work")
+DEAD = PREFIX + "dead"
+GROUP = "opsmap-ingest"
+MAX_EVENT_BYTES = 16_384
+
+
+def stream_key(name: str) -> str:
+    return PREFIX + name
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.problem}"
+
+
+class EventError(ValueError):
+    """An event is invalid; ``errors`` name each field and its problem."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(map(str, errors)))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class Event:
+    """A validated event; ``data`` holds normalised fields (personal numbers hashed and masked)."""
+
+    stream: str
+    event_id: str
+    ts: dt.datetime
+    data: dict[str, Any]
+
+
+# --- field kinds: each returns the normalised value or raises ValueError(problem) ----------
+
+
+def _text(max_len: int) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if not isinstance(v, str) or not v.strip():
+            raise ValueError("must be a non-empty string")
+        if len(v) > max_len:
+            raise ValueError(f"longer than {max_len} characters")
+        return v.strip()
+    return check
+
+
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise ValueError(f"must be one of {', '.join(options)} (got {v!r})"[:200])
+        return str(v)
+    return check
+
+
+def _number(lo: float, hi: float, integer: bool = False) -> Callable[[Any], float]:
+    def check(v: Any) -> float:
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise ValueError("must be a number")
+        if integer and int(v) != v:
+            raise ValueError("must be a whole number")
+        if not lo <= v <= hi:
+            raise ValueError(f"must be between {lo:g} and {hi:g} (got {v:g})")
+        return int(v) if integer else float(v)
+    return check
+
+
+def parse_ts(v: Any) -> dt.datetime:
+    """ISO 8601 with an offset; a time without one is refused (ambiguous across zones)."""
+    if not isinstance(v, str):
+        raise ValueError("must be an ISO 8601 string with offset, e.g. 2022-04-10T08:00:00+08:00")
+    try:
+        t = dt.datetime.fromisoformat(v)
+    except ValueError:
+        raise ValueError(f"not ISO 8601: {v[:40]!r}") from None
+    if t.tzinfo is None:
+        raise ValueError("has no UTC offset (add +08:00)")
+    return t
+
+
+@dataclass(frozen=True)
+class Spec:
+    check: Callable[[Any], Any]
+    required: bool = True
+
+
+def _personal(kind: str) -> Callable[[Any], str]:
+    """Marker kinds: validated in ``validate`` where the hasher is at hand."""
+    def check(v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError("must be a string")
+        problem = id_problem(v) if kind == "id" else phone_problem(v)
+        if problem:
+            raise ValueError(problem)
+        return v
+    check.personal = kind  # type: ignore[attr-defined]
+    return check
+
+
+ID = _personal("id")
+PHONE = _personal("phone")
+LAT = _number(-90, 90)
+LNG = _number(-180, 180)
+WORK_ORDER_ACTIONS = ("create", "dispatch", "accept", "arrive", "resolve", "close", "reopen", "escalate", "cancel")
+WORK_ORDER_CATEGORIES = ("quarantine_violation", "medical_need", "supplies", "gate", "shop", "sanitation", "other")
+CASE_CATEGORIES = ("confirmed", "suspected", "close_contact", "home_observation", "released")
+WORK_TASKS = ("screening", "disinfection", "mask_reservation", "mask_distribution", "key_person_visit")
+
+SPECS: dict[str, dict[str, Spec]] = {
+    "checkins": {
+        "gate_id": Spec(_text(32)), "direction": Spec(_choice("in", "out")), "person_id": Spec(ID),
+        "phone": Spec(PHONE, False),
+        "category": Spec(_choice("resident", "returnee", "visitor", "courier", "staff")),
+        "temperature": Spec(_number(30, 45)), "origin": Spec(_text(64), False),
+        "health_code": Spec(_choice("green", "yellow", "red"), False),
+    },
+    "workorders": {
+        "order_id": Spec(_text(64)), "action": Spec(_choice(*WORK_ORDER_ACTIONS)),
+        "category": Spec(_choice(*WORK_ORDER_CATEGORIES), False), "priority": Spec(_choice("urgent", "normal"), False),
+        "address": Spec(_text(128), False), "lat": Spec(LAT, False), "lng": Spec(LNG, False),
+        "description": Spec(_text(2000), False), "committee_id": Spec(_text(24), False),
+        "assignee": Spec(_text(64), False), "note": Spec(_text(2000), False),
+    },
+    "cases": {
+        "person_id": Spec(ID), "category": Spec(_choice(*CASE_CATEGORIES)), "compound_id": Spec(_text(24), False),
+        "address": Spec(_text(128), False), "lat": Spec(LAT, False), "lng": Spec(LNG, False),
+        "source": Spec(_text(64), False),
+    },
+    "health": {"person_id": Spec(ID), "temperature": Spec(_number(30, 45)), "symptoms": Spec(_text(256), False)},
+    "facilities": {
+        "facility_id": Spec(_text(32)), "status": Spec(_choice("open", "closed", "restricted", "unverified")),
+        "guards_on_duty": Spec(_number(0, 50, integer=True), False), "reporter": Spec(_text(64)),
+    },
+    "work": {
+        "task": Spec(_choice(*WORK_TASKS)), "target_id": Spec(_text(32)),
+        "count": Spec(_number(0, 1_000_000, integer=True)), "reporter": Spec(_text(64)),
+    },
+}
+COMMON = {"event_id": Spec(_text(64)), "ts": Spec(parse_ts)}
+
+
+def _cross_checks(stream: str, d: Mapping[str, Any]) -> list[FieldError]:
+    """Rules that tie fields together (which fields an action or a location needs)."""
+    errors = []
+    if stream == "workorders" and d.get("action") == "create":
+        errors += [FieldError(f, "required when action is create") for f in ("category", "priority", "description")
+                   if f not in d]
+        if "address" not in d and ("lat" not in d or "lng" not in d):
+            errors.append(FieldError("address", "create needs address or lat and lng"))
+    if stream == "workorders" and d.get("action") == "dispatch":
+        errors += [FieldError(f, "required when action is dispatch") for f in ("committee_id", "assignee")
+                   if f not in d]
+    if stream == "cases" and not ({"compound_id", "address"} & d.keys() or {"lat", "lng"} <= d.keys()):
+        errors.append(FieldError("compound_id", "a case needs compound_id, address, or lat and lng"))
+    if ("lat" in d) != ("lng" in d):
+        errors.append(FieldError("lat" if "lat" not in d else "lng", "lat and lng go together"))
+    return errors
+
+
+def decode(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+    """The event object from a stream entry's ``event`` field (or an already-decoded mapping)."""
+    if isinstance(raw, Mapping):
+        return dict(raw)
+    if len(raw) > MAX_EVENT_BYTES:
+        raise EventError([FieldError("event", f"larger than {MAX_EVENT_BYTES} bytes")])
+    try:
+        obj = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EventError([FieldError("event", f"not JSON ({exc})"[:200])]) from None
+    if not isinstance(obj, dict):
+        raise EventError([FieldError("event", f"must be a JSON object, not {type(obj).__name__}")])
+    return obj
+
+
+def validate(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Hasher) -> Event:
+    """A validated Event, or EventError listing every bad field; raw personal numbers never leave."""
+    if stream not in SPECS:
+        raise EventError([FieldError("stream", f"unknown stream {stream!r}; one of {', '.join(STREAMS)}")])
+    obj = decode(raw)
+    specs = {**COMMON, **SPECS[stream]}
+    errors = [FieldError(str(k)[:40], "unknown field") for k in obj if k not in specs]
+    data: dict[str, Any] = {}
+    for name, spec in specs.items():
+        if name not in obj or obj[name] is None:
+            if spec.required:
+                errors.append(FieldError(name, "required"))
+            continue
+        try:
+            value = spec.check(obj[name])
+        except ValueError as exc:
+            errors.append(FieldError(name, str(exc)))
+            continue
+        kind = getattr(spec.check, "personal", None)
+        if kind is not None:
+            data[f"{name}_hash"] = hasher(value)
+            data[f"{name}_masked"] = mask_id(value) if kind == "id" else mask_phone(value)
+        else:
+            data[name] = value
+    errors += _cross_checks(stream, data)
+    if errors:
+        raise EventError(errors)
+    event_id, ts = data.pop("event_id"), data.pop("ts")
+    return Event(stream, event_id, ts, data)
+
+
+def redact(raw: bytes | str | Mapping[str, Any]) -> str:
+    """The event as JSON with personal numbers masked: what may be written to opsmap:dead."""
+    try:
+        obj = decode(raw)
+    except EventError:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+        return json.dumps({"unparsed": _mask_digits(text[:2000])}, ensure_ascii=False)
+    for name in ("person_id", "phone"):
+        if isinstance(obj.get(name), str):
+            obj[name] = mask_id(obj[name]) if name == "person_id" else mask_phone(obj[name])
+    return _mask_digits(json.dumps(obj, ensure_ascii=False, default=str))
+
+
+def _mask_digits(text: str) -> str:
+    """Mask any run of 11+ digits (an ID or phone number in an unexpected place)."""
+    out, run = [], []
+    for ch in text + "\0":
+        if ch.isdigit() or (ch in "Xx" and len(run) == 17):
+            run.append(ch)
+            continue
+        if len(run) >= 11:
+            out.append("".join(run[:3]) + "*" * (len(run) - 7) + "".join(run[-4:]))
+        else:
+            out.extend(run)
+        run = []
+        out.append(ch)
+    return "".join(out[:-1])
+
+
+@dataclass
+class BatchResult:
+    """What the HTTP intake answers: stream ids of accepted events, errors of refused ones."""
+
+    accepted: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[dict[str, Any]] = field(default_factory=list)

@@ -1,0 +1,586 @@
+"""`opsmap ingest`: consume the streams into SQL, raise alerts, keep aggregates in Redis.
+
+How nothing is lost or counted twice:
+1. A batch is read with XREADGROUP; every entry is validated. Invalid ones are parked in
+   ``opsmap:dead`` with their reason (personal numbers masked) and acknowledged.
+2. The valid ones are applied in one SQL transaction together with their rows in the
+   ``processed_event`` ledger. An event_id already in the ledger is a duplicate: no effect.
+3. After commit, one Redis MULTI updates the aggregates and the feed and acknowledges the
+   entries, all or nothing. A crash between 2 and 3 leaves the entries pending; when they
+   are redelivered the ledger shows the same entry id, so only step 3 is redone.
+4. If the batch transaction fails, each event is retried alone; one that keeps failing is
+   parked after OPSMAP_INGEST_MAX_TRIES deliveries. Entries of a dead worker are claimed
+   with XAUTOCLAIM after OPSMAP_INGEST_CLAIM_IDLE_MS.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from shapely.geometry import Point
+from sqlalchemy import Engine, and_, insert, or_, select
+from sqlalchemy.orm import Session
+
+from data import rules, streams
+from data.events import Event, EventError, redact, stream_key, validate
+from data.models import (
+    Alert,
+    Case,
+    CheckIn,
+    Committee,
+    Compound,
+    CompoundAddress,
+    Gate,
+    HealthCheckIn,
+    HomeObservation,
+    Person,
+    ProcessedEvent,
+    ReturneeRegistration,
+    Shop,
+    Site,
+    WorkOrder,
+    WorkOrderEvent,
+    WorkReport,
+)
+from data.privacy import Hasher
+from data.settings import Config
+from data.store import record_changes, session_factory
+
+log = logging.getLogger(__name__)
+FEED_STREAMS = ("workorders", "cases", "health", "facilities", "work")
+DUTY_OFFICER = "居委值班干部"
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.isoformat()
+
+
+@dataclass
+class Effects:
+    """What a batch changes outside SQL, applied after commit: counters, feed, change notices."""
+
+    counters: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    feed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def count(self, stream: str, day: dt.date, key: str, n: int = 1) -> None:
+        self.counters[(f"{{{stream_key(stream)}}}:count:{day.isoformat()}", key)] += n
+
+    def say(self, stream: str, ts: dt.datetime, kind: str, text: str, **extra: Any) -> None:
+        self.feed.append((stream, {"ts": _iso(ts), "kind": kind, "text": text, **extra}))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"counters": [[k, f, n] for (k, f), n in self.counters.items()], "feed": self.feed}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any] | None) -> Effects:
+        eff = cls()
+        for k, f, n in (doc or {}).get("counters", []):
+            eff.counters[(k, f)] += n
+        eff.feed = [(stream, item) for stream, item in (doc or {}).get("feed", [])]
+        return eff
+
+
+def feed_key(stream: str) -> str:
+    """Feed and counters share the stream's hash slot, so one MULTI covers them and the XACK."""
+    return f"{{{stream_key(stream)}}}:feed"
+
+
+class Rejected(Exception):
+    """A domain problem with one event (unknown gate, illegal transition …): park it."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"{field_name}: {problem}")
+
+
+class Batch:
+    """One SQL transaction's worth of events, with per-batch lookups and collected effects."""
+
+    def __init__(self, session: Session, config: Config) -> None:
+        self.s = session
+        self.config = config
+        self.effects = Effects()  # of the event being handled; see ``handle``
+        self._gates: dict[str, Gate] = {}
+
+    # --- lookups ---------------------------------------------------------------------
+
+    def preload(self, events: list[Event]) -> None:
+        """Fetch every gate the batch's check-ins name in one query."""
+        ids = {e.data["gate_id"] for e in events if e.stream == "checkins"}
+        if ids:
+            self._gates = {g.id: g for g in self.s.scalars(select(Gate).where(Gate.id.in_(ids)))}
+
+    def gate(self, gate_id: str) -> Gate:
+        gate = self._gates.get(gate_id) or self.s.get(Gate, gate_id)
+        if gate is None:
+            raise Rejected("gate_id", f"unknown gate {gate_id!r}")
+        return gate
+
+    def committee_of_point(self, pt: Point) -> str | None:
+        for com in self.s.scalars(select(Committee)):
+            if com.geom.covers(pt):
+                return com.id
+        return None
+
+    def active_observation(self, person_hash: str, at: dt.datetime) -> HomeObservation | None:
+        return self.s.scalar(
+            select(HomeObservation).join(Person, Person.id == HomeObservation.person_id)
+            .where(Person.id_hash == person_hash, HomeObservation.start_at <= at,
+                   HomeObservation.planned_end_at > at,
+                   or_(HomeObservation.ended_at.is_(None), HomeObservation.ended_at > at))
+            .order_by(HomeObservation.start_at.desc()).limit(1))
+
+    def person(self, data: dict[str, Any]) -> Person:
+        p = self.s.scalar(select(Person).where(Person.id_hash == data["person_id_hash"]))
+        if p is None:
+            p = Person(id_hash=data["person_id_hash"], id_masked=data["person_id_masked"])
+            self.s.add(p)
+            self.s.flush()
+        return p
+
+    def alert(self, ev: Event, kind: str, severity: str, message: str, entity: tuple[str, str] | None,
+              geom: Point | None) -> None:
+        self.s.add(Alert(event_id=ev.event_id, kind=kind, severity=severity, ts=ev.ts,
+                         entity_kind=entity[0] if entity else None, entity_id=entity[1] if entity else None,
+                         geom=geom, message=message))
+        extra = {"lng": geom.x, "lat": geom.y} if geom is not None else {}
+        self.effects.say("alerts", ev.ts, f"alert:{kind}", message, severity=severity,
+                         entity=f"{entity[0]}:{entity[1]}" if entity else None, **extra)
+        self.effects.count("alerts", rules.local_day(ev.ts), f"alert:{kind}")
+
+    def handle(self, ev: Event) -> Effects:
+        """Apply one event; returns what it changes outside SQL. Rejected leaves no trace."""
+        self.effects = Effects()
+        if ev.stream == "checkins":  # hot path: its handler checks everything before writing
+            self.checkins(ev)
+        else:
+            with self.s.begin_nested():
+                getattr(self, ev.stream)(ev)
+        return self.effects
+
+    # --- handlers, one per stream ---------------------------------------------------------------
+
+    def checkins(self, ev: Event) -> None:
+        d, gate = ev.data, self.gate(ev.data["gate_id"])
+        compound = gate.compound
+        registration_id = None
+        if d["category"] == "returnee" and rules.is_outside_shanghai(d.get("origin")):
+            registration_id = self._registration(ev, gate, compound.committee_id)
+        self.s.execute(insert(CheckIn), [{
+            "event_id": ev.event_id, "gate_id": gate.id, "ts": ev.ts, "direction": d["direction"],
+            "person_hash": d["person_id_hash"], "person_masked": d["person_id_masked"],
+            "phone_masked": d.get("phone_masked"), "category": d["category"], "temperature": d["temperature"],
+            "health_code": d.get("health_code"), "origin": d.get("origin"), "registration_id": registration_id}])
+        who = d["person_id_masked"]
+        if d["temperature"] >= rules.FEVER_C:
+            self.alert(ev, "fever", "high", f"发热 {d['temperature']:.1f}°C：{gate.name}（{who}）",
+                       ("gate", gate.id), gate.geom)
+        if d.get("health_code") in rules.ALERT_CODES:
+            colour = {"yellow": "黄码", "red": "红码"}[d["health_code"]]
+            self.alert(ev, "health_code", rules.ALERT_CODES[d["health_code"]], f"{colour}：{gate.name}（{who}）",
+                       ("gate", gate.id), gate.geom)
+        if gate.status == "closed":
+            self.alert(ev, "closed_gate_scan", "medium", f"关闭出入口扫码：{gate.name}（{who}）",
+                       ("gate", gate.id), gate.geom)
+        if d["direction"] == "out":
+            obs = self.active_observation(d["person_id_hash"], ev.ts)
+            if obs is not None:
+                self._quarantine_violation(ev, gate, obs)
+        day = rules.local_day(ev.ts)
+        for key in (f"gate:{gate.id}:{d['direction']}", f"compound:{compound.id}:{d['direction']}",
+                    f"committee:{compound.committee_id}:{d['direction']}", f"street:{compound.street_id}:checkins"):
+            self.effects.count("checkins", day, key)
+
+    def _registration(self, ev: Event, gate: Gate, committee_id: str) -> int:
+        since = ev.ts - dt.timedelta(days=14)
+        reg = self.s.scalar(select(ReturneeRegistration).where(
+            ReturneeRegistration.person_hash == ev.data["person_id_hash"],
+            ReturneeRegistration.created_at >= since).order_by(ReturneeRegistration.created_at.desc()).limit(1))
+        if reg is None:
+            reg = ReturneeRegistration(person_hash=ev.data["person_id_hash"], person_masked=ev.data["person_id_masked"],
+                                       phone_masked=ev.data.get("phone_masked"), origin=ev.data["origin"],
+                                       gate_id=gate.id, committee_id=committee_id, status="required",
+                                       created_at=ev.ts)
+            self.s.add(reg)
+            self.s.flush()
+            self.alert(ev, "registration_required", "medium",
+                       f"外省返沪需登记：{ev.data['person_id_masked']} 来自 {ev.data['origin']}（{gate.name}）",
+                       ("gate", gate.id), gate.geom)
+        return reg.id
+
+    def _quarantine_violation(self, ev: Event, gate: Gate, obs: HomeObservation) -> None:
+        """The seed story: someone under observation walks out; the committee is sent at once."""
+        committee_id = (obs.compound.committee_id if obs.compound_id and obs.compound else None) \
+            or gate.compound.committee_id
+        day = rules.observation_day(obs.start_at, ev.ts)
+        msg = f"居家观察人员外出：{ev.data['person_id_masked']} 第{day}/14天，{gate.name}"
+        self.alert(ev, "quarantine_violation", "urgent", msg, ("gate", gate.id), gate.geom)
+        order_id = f"auto-{ev.event_id}"
+        order = WorkOrder(id=order_id, category="quarantine_violation", priority="urgent", state="dispatched",
+                          committee_id=committee_id, assignee=DUTY_OFFICER, address=obs.address,
+                          geom=gate.geom, description=msg, created_at=ev.ts, updated_at=ev.ts)
+        self.s.add(order)
+        self.s.add_all([
+            WorkOrderEvent(event_id=f"{order_id}:create", order_id=order_id, action="create", ts=ev.ts,
+                           from_state=None, to_state="created", note="由门岗扫码规则自动生成"),
+            WorkOrderEvent(event_id=f"{order_id}:dispatch", order_id=order_id, action="dispatch", ts=ev.ts,
+                           from_state="created", to_state="dispatched", committee_id=committee_id,
+                           assignee=DUTY_OFFICER, note="自动派单"),
+        ])
+        self.effects.say("workorders", ev.ts, "workorder:dispatched", f"紧急工单 {order_id} 已派至 {committee_id}",
+                         entity=f"work_order:{order_id}", lng=gate.geom.x, lat=gate.geom.y)
+        self.effects.count("workorders", rules.local_day(ev.ts), "created:quarantine_violation")
+
+    def workorders(self, ev: Event) -> None:
+        d = ev.data
+        order = self.s.get(WorkOrder, d["order_id"])
+        try:
+            state = rules.next_state(order.state if order else None, d["action"])
+        except rules.IllegalTransition as exc:
+            raise Rejected("action", str(exc)) from None
+        if d["action"] == "dispatch" and self.s.get(Committee, d["committee_id"]) is None:
+            raise Rejected("committee_id", f"unknown committee {d['committee_id']!r}")
+        if order is None:
+            geom = Point(d["lng"], d["lat"]) if "lng" in d else self._address_point(d.get("address"))
+            order = WorkOrder(id=d["order_id"], category=d["category"], priority=d["priority"], state=state,
+                              address=d.get("address"), geom=geom, description=d["description"],
+                              created_at=ev.ts, updated_at=ev.ts,
+                              committee_id=self.committee_of_point(geom) if geom is not None else None)
+            self.s.add(order)
+            self.s.flush()
+        prior = order.state if d["action"] != "create" else None
+        order.state, order.updated_at = state, max(order.updated_at, ev.ts)
+        if d["action"] == "dispatch":
+            order.committee_id, order.assignee = d["committee_id"], d["assignee"]
+        if d["action"] == "escalate":
+            order.priority = "urgent"
+        self.s.add(WorkOrderEvent(event_id=ev.event_id, order_id=order.id, action=d["action"], ts=ev.ts,
+                                  from_state=prior, to_state=state, committee_id=d.get("committee_id"),
+                                  assignee=d.get("assignee"), note=d.get("note")))
+        extra = {"lng": order.geom.x, "lat": order.geom.y} if order.geom is not None else {}
+        self.effects.say("workorders", ev.ts, f"workorder:{state}", f"工单 {order.id}（{order.category}）→ {state}",
+                         entity=f"work_order:{order.id}", **extra)
+        self.effects.count("workorders", rules.local_day(ev.ts), f"{d['action']}:{order.category}")
+
+    def _address_point(self, address: str | None) -> Point | None:
+        if not address:
+            return None
+        row = self.s.scalar(select(CompoundAddress).where(CompoundAddress.address == address).limit(1))
+        return Point(row.lng, row.lat) if row else None
+
+    def cases(self, ev: Event) -> None:
+        d = ev.data
+        compound = None
+        if "compound_id" in d:
+            compound = self.s.get(Compound, d["compound_id"])
+            if compound is None:
+                raise Rejected("compound_id", f"unknown compound {d['compound_id']!r}")
+        elif "address" in d:
+            row = self.s.scalar(select(CompoundAddress).where(CompoundAddress.address == d["address"]).limit(1))
+            compound = row.compound if row else None
+        geom = Point(d["lng"], d["lat"]) if "lng" in d else (Point(compound.lng, compound.lat) if compound else None)
+        person = self.person(d)
+        if compound is not None:
+            person.compound_id, person.committee_id = compound.id, compound.committee_id
+        self.s.add(Case(event_id=ev.event_id, person_id=person.id, category=d["category"],
+                        compound_id=compound.id if compound else None, address=d.get("address") or
+                        (compound.address if compound else None), geom=geom, reported_at=ev.ts,
+                        source=d.get("source")))
+        active = self.active_observation(d["person_id_hash"], ev.ts)
+        if d["category"] == "home_observation" and active is None:
+            if geom is None:
+                raise Rejected("address", "home observation needs a known address, compound_id or lat/lng")
+            self.s.add(HomeObservation(person_id=person.id, compound_id=compound.id if compound else None,
+                                       address=d.get("address") or (compound.address if compound else None),
+                                       geom=geom, start_at=ev.ts, planned_end_at=rules.planned_end(ev.ts)))
+        elif d["category"] == "released" and active is not None:
+            active.ended_at, active.end_reason = ev.ts, "released"
+        label = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接",
+                 "home_observation": "居家观察", "released": "解除观察"}[d["category"]]
+        where = compound.name if compound else (d.get("address") or "坐标点")
+        extra = {"lng": geom.x, "lat": geom.y} if geom is not None else {}
+        self.effects.say("cases", ev.ts, f"case:{d['category']}", f"{label}：{where}", **extra)
+        scope = f"committee:{compound.committee_id}" if compound else "committee:unknown"
+        self.effects.count("cases", rules.local_day(ev.ts), f"{scope}:{d['category']}")
+
+    def health(self, ev: Event) -> None:
+        d = ev.data
+        obs = self.active_observation(d["person_id_hash"], ev.ts)
+        if obs is None:
+            raise Rejected("person_id", "no home observation is active for this person at ts")
+        self.s.add(HealthCheckIn(event_id=ev.event_id, observation_id=obs.id, ts=ev.ts,
+                                 temperature=d["temperature"], symptoms=d.get("symptoms")))
+        if d["temperature"] >= rules.FEVER_C:
+            day = rules.observation_day(obs.start_at, ev.ts)
+            self.alert(ev, "fever", "high", f"居家观察人员发热 {d['temperature']:.1f}°C（第{day}/14天）",
+                       ("observation", str(obs.id)), obs.geom)
+        self.effects.count("health", rules.local_day(ev.ts), "checkins")
+
+    def facilities(self, ev: Event) -> None:
+        d = ev.data
+        fid = d["facility_id"]
+        entity = self.s.get(Gate, fid) or self.s.get(Shop, fid) or self.s.get(Site, fid)
+        if entity is None:
+            raise Rejected("facility_id", f"unknown gate, shop or site {fid!r}")
+        kind = {Gate: "gate", Shop: "shop", Site: "site"}[type(entity)]
+        allowed = {"gate": ("open", "closed", "restricted"), "shop": ("open", "closed", "unverified"),
+                   "site": ("open", "closed", "restricted")}[kind]
+        if d["status"] not in allowed:
+            raise Rejected("status", f"a {kind} is one of {', '.join(allowed)} (got {d['status']!r})")
+        change: dict[str, Any] = {"status": d["status"], "reporter": d["reporter"]}
+        latest = True
+        if isinstance(entity, Gate):
+            latest = ev.ts >= entity.confirmed_at
+            change["confirmed_at"] = _iso(ev.ts)
+            if "guards_on_duty" in d:
+                change["guards_on_duty"] = d["guards_on_duty"]
+        elif isinstance(entity, Shop):
+            latest = entity.last_report_at is None or ev.ts >= entity.last_report_at
+            change["last_report_at"] = _iso(ev.ts)
+        if latest:  # an older report goes into history only
+            entity.status = d["status"]
+            if isinstance(entity, Gate):
+                entity.confirmed_at = ev.ts
+                entity.guards_on_duty = d.get("guards_on_duty", entity.guards_on_duty)
+            if isinstance(entity, Shop):
+                entity.last_report_at = ev.ts
+        record_changes(self.s, kind, [(fid, ev.ts, change)], source="event", event_id=ev.event_id)
+        self.effects.say("facilities", ev.ts, f"{kind}:{d['status']}", f"{entity.name} → {d['status']}",
+                         entity=f"{kind}:{fid}", lng=entity.geom.x, lat=entity.geom.y)
+        self.effects.count("facilities", rules.local_day(ev.ts), f"{kind}:{d['status']}")
+
+    def work(self, ev: Event) -> None:
+        d = ev.data
+        target = d["target_id"]
+        kind = next((k for k, model in (("compound", Compound), ("committee", Committee), ("site", Site),
+                                        ("shop", Shop)) if self.s.get(model, target) is not None), None)
+        if kind is None:
+            raise Rejected("target_id", f"unknown compound, committee, site or shop {target!r}")
+        self.s.add(WorkReport(event_id=ev.event_id, ts=ev.ts, task=d["task"], target_kind=kind, target_id=target,
+                              count=d["count"], reporter=d["reporter"]))
+        self.effects.count("work", rules.local_day(ev.ts), f"{d['task']}:{kind}:{target}", d["count"])
+        self.effects.count("work", rules.local_day(ev.ts), f"{d['task']}:total", d["count"])
+
+
+@dataclass
+class Outcome:
+    """What happened to each entry of a batch, for the Redis side and the tests."""
+
+    applied: list[tuple[str, str, Event]] = field(default_factory=list)  # key, entry id, event
+    replayed: list[tuple[str, str]] = field(default_factory=list)  # committed earlier, Redis side pending
+    effects: list[Effects] = field(default_factory=list)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    dead: list[tuple[str, str, str, str]] = field(default_factory=list)  # key, entry id, redacted, reason
+    retry: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Worker:
+    """One ingest consumer in the ``opsmap-ingest`` group."""
+
+    def __init__(self, engine: Engine, client: redis.Redis, config: Config, consumer: str | None = None) -> None:
+        self.engine, self.client, self.config = engine, client, config
+        self.sessions = session_factory(engine)
+        self.hasher = Hasher.from_config(config)
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+        self._last_claim = 0.0
+        self._last_sweep = 0.0
+        streams.ensure_group(client)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, block_ms: int = 1000) -> None:
+        """Consume until ``stop`` is set; errors are logged and retried, never fatal."""
+        log.info("ingest worker %s started", self.consumer)
+        while not stop.is_set():
+            try:
+                self.step(block_ms)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("Redis unavailable (%s); retrying", type(exc).__name__)
+                stop.wait(1.0)
+            except Exception:
+                log.exception("ingest step failed; retrying")
+                stop.wait(1.0)
+        log.info("ingest worker %s stopped", self.consumer)
+
+    def step(self, block_ms: int = 1000) -> int:
+        """One read-process-ack cycle (plus claims of dead workers' entries when due)."""
+        now = time.monotonic()
+        entries: list[streams.Entry] = []
+        if now - self._last_claim > self.config.ingest_claim_idle_ms / 2000:
+            self._last_claim = now
+            entries = streams.autoclaim(self.client, self.consumer, self.config.ingest_claim_idle_ms,
+                                        self.config.ingest_batch)
+        if not entries:
+            entries = streams.read(self.client, self.consumer, self.config.ingest_batch, block_ms)
+        if entries:
+            self.handle(entries)
+        if now - self._last_sweep > 60:
+            self._last_sweep = now
+            self.sweep_missed_checkins(dt.datetime.now(dt.UTC))
+        return len(entries)
+
+    # --- one batch --------------------------------------------------------------------------------
+
+    def handle(self, entries: list[streams.Entry]) -> Outcome:
+        """Validate, apply in one transaction (or one by one on failure), then the Redis side."""
+        out = Outcome()
+        valid: list[tuple[str, str, Event]] = []
+        seen: set[str] = set()
+        for key, entry_id, fields in entries:
+            raw = fields.get(b"event", b"")
+            try:
+                ev = validate(key.removeprefix("opsmap:"), raw, self.hasher)
+            except EventError as exc:
+                out.dead.append((key, entry_id, redact(raw), str(exc)))
+                continue
+            if ev.event_id in seen:
+                out.duplicates.append((key, entry_id))
+                continue
+            seen.add(ev.event_id)
+            valid.append((key, entry_id, ev))
+        try:
+            self._apply(valid, out)
+        except Exception as exc:  # noqa: BLE001 - isolate the failing event below
+            log.warning("batch of %d failed (%s); applying one by one", len(valid), exc)
+            for item in valid:
+                try:
+                    self._apply([item], out)
+                except Exception as one_exc:  # noqa: BLE001 - counted, then parked or retried
+                    self._failed(item, one_exc, out)
+        self._finish(out)
+        return out
+
+    def _apply(self, items: list[tuple[str, str, Event]], out: Outcome) -> None:
+        """One transaction: skip what the ledger knows, apply the rest, record them in it."""
+        if not items:
+            return
+        applied, replayed, dupes, dead = [], [], [], []
+        with self.sessions() as session, session.begin():
+            ledger = {row.event_id: row for row in session.scalars(select(ProcessedEvent).where(
+                ProcessedEvent.event_id.in_([ev.event_id for _, _, ev in items])))}
+            fresh = [(k, i, ev) for k, i, ev in items if ev.event_id not in ledger]
+            batch = Batch(session, self.config)
+            batch.preload([ev for _, _, ev in fresh])
+            for key, entry_id, ev in items:
+                row = ledger.get(ev.event_id)
+                if row is not None and row.entry_id == entry_id:  # committed, Redis side not done
+                    replayed.append(Effects.from_json(row.effects))
+                elif row is not None:
+                    dupes.append((key, entry_id))
+            now = dt.datetime.now(dt.UTC)
+            for key, entry_id, ev in sorted(fresh, key=lambda x: x[2].ts):
+                try:
+                    effects = batch.handle(ev)
+                except Rejected as exc:
+                    dead.append((key, entry_id, _redacted_event(ev), str(exc)))
+                    continue
+                applied.append(((key, entry_id, ev), effects))
+            if applied:
+                session.execute(insert(ProcessedEvent), [
+                    {"event_id": ev.event_id, "stream": ev.stream, "entry_id": entry_id, "processed_at": now,
+                     "effects": eff.to_json()} for (_, entry_id, ev), eff in applied])
+        out.applied += [item for item, _ in applied]
+        out.effects += [eff for _, eff in applied] + replayed
+        out.replayed += [(k, i) for k, i, ev in items if ev.event_id in ledger and ledger[ev.event_id].entry_id == i]
+        out.duplicates += dupes
+        out.dead += dead
+
+    def _failed(self, item: tuple[str, str, Event], exc: Exception, out: Outcome) -> None:
+        key, entry_id, ev = item
+        tries = streams.deliveries(self.client, key, entry_id)
+        if tries >= self.config.ingest_max_tries:
+            out.dead.append((key, entry_id, _redacted_event(ev),
+                             f"failed {tries} times: {type(exc).__name__}: {exc}"[:500]))
+        else:
+            log.warning("event %s failed (try %d of %d): %s", ev.event_id, tries, self.config.ingest_max_tries,
+                        type(exc).__name__)
+            out.retry.append((key, entry_id))
+
+    def _finish(self, out: Outcome) -> None:
+        """Counters, feed, dead letters and XACK in one MULTI: all happen or none."""
+        pipe = self.client.pipeline(transaction=True)
+        for eff in out.effects:
+            for (hkey, hfield), n in eff.counters.items():
+                pipe.hincrby(hkey, hfield, n)
+                pipe.expire(hkey, 60 * 60 * 24 * 30)
+            for stream, item in eff.feed:
+                pipe.lpush(feed_key(stream), streams.to_json(item))
+                pipe.ltrim(feed_key(stream), 0, self.config.feed_length - 1)
+        for key, entry_id, redacted, reason in out.dead:
+            streams.dead_letter(pipe, key, entry_id, redacted, reason)
+        acks: dict[str, list[str]] = defaultdict(list)
+        for key, entry_id, *_ in (*out.applied, *out.dead):
+            acks[key].append(entry_id)
+        for key, entry_id in (*out.replayed, *out.duplicates):
+            acks[key].append(entry_id)
+        for key, ids in acks.items():
+            pipe.xack(key, streams.GROUP, *ids)
+        if len(pipe):
+            pipe.publish("opsmap:changes", streams.to_json({"applied": len(out.applied), "dead": len(out.dead)}))
+            pipe.execute()
+        for _, entry_id, _, reason in out.dead:
+            log.info("parked %s in opsmap:dead: %s", entry_id, reason)
+
+    # --- time-based rule ---------------------------------------------------------------------
+
+    def sweep_missed_checkins(self, now: dt.datetime) -> int:
+        """After the configured hour, alert once per observation that has no check-in today."""
+        local = now.astimezone(rules.SHANGHAI)
+        if local.hour < self.config.health_checkin_hour:
+            return 0
+        day_start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        raised = 0
+        with self.sessions() as session, session.begin():
+            active = session.scalars(select(HomeObservation).where(
+                HomeObservation.start_at < day_start, HomeObservation.planned_end_at > now,
+                or_(HomeObservation.ended_at.is_(None), HomeObservation.ended_at > now))).all()
+            for obs in active:
+                marker = f"missed:{obs.id}:{local.date().isoformat()}"
+                if session.get(ProcessedEvent, marker) is not None:
+                    continue
+                has = session.scalar(select(HealthCheckIn.id).where(and_(
+                    HealthCheckIn.observation_id == obs.id, HealthCheckIn.ts >= day_start)).limit(1))
+                if has is None:
+                    session.add(Alert(event_id=marker, kind="missed_checkin", severity="medium", ts=now,
+                                      entity_kind="observation", entity_id=str(obs.id), geom=obs.geom,
+                                      message=f"未按时健康打卡：第{rules.observation_day(obs.start_at, now)}/14天 "
+                                              f"{obs.address or ''}"))
+                    raised += 1
+                session.add(ProcessedEvent(event_id=marker, stream="rules", entry_id="-", processed_at=now))
+        return raised
+
+
+def _redacted_event(ev: Event) -> str:
+    """A validated event as JSON for opsmap:dead: personal numbers only in masked form."""
+    safe = {k: v for k, v in ev.data.items() if not k.endswith("_hash")}
+    return streams.to_json({"event_id": ev.event_id, "ts": _iso(ev.ts), **safe})
+
+
+def run_workers(engine: Engine, redis_url: str, config: Config, stop: threading.Event,
+                n: int = 1) -> list[threading.Thread]:
+    """Start ``n`` worker threads (used by ``opsmap serve``); they end when ``stop`` is set."""
+    threads = []
+    for _ in range(n):
+        worker = Worker(engine, streams.connect(redis_url), config)
+        t = threading.Thread(target=worker.run, args=(stop,), name=f"ingest-{worker.consumer}", daemon=True)
+        t.start()
+        threads.append(t)
+    return threads
+
+
+def pending_total(client: redis.Redis) -> int:
+    return sum(v["pending"] + v["lag"] for v in streams.lag(client).values())
+
+
+def iter_dead(client: redis.Redis) -> Iterable[dict[str, str]]:
+    for _, fields in client.xrange("opsmap:dead"):
+        yield {k.decode(): v.decode() for k, v in fields.items()}
