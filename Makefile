@@ -40,6 +40,7 @@ lint: install-test
 
 bench: install
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

@@ -105,6 +105,40 @@ def _ingest(config: settings.Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate(config: settings.Config, args: argparse.Namespace) -> int:
+    from data import streams
+    from data.redis_server import redis_url
+    from data.simulator import simulate
+    from data.store import make_engine
+
+    _exit_on_signals()
+    with redis_url(config) as url:
+        sent = simulate(make_engine(config.sqlalchemy_url), streams.connect(url), config.street, args.rate,
+                        args.duration, config.seed, args.malformed)
+    print(f"sent {sent} events")
+    return 0
+
+
+def _replay(config: settings.Config, args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from data import streams
+    from data.redis_server import redis_url
+    from data.simulator import replay_2022
+    from data.store import make_engine
+
+    _exit_on_signals()
+    start, end = dt.date.fromisoformat(args.date_from), dt.date.fromisoformat(args.date_to)
+    with redis_url(config) as url:
+        total = 0
+        for day, n in replay_2022(make_engine(config.sqlalchemy_url), streams.connect(url), _datasets(config),
+                                  config.street, start, end, args.speed):
+            total += n
+            print(f"{day}: {n} confirmed-case events")
+    print(f"sent {total} events")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     settings.add_arguments(common)
@@ -121,6 +155,18 @@ def parser() -> argparse.ArgumentParser:
     ingest = sub.add_parser("ingest", parents=[common], help="consume the event streams into the database")
     ingest.add_argument("--consumer", help="consumer name in the opsmap-ingest group (default host-pid)")
     ingest.set_defaults(run=_ingest)
+    sim = sub.add_parser("simulate", parents=[common], help="send realistic live traffic for the loaded street")
+    sim.add_argument("--rate", type=float, default=20.0, help="events per second, daily average (default 20)")
+    sim.add_argument("--duration", type=float, default=60.0, help="seconds to run (default 60)")
+    sim.add_argument("--malformed", type=float, default=0.01, help="share of malformed events (default 0.01)")
+    sim.set_defaults(run=_simulate)
+    rep = sub.add_parser("replay-2022", parents=[common],
+                         help="send the published 2022 case-address lists of the loaded street as case events")
+    rep.add_argument("--from", dest="date_from", default="2022-03-19", help="first date (default 2022-03-19)")
+    rep.add_argument("--to", dest="date_to", default="2022-05-31", help="last date (default 2022-05-31)")
+    rep.add_argument("--speed", type=float, default=None,
+                     help="days per day of real time (e.g. 86400 = one day per second); default: no pacing")
+    rep.set_defaults(run=_replay)
     return root
 
 

@@ -7,6 +7,7 @@ a large callback property.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import redis
@@ -15,10 +16,13 @@ from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
 import layers
+from data import streams
+from data.events import DEAD, STREAMS, EventError, validate
 from data.store import is_empty
 from layers.base import Query
 
 api = Blueprint("opsmap_api", __name__)
+MAX_BATCH = 1000
 
 
 def _sessions() -> sessionmaker[Any]:
@@ -50,6 +54,39 @@ def layer_features(layer_id: str) -> Response:
         return jsonify(layer.features(session, query))
 
 
+@api.post("/api/v1/events/<stream>")
+def post_events(stream: str) -> tuple[Response, int]:
+    """Validate and append one event or an array of up to 1,000 (the public contract, docs/events.md).
+
+    202 when all were appended; 422 when any was refused — the answer then lists exactly
+    which were accepted (with stream ids) and, per refused event, each field and its problem.
+    """
+    if stream not in STREAMS:
+        return jsonify({"error": f"unknown stream {stream!r}", "streams": list(STREAMS)}), 404
+    body = request.get_json(silent=True)
+    if body is None:
+        return jsonify({"error": "body: not JSON"}), 400
+    items = body if isinstance(body, list) else [body]
+    if not 1 <= len(items) <= MAX_BATCH:
+        return jsonify({"error": f"body: 1 to {MAX_BATCH} events per request (got {len(items)})"}), 413
+    hasher = current_app.config["OPSMAP_HASHER"]
+    good, rejected = [], []
+    for i, item in enumerate(items):
+        try:
+            ev = validate(stream, item if isinstance(item, dict) else json.dumps(item), hasher)
+        except EventError as exc:
+            rejected.append({"index": i, "event_id": item.get("event_id") if isinstance(item, dict) else None,
+                             "errors": [{"field": e.field, "problem": e.problem} for e in exc.errors]})
+            continue
+        good.append((i, ev.event_id, json.dumps(item, ensure_ascii=False)))
+    url = current_app.config.get("OPSMAP_REDIS_URL")
+    if good and not url:
+        return jsonify({"error": "no Redis configured"}), 503
+    ids = streams.append(streams.connect(url), stream, [raw for _, _, raw in good]) if good else []
+    accepted = [{"index": i, "event_id": eid, "id": sid} for (i, eid, _), sid in zip(good, ids, strict=True)]
+    return jsonify({"accepted": accepted, "rejected": rejected}), 422 if rejected else 202
+
+
 @api.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """Database and Redis reachability; 503 when either is down."""
@@ -61,9 +98,18 @@ def healthz() -> tuple[Response, int]:
     except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
         checks["database"] = f"error: {type(exc).__name__}"
     url = current_app.config.get("OPSMAP_REDIS_URL")
+    ingest: dict[str, int] = {}
     try:
-        checks["redis"] = "ok" if url and redis.Redis.from_url(url, socket_timeout=1).ping() else "not configured"
+        client = redis.Redis.from_url(url, socket_timeout=1) if url else None
+        checks["redis"] = "ok" if client is not None and client.ping() else "not configured"
+        if client is not None:
+            lags = streams.lag(client).values()
+            ingest = {"lag": sum(v["lag"] for v in lags), "pending": sum(v["pending"] for v in lags),
+                      "dead": int(client.xlen(DEAD))}
     except (redis.RedisError, OSError) as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     healthy = checks["database"] != "empty" and all(v == "ok" or v == "empty" for v in checks.values())
-    return jsonify({"status": "ok" if healthy else "degraded", **checks}), 200 if healthy else 503
+    body: dict[str, Any] = {"status": "ok" if healthy else "degraded", **checks}
+    if ingest:
+        body["ingest"] = ingest
+    return jsonify(body), 200 if healthy else 503

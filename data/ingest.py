@@ -23,13 +23,13 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
 from shapely.geometry import Point
 from sqlalchemy import Engine, and_, insert, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from data import rules, streams
 from data.events import Event, EventError, redact, stream_key, validate
@@ -95,6 +95,19 @@ def feed_key(stream: str) -> str:
     return f"{{{stream_key(stream)}}}:feed"
 
 
+@dataclass(frozen=True)
+class GateInfo:
+    """What check-ins need of a gate; static facts are cached per worker, status read per batch."""
+
+    id: str
+    name: str
+    compound_id: str
+    committee_id: str
+    street_id: str
+    geom: Point
+    status: str = ""
+
+
 class Rejected(Exception):
     """A domain problem with one event (unknown gate, illegal transition …): park it."""
 
@@ -105,22 +118,42 @@ class Rejected(Exception):
 class Batch:
     """One SQL transaction's worth of events, with per-batch lookups and collected effects."""
 
-    def __init__(self, session: Session, config: Config) -> None:
+    def __init__(self, session: Session, config: Config, gate_cache: dict[str, GateInfo]) -> None:
         self.s = session
         self.config = config
         self.effects = Effects()  # of the event being handled; see ``handle``
-        self._gates: dict[str, Gate] = {}
+        self._gate_cache = gate_cache
+        self._gates: dict[str, GateInfo] = {}
+        self.checkin_rows: list[dict[str, Any]] = []  # inserted together by ``flush``
+        self._observed: set[str] = set()
+        self._observed_complete = False
 
     # --- lookups ---------------------------------------------------------------------
 
     def preload(self, events: list[Event]) -> None:
-        """Fetch every gate the batch's check-ins name in one query."""
-        ids = {e.data["gate_id"] for e in events if e.stream == "checkins"}
+        """Fetch, in one query each, the batch's gates (with compounds) and which out-scanning
+        persons have any observation at all — so most check-ins need no query of their own."""
+        checkins = [e for e in events if e.stream == "checkins"]
+        ids = {e.data["gate_id"] for e in checkins}
         if ids:
-            self._gates = {g.id: g for g in self.s.scalars(select(Gate).where(Gate.id.in_(ids)))}
+            unknown = ids - self._gate_cache.keys()
+            if unknown:
+                for g in self.s.scalars(select(Gate).where(Gate.id.in_(unknown))
+                                        .options(selectinload(Gate.compound))):
+                    self._gate_cache[g.id] = GateInfo(g.id, g.name, g.compound_id, g.compound.committee_id,
+                                                      g.compound.street_id, g.geom)
+            statuses = self.s.execute(select(Gate.id, Gate.status).where(Gate.id.in_(ids)))
+            self._gates = {gid: replace(self._gate_cache[gid], status=status) for gid, status in statuses}
+        out = {e.data["person_id_hash"] for e in checkins if e.data["direction"] == "out"}
+        if out:
+            self._observed = set(self.s.scalars(
+                select(Person.id_hash).join(HomeObservation, HomeObservation.person_id == Person.id)
+                .where(Person.id_hash.in_(out))))
+        # cases and observations in this same batch may add persons: those are checked directly
+        self._observed_complete = not any(e.stream == "cases" for e in events)
 
-    def gate(self, gate_id: str) -> Gate:
-        gate = self._gates.get(gate_id) or self.s.get(Gate, gate_id)
+    def gate(self, gate_id: str) -> GateInfo:
+        gate = self._gates.get(gate_id)
         if gate is None:
             raise Rejected("gate_id", f"unknown gate {gate_id!r}")
         return gate
@@ -167,19 +200,24 @@ class Batch:
                 getattr(self, ev.stream)(ev)
         return self.effects
 
+    def flush(self) -> None:
+        """Write the rows buffered for bulk insertion (one round trip for all check-ins)."""
+        if self.checkin_rows:
+            self.s.execute(insert(CheckIn.__table__), self.checkin_rows)
+            self.checkin_rows = []
+
     # --- handlers, one per stream ---------------------------------------------------------------
 
     def checkins(self, ev: Event) -> None:
         d, gate = ev.data, self.gate(ev.data["gate_id"])
-        compound = gate.compound
         registration_id = None
         if d["category"] == "returnee" and rules.is_outside_shanghai(d.get("origin")):
-            registration_id = self._registration(ev, gate, compound.committee_id)
-        self.s.execute(insert(CheckIn), [{
+            registration_id = self._registration(ev, gate)
+        self.checkin_rows.append({
             "event_id": ev.event_id, "gate_id": gate.id, "ts": ev.ts, "direction": d["direction"],
             "person_hash": d["person_id_hash"], "person_masked": d["person_id_masked"],
             "phone_masked": d.get("phone_masked"), "category": d["category"], "temperature": d["temperature"],
-            "health_code": d.get("health_code"), "origin": d.get("origin"), "registration_id": registration_id}])
+            "health_code": d.get("health_code"), "origin": d.get("origin"), "registration_id": registration_id})
         who = d["person_id_masked"]
         if d["temperature"] >= rules.FEVER_C:
             self.alert(ev, "fever", "high", f"发热 {d['temperature']:.1f}°C：{gate.name}（{who}）",
@@ -191,16 +229,16 @@ class Batch:
         if gate.status == "closed":
             self.alert(ev, "closed_gate_scan", "medium", f"关闭出入口扫码：{gate.name}（{who}）",
                        ("gate", gate.id), gate.geom)
-        if d["direction"] == "out":
+        if d["direction"] == "out" and (d["person_id_hash"] in self._observed or not self._observed_complete):
             obs = self.active_observation(d["person_id_hash"], ev.ts)
             if obs is not None:
                 self._quarantine_violation(ev, gate, obs)
         day = rules.local_day(ev.ts)
-        for key in (f"gate:{gate.id}:{d['direction']}", f"compound:{compound.id}:{d['direction']}",
-                    f"committee:{compound.committee_id}:{d['direction']}", f"street:{compound.street_id}:checkins"):
+        for key in (f"gate:{gate.id}:{d['direction']}", f"compound:{gate.compound_id}:{d['direction']}",
+                    f"committee:{gate.committee_id}:{d['direction']}", f"street:{gate.street_id}:checkins"):
             self.effects.count("checkins", day, key)
 
-    def _registration(self, ev: Event, gate: Gate, committee_id: str) -> int:
+    def _registration(self, ev: Event, gate: GateInfo) -> int:
         since = ev.ts - dt.timedelta(days=14)
         reg = self.s.scalar(select(ReturneeRegistration).where(
             ReturneeRegistration.person_hash == ev.data["person_id_hash"],
@@ -208,7 +246,7 @@ class Batch:
         if reg is None:
             reg = ReturneeRegistration(person_hash=ev.data["person_id_hash"], person_masked=ev.data["person_id_masked"],
                                        phone_masked=ev.data.get("phone_masked"), origin=ev.data["origin"],
-                                       gate_id=gate.id, committee_id=committee_id, status="required",
+                                       gate_id=gate.id, committee_id=gate.committee_id, status="required",
                                        created_at=ev.ts)
             self.s.add(reg)
             self.s.flush()
@@ -217,10 +255,10 @@ class Batch:
                        ("gate", gate.id), gate.geom)
         return reg.id
 
-    def _quarantine_violation(self, ev: Event, gate: Gate, obs: HomeObservation) -> None:
+    def _quarantine_violation(self, ev: Event, gate: GateInfo, obs: HomeObservation) -> None:
         """The seed story: someone under observation walks out; the committee is sent at once."""
         committee_id = (obs.compound.committee_id if obs.compound_id and obs.compound else None) \
-            or gate.compound.committee_id
+            or gate.committee_id
         day = rules.observation_day(obs.start_at, ev.ts)
         msg = f"居家观察人员外出：{ev.data['person_id_masked']} 第{day}/14天，{gate.name}"
         self.alert(ev, "quarantine_violation", "urgent", msg, ("gate", gate.id), gate.geom)
@@ -236,6 +274,10 @@ class Batch:
                            from_state="created", to_state="dispatched", committee_id=committee_id,
                            assignee=DUTY_OFFICER, note="自动派单"),
         ])
+        record_changes(self.s, "work_order", [(order_id, ev.ts, {"state": "dispatched", "priority": "urgent",
+                                                                  "committee_id": committee_id,
+                                                                  "assignee": DUTY_OFFICER})],
+                       source="event", event_id=ev.event_id)
         self.effects.say("workorders", ev.ts, "workorder:dispatched", f"紧急工单 {order_id} 已派至 {committee_id}",
                          entity=f"work_order:{order_id}", lng=gate.geom.x, lat=gate.geom.y)
         self.effects.count("workorders", rules.local_day(ev.ts), "created:quarantine_violation")
@@ -259,13 +301,18 @@ class Batch:
             self.s.flush()
         prior = order.state if d["action"] != "create" else None
         order.state, order.updated_at = state, max(order.updated_at, ev.ts)
+        change: dict[str, Any] = {"state": state}
+        if d["action"] == "create":
+            change["priority"] = order.priority
         if d["action"] == "dispatch":
             order.committee_id, order.assignee = d["committee_id"], d["assignee"]
+            change |= {"committee_id": order.committee_id, "assignee": order.assignee}
         if d["action"] == "escalate":
-            order.priority = "urgent"
+            order.priority = change["priority"] = "urgent"
         self.s.add(WorkOrderEvent(event_id=ev.event_id, order_id=order.id, action=d["action"], ts=ev.ts,
                                   from_state=prior, to_state=state, committee_id=d.get("committee_id"),
                                   assignee=d.get("assignee"), note=d.get("note")))
+        record_changes(self.s, "work_order", [(order.id, ev.ts, change)], source="event", event_id=ev.event_id)
         extra = {"lng": order.geom.x, "lat": order.geom.y} if order.geom is not None else {}
         self.effects.say("workorders", ev.ts, f"workorder:{state}", f"工单 {order.id}（{order.category}）→ {state}",
                          entity=f"work_order:{order.id}", **extra)
@@ -393,6 +440,7 @@ class Worker:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self._last_claim = 0.0
         self._last_sweep = 0.0
+        self._gate_cache: dict[str, GateInfo] = {}
         streams.ensure_group(client)
 
     # --- the loop ---------------------------------------------------------------------------
@@ -468,7 +516,7 @@ class Worker:
             ledger = {row.event_id: row for row in session.scalars(select(ProcessedEvent).where(
                 ProcessedEvent.event_id.in_([ev.event_id for _, _, ev in items])))}
             fresh = [(k, i, ev) for k, i, ev in items if ev.event_id not in ledger]
-            batch = Batch(session, self.config)
+            batch = Batch(session, self.config, self._gate_cache)
             batch.preload([ev for _, _, ev in fresh])
             for key, entry_id, ev in items:
                 row = ledger.get(ev.event_id)
@@ -484,8 +532,9 @@ class Worker:
                     dead.append((key, entry_id, _redacted_event(ev), str(exc)))
                     continue
                 applied.append(((key, entry_id, ev), effects))
+            batch.flush()
             if applied:
-                session.execute(insert(ProcessedEvent), [
+                session.execute(insert(ProcessedEvent.__table__), [
                     {"event_id": ev.event_id, "stream": ev.stream, "entry_id": entry_id, "processed_at": now,
                      "effects": eff.to_json()} for (_, entry_id, ev), eff in applied])
         out.applied += [item for item, _ in applied]
@@ -508,13 +557,20 @@ class Worker:
     def _finish(self, out: Outcome) -> None:
         """Counters, feed, dead letters and XACK in one MULTI: all happen or none."""
         pipe = self.client.pipeline(transaction=True)
-        for eff in out.effects:
-            for (hkey, hfield), n in eff.counters.items():
-                pipe.hincrby(hkey, hfield, n)
-                pipe.expire(hkey, 60 * 60 * 24 * 30)
+        counters: dict[tuple[str, str], int] = defaultdict(int)
+        feeds: dict[str, list[str]] = defaultdict(list)
+        for eff in out.effects:  # merged first: a batch sends each counter once
+            for k, n in eff.counters.items():
+                counters[k] += n
             for stream, item in eff.feed:
-                pipe.lpush(feed_key(stream), streams.to_json(item))
-                pipe.ltrim(feed_key(stream), 0, self.config.feed_length - 1)
+                feeds[stream].append(streams.to_json(item))
+        for (hkey, hfield), n in counters.items():
+            pipe.hincrby(hkey, hfield, n)
+        for hkey in {hkey for hkey, _ in counters}:
+            pipe.expire(hkey, 60 * 60 * 24 * 30)
+        for stream, items in feeds.items():
+            pipe.lpush(feed_key(stream), *items)
+            pipe.ltrim(feed_key(stream), 0, self.config.feed_length - 1)
         for key, entry_id, redacted, reason in out.dead:
             streams.dead_letter(pipe, key, entry_id, redacted, reason)
         acks: dict[str, list[str]] = defaultdict(list)

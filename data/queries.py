@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from data.models import Committee, Compound, Gate, Shop, Site, Street
+from data import rules
+from data.models import Case, Committee, Compound, Gate, Shop, Site, Street, WorkOrder
+from data.store import states_as_of
 
 
 def streets(session: Session) -> list[Street]:
@@ -32,3 +35,40 @@ def street_summary(session: Session, street_id: str) -> dict[str, Any]:
         "shops": _counts(session, Shop.status, Shop.street_id == street_id),
         "sites": _counts(session, Site.kind, Site.street_id == street_id),
     }
+
+
+def compound_tiers(session: Session, street_id: str, day: dt.date) -> dict[str, str]:
+    """Every compound's 2022 three-zone tier on ``day``, from the confirmed cases up to that day."""
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), rules.SHANGHAI)
+    start = end - dt.timedelta(days=14)
+    cases = session.execute(select(Case.compound_id, Case.reported_at).join(Compound)
+                            .where(Compound.street_id == street_id, Case.category == "confirmed",
+                                   Case.reported_at >= start, Case.reported_at < end))
+    dates: dict[str, list[dt.date]] = {}
+    for compound_id, reported_at in cases:
+        dates.setdefault(compound_id, []).append(rules.local_day(reported_at))
+    ids = session.scalars(select(Compound.id).where(Compound.street_id == street_id))
+    return {cid: rules.tier(dates.get(cid, []), day) for cid in ids}
+
+
+def work_order_clocks(session: Session, order_id: str, at: dt.datetime,
+                      sla: dict[str, dict[str, dt.timedelta]]) -> tuple[str | None, list[rules.Clock]]:
+    """An order's state and SLA clocks at moment ``at``, rebuilt from its history.
+
+    ``sla`` maps priority → milestone deadlines (rules.parse_sla); the deadlines of the
+    priority in force at ``at`` apply (an escalation makes an order urgent from then on).
+    """
+    order = session.get(WorkOrder, order_id)
+    if order is None or order.created_at > at:
+        return None, []
+    state = states_as_of(session, "work_order", at, [order_id]).get(order_id, {})
+    milestones: dict[str, dt.datetime] = {}
+    closed_at = None
+    for e in order.events:
+        if e.ts > at:
+            break
+        if e.action in rules.MILESTONE_OF:
+            milestones.setdefault(rules.MILESTONE_OF[e.action], e.ts)
+        closed_at = e.ts if e.to_state in ("closed", "cancelled") else None
+    clocks = rules.sla_clocks(order.created_at, sla[state.get("priority", order.priority)], milestones, at, closed_at)
+    return state.get("state"), clocks

@@ -96,8 +96,9 @@ def sla_clocks(created_at: dt.datetime, sla: Mapping[str, dt.timedelta],
 
 
 def observation_day(start: dt.datetime, at: dt.datetime) -> int:
-    """Day N of observation at ``at`` (day 1 is the start's calendar day, Shanghai time)."""
-    return (at.astimezone(SHANGHAI).date() - start.astimezone(SHANGHAI).date()).days + 1
+    """Day N of observation at ``at``: day 1 is the first 24 hours, day 14 the last before the
+    planned end (start + 14 days), so N never exceeds 14 while the observation runs."""
+    return (at - start) // dt.timedelta(days=1) + 1
 
 
 def observation_active(start: dt.datetime, planned_end: dt.datetime, ended_at: dt.datetime | None,

@@ -81,7 +81,7 @@ def _engine(kind: str, tmp: Path) -> Iterator[Engine]:
     admin = sa.create_engine(PG_URL)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    engine = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")  # the URL alone reaches the schema
     yield engine
     engine.dispose()
     with admin.begin() as conn:
@@ -124,3 +124,15 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
         except OSError:
             time.sleep(0.2)
     raise TimeoutError("app did not become healthy")
+
+
+def person_id(n: int, birth: str = "19900101") -> str:
+    """A valid 18-character resident ID (黄浦 region code, given birth date, sequence n)."""
+    from data.privacy import id_check_char
+
+    first = f"310101{birth}{n % 1000:03d}"
+    return first + id_check_char(first)
+
+
+def phone(n: int) -> str:
+    return f"139{n % 100_000_000:08d}"

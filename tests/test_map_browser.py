@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +26,14 @@ pytestmark = [pytest.mark.browser,
 
 
 @pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def app_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="module")
+def app_url(app_var: Path) -> Iterator[str]:
     """`opsmap load --if-empty` then `opsmap serve` on embedded defaults in a fresh var dir."""
-    var = tmp_path_factory.mktemp("var")
+    var = app_var
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env |= {"OPSMAP_VAR_DIR": str(var), "OPSMAP_HTTP_PORT": str(free_port())}
     opsmap = [sys.executable, str(PROJECT_ROOT / "app.py")]
@@ -36,7 +42,9 @@ def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{env['OPSMAP_HTTP_PORT']}"
     try:
         health = wait_healthy(url, proc)
-        assert health == {"status": "ok", "database": "ok", "redis": "ok"}
+        assert {k: health[k] for k in ("status", "database", "redis")} == {"status": "ok", "database": "ok",
+                                                                           "redis": "ok"}
+        assert health["ingest"]["lag"] == 0
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -77,3 +85,21 @@ def test_map002_layer_api_serves_geojson(app_url):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(app_url + "/api/v1/layers/nope?street=S194", timeout=10)
     assert err.value.code == 404
+
+
+def test_map003_serve_ingests_posted_events_in_the_background(app_url, app_var):
+    import sqlite3
+
+    db = app_var / "opsmap.db"
+    gate = sqlite3.connect(db).execute("SELECT id, status FROM gate ORDER BY id LIMIT 1").fetchone()
+    new = "closed" if gate[1] != "closed" else "open"
+    event = {"event_id": f"map003-{time.time()}", "ts": "2022-04-10T09:00:00+08:00", "facility_id": gate[0],
+             "status": new, "guards_on_duty": 2, "reporter": "测试"}
+    req = urllib.request.Request(app_url + "/api/v1/events/facilities", data=json.dumps(event).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 202
+    deadline = time.monotonic() + 10
+    while sqlite3.connect(db).execute("SELECT status FROM gate WHERE id = ?", (gate[0],)).fetchone()[0] != new:
+        assert time.monotonic() < deadline, "the background ingest worker did not apply the event"
+        time.sleep(0.1)

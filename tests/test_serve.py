@@ -35,7 +35,10 @@ def test_srv002_gunicorn_serves_app_server_on_shared_engines(tmp_path, redis_url
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"http://127.0.0.1:{port}"
-        assert wait_healthy(url, proc) == {"status": "ok", "database": "ok", "redis": "ok"}
+        health = wait_healthy(url, proc)
+        assert {k: health[k] for k in ("status", "database", "redis")} == {"status": "ok", "database": "ok",
+                                                                           "redis": "ok"}
+        assert set(health["ingest"]) == {"lag", "pending", "dead"}
         with urllib.request.urlopen(url + "/api/v1/layers/boundaries?street=S195", timeout=10) as resp:
             fc = json.load(resp)
         assert fc["features"][0]["properties"]["name"] == "外滩"

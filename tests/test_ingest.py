@@ -1,0 +1,414 @@
+"""ing: the ingest worker on a real Redis and real databases — exactly-once effect, dead
+letters with reasons, rules, crash recovery, and no raw personal numbers anywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import func, select
+
+from data import streams
+from data.events import DEAD
+from data.ingest import Worker, iter_dead, pending_total
+from data.models import (
+    Alert,
+    Case,
+    CheckIn,
+    Gate,
+    HomeObservation,
+    ProcessedEvent,
+    ReturneeRegistration,
+    StateChange,
+    WorkOrder,
+    WorkReport,
+)
+from data.settings import PROJECT_ROOT, load
+from data.store import session_factory
+from tests.conftest import person_id, phone
+
+TS = dt.datetime(2022, 4, 10, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+KEY = "test-hmac-key-0123456789abcdef"
+
+
+@pytest.fixture
+def client(redis_url):
+    c = redis.Redis.from_url(redis_url)
+    c.flushdb()
+    yield c
+    c.flushdb()
+
+
+@pytest.fixture
+def config(tmp_path):
+    return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
+                         "OPSMAP_INGEST_CLAIM_IDLE_MS": "500", "OPSMAP_INGEST_MAX_TRIES": "3"})
+
+
+@pytest.fixture
+def worker(loaded, client, config):
+    engine, _ = loaded
+    return Worker(engine, client, config, consumer=f"test-{uuid.uuid4().hex[:6]}")
+
+
+def tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def at(minutes: float = 0) -> str:
+    return (TS + dt.timedelta(minutes=minutes)).isoformat()
+
+
+def checkin(eid: str, gate: str, pid: str, **over) -> str:
+    return json.dumps({"event_id": eid, "ts": at(), "gate_id": gate, "direction": "in", "person_id": pid,
+                       "category": "resident", "temperature": 36.5, **over})
+
+
+def drain(w: Worker, client: redis.Redis, limit: float = 60) -> None:
+    """Step the worker until every stream is fully delivered and acknowledged."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        w.step(block_ms=20)
+        if pending_total(client) == 0:
+            return
+    raise TimeoutError(f"not drained: {streams.lag(client)}")
+
+
+def count(engine, model, *where) -> int:
+    with session_factory(engine)() as s:
+        return s.scalar(select(func.count()).select_from(model).where(*where))
+
+
+def test_ing001_quarantine_violation_story_from_events_alone(loaded, worker, client):
+    engine, data = loaded
+    t, pid = tag(), person_id(701, "19800312")
+    comp = data.compounds[10]
+    gate = next(g for g in data.gates if g.compound_id == comp.id)
+    streams.append(client, "cases", [json.dumps({"event_id": f"{t}-obs", "ts": at(-60 * 24), "person_id": pid,
+                                                 "category": "home_observation", "compound_id": comp.id})])
+    drain(worker, client)
+    streams.append(client, "checkins", [checkin(f"{t}-out", gate.id, pid, direction="out", ts=at(30))])
+    drain(worker, client)
+    with session_factory(engine)() as s:
+        alert = s.scalar(select(Alert).where(Alert.event_id == f"{t}-out", Alert.kind == "quarantine_violation"))
+        assert alert is not None and alert.severity == "urgent" and "第2/14天" in alert.message
+        order = s.get(WorkOrder, f"auto-{t}-out")
+        assert order.priority == "urgent" and order.category == "quarantine_violation"
+        assert order.state == "dispatched" and order.committee_id == comp.committee_id
+        assert [e.action for e in order.events] == ["create", "dispatch"]
+    feed = [json.loads(x) for x in client.lrange("{opsmap:alerts}:feed", 0, -1)]
+    assert any(f["kind"] == "alert:quarantine_violation" for f in feed)
+
+
+def test_ing002_duplicates_are_stored_once(loaded, worker, client):
+    engine, data = loaded
+    t, gate = tag(), data.gates[0].id
+    events = [checkin(f"{t}-{i}", gate, person_id(i)) for i in range(50)]
+    streams.append(client, "checkins", events)
+    streams.append(client, "checkins", events[:20] + events[:5])  # producer resends
+    drain(worker, client)
+    streams.append(client, "checkins", events[10:30])  # and again, much later
+    drain(worker, client)
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == 50
+    day = client.hgetall("{opsmap:checkins}:count:2022-04-10")
+    assert int(day[f"gate:{gate}:in".encode()]) >= 50
+    assert client.xlen(DEAD) == 0
+
+
+def test_ing003_malformed_events_go_to_dead_letters_with_a_reason(loaded, worker, client):
+    engine, data = loaded
+    t, gates = tag(), [g.id for g in data.gates[:20]]
+    good = [checkin(f"{t}-g{i}", gates[i % 20], person_id(i)) for i in range(10_000)]
+    bad_kinds = [
+        lambda i: checkin(f"{t}-b{i}", gates[0], person_id(i), temperature="hot"),
+        lambda i: checkin(f"{t}-b{i}", gates[0], person_id(i)[:17] + "Z"),
+        lambda i: checkin(f"{t}-b{i}", "no-such-gate", person_id(i)),
+        lambda i: "{broken",
+        lambda i: checkin(f"{t}-b{i}", gates[0], person_id(i), direction="up"),
+    ]
+    bad = [bad_kinds[i % len(bad_kinds)](i) for i in range(1000)]
+    mixed = [x for pair in zip(good[:1000], bad, strict=True) for x in pair] + good[1000:]
+    for i in range(0, len(mixed), 2000):
+        streams.append(client, "checkins", mixed[i:i + 2000])
+    drain(worker, client, limit=120)
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-g%")) == 10_000
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-b%")) == 0
+    dead = list(iter_dead(client))
+    assert len(dead) == 1000
+    reasons = [d["reason"] for d in dead]
+    for expected, n in (("temperature: must be a number", 200), ("person_id: must be 17 digits", 200),
+                        ("gate_id: unknown gate 'no-such-gate'", 200), ("event: not JSON", 200),
+                        ("direction: must be one of in, out", 200)):
+        assert sum(r.startswith(expected) for r in reasons) == n, expected
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@given(payload=st.one_of(
+    st.binary(max_size=300),
+    st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=30),
+                 lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+                 max_leaves=12).map(lambda v: json.dumps(v).encode()),
+    st.fixed_dictionaries({"event_id": st.text(max_size=70), "ts": st.text(max_size=30),
+                           "gate_id": st.text(max_size=40), "direction": st.sampled_from(["in", "out", "x"]),
+                           "person_id": st.text(max_size=20), "category": st.text(max_size=10),
+                           "temperature": st.floats(allow_nan=True)}).map(lambda d: json.dumps(d).encode()),
+), stream=st.sampled_from(["checkins", "workorders", "cases", "health", "facilities", "work"]))
+def test_ing004_fuzzed_events_never_kill_the_worker(loaded, redis_url, tmp_path_factory, payload, stream):
+    engine, _ = loaded
+    client = redis.Redis.from_url(redis_url)
+    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path_factory.mktemp("v")), "OPSMAP_HMAC_KEY": KEY})
+    w = Worker(engine, client, cfg, consumer="fuzz")
+    client.xadd(f"opsmap:{stream}", {"event": payload})
+    w.step(block_ms=10)
+    assert pending_total(client) == 0  # acknowledged: applied or parked, never stuck
+
+
+def test_ing005_crash_between_commit_and_ack_replays_redis_side_once(loaded, client, config):
+    engine, data = loaded
+    t, gate = tag(), data.gates[1].id
+
+    class CrashAfterCommit(Worker):
+        def _finish(self, out):
+            raise SystemExit("killed after the SQL commit, before the Redis MULTI")
+
+    streams.append(client, "checkins", [checkin(f"{t}-{i}", gate, person_id(i)) for i in range(100)])
+    with pytest.raises(SystemExit):
+        CrashAfterCommit(engine, client, config, consumer="doomed").step(block_ms=10)
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == 100  # committed
+    assert streams.lag(client)["checkins"]["pending"] == 100  # but not acknowledged
+    time.sleep(0.6)  # past OPSMAP_INGEST_CLAIM_IDLE_MS
+    drain(Worker(engine, client, config, consumer="rescuer"), client)
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == 100
+    assert int(client.hget("{opsmap:checkins}:count:2022-04-10", f"gate:{gate}:in")) == 100
+
+
+def test_ing006_kill_9_of_an_ingest_process_loses_and_doubles_nothing(loaded, redis_url, client, tmp_path):
+    engine, data = loaded
+    t, gates = tag(), [g.id for g in data.gates[:50]]
+    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "REDIS_URL": redis_url,
+           "OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_CLAIM_IDLE_MS": "1000",
+           "OPSMAP_LOG_LEVEL": "WARNING"}
+    cmd = [sys.executable, str(PROJECT_ROOT / "app.py"), "ingest"]
+    events = [checkin(f"{t}-{i}", gates[i % 50], person_id(i), ts=at(i / 1000)) for i in range(50_000)]
+    streams.ensure_group(client)
+    first = subprocess.Popen([*cmd, "--consumer", "first"], env=env)
+    for i in range(0, 50_000, 5000):
+        streams.append(client, "checkins", events[i:i + 5000])
+    deadline = time.monotonic() + 120
+    while count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) < 5000:  # mid-stream
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    stored_at_kill = count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%"))
+    assert stored_at_kill < 50_000
+    second = subprocess.Popen([*cmd, "--consumer", "second"], env=env)
+    try:
+        deadline = time.monotonic() + 240
+        while pending_total(client) > 0:
+            assert second.poll() is None and time.monotonic() < deadline, streams.lag(client)
+            time.sleep(0.2)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    with session_factory(engine)() as s:
+        ids = s.scalars(select(CheckIn.event_id).where(CheckIn.event_id.like(f"{t}-%"))).all()
+    assert len(ids) == len(set(ids)) == 50_000
+    assert count(engine, ProcessedEvent, ProcessedEvent.event_id.like(f"{t}-%")) == 50_000
+    lag = streams.lag(client)["checkins"]
+    assert lag["lag"] == 0 and lag["pending"] == 0
+    total = sum(int(v) for k, v in client.hgetall("{opsmap:checkins}:count:2022-04-10").items()
+                if k.startswith(b"gate:"))
+    assert total == 50_000  # aggregates exactly once too
+
+
+def test_ing007_illegal_work_order_step_is_parked_and_changes_nothing(loaded, worker, client):
+    engine, data = loaded
+    t = tag()
+    create = {"event_id": f"{t}-1", "ts": at(), "order_id": f"O-{t}", "action": "create", "category": "supplies",
+              "priority": "normal", "description": "独居老人缺药", "address": data.compounds[3].address}
+    resolve = {"event_id": f"{t}-2", "ts": at(5), "order_id": f"O-{t}", "action": "resolve", "note": "done"}
+    streams.append(client, "workorders", [json.dumps(create), json.dumps(resolve)])
+    drain(worker, client)
+    with session_factory(engine)() as s:
+        order = s.get(WorkOrder, f"O-{t}")
+        assert order.state == "created" and [e.action for e in order.events] == ["create"]
+        assert order.committee_id == data.compounds[3].committee_id  # placed by its address
+    dead = [d for d in iter_dead(client) if f"{t}-2" in d["event"]]
+    assert dead[0]["reason"] == "action: cannot resolve an order in state created (allowed: cancel, dispatch, escalate)"
+
+
+def test_ing008_work_order_lifecycle_with_dispatch(loaded, worker, client):
+    engine, data = loaded
+    t, com = tag(), data.committees[2].id
+    steps = [{"action": "create", "category": "medical_need", "priority": "urgent", "description": "透析",
+              "lat": data.compounds[0].lat, "lng": data.compounds[0].lng},
+             {"action": "dispatch", "committee_id": com, "assignee": "张三"}, {"action": "accept"},
+             {"action": "arrive"}, {"action": "resolve", "note": "已送医"}, {"action": "close"}]
+    streams.append(client, "workorders", [json.dumps({"event_id": f"{t}-{i}", "ts": at(i * 3),
+                                                      "order_id": f"O-{t}", **s}) for i, s in enumerate(steps)])
+    drain(worker, client)
+    with session_factory(engine)() as s:
+        order = s.get(WorkOrder, f"O-{t}")
+        assert order.state == "closed" and order.committee_id == com and order.assignee == "张三"
+        assert [(e.from_state, e.to_state) for e in order.events][-1] == ("resolved", "closed")
+
+
+def test_ing009_facility_reports_change_state_and_history(loaded, worker, client):
+    engine, data = loaded
+    t, gate = tag(), data.gates[5]
+    report = {"event_id": f"{t}-f", "ts": at(), "facility_id": gate.id, "status": "closed", "guards_on_duty": 3,
+              "reporter": "李四"}
+    older = {**report, "event_id": f"{t}-old", "ts": at(-120), "status": "open"}
+    streams.append(client, "facilities", [json.dumps(report), json.dumps(older)])
+    drain(worker, client)
+    streams.append(client, "checkins", [checkin(f"{t}-scan", gate.id, person_id(5), ts=at(10))])
+    drain(worker, client)
+    with session_factory(engine)() as s:
+        g = s.get(Gate, gate.id)
+        assert (g.status, g.guards_on_duty) == ("closed", 3)  # the older report did not win
+        assert s.scalar(select(func.count()).select_from(StateChange).where(
+            StateChange.entity_id == gate.id, StateChange.source == "event")) >= 2
+        assert s.scalar(select(Alert).where(Alert.event_id == f"{t}-scan")).kind == "closed_gate_scan"
+    streams.append(client, "facilities", [json.dumps({**report, "event_id": f"{t}-bad", "status": "unverified"})])
+    drain(worker, client)
+    assert any(d["reason"] == "status: a gate is one of open, closed, restricted (got 'unverified')"
+               for d in iter_dead(client))
+
+
+def test_ing010_fever_and_health_code_alerts(loaded, worker, client):
+    engine, data = loaded
+    t, gate = tag(), data.gates[7].id
+    streams.append(client, "checkins", [checkin(f"{t}-hot", gate, person_id(1), temperature=37.3),
+                                        checkin(f"{t}-ok", gate, person_id(2), temperature=37.2),
+                                        checkin(f"{t}-red", gate, person_id(3), health_code="red")])
+    drain(worker, client)
+    with session_factory(engine)() as s:
+        kinds = {a.event_id: a.kind for a in s.scalars(select(Alert).where(Alert.event_id.like(f"{t}-%")))}
+    assert kinds == {f"{t}-hot": "fever", f"{t}-red": "health_code"}
+
+
+def test_ing011_returnee_registration_required_once_then_linked(loaded, worker, client):
+    engine, data = loaded
+    t, gate, pid = tag(), data.gates[8].id, person_id(808, "19750505")
+    streams.append(client, "checkins", [
+        checkin(f"{t}-1", gate, pid, category="returnee", origin="江苏苏州", ts=at(0)),
+        checkin(f"{t}-2", gate, pid, category="returnee", origin="江苏苏州", ts=at(60)),
+        checkin(f"{t}-3", gate, person_id(809), category="returnee", origin="上海浦东", ts=at(60))])
+    drain(worker, client)
+    with session_factory(engine)() as s:
+        regs = s.scalars(select(ReturneeRegistration).where(ReturneeRegistration.gate_id == gate)).all()
+        assert len(regs) == 1 and regs[0].status == "required" and regs[0].person_masked.endswith(pid[-4:])
+        linked = s.scalars(select(CheckIn.registration_id).where(CheckIn.event_id.like(f"{t}-%"))).all()
+        assert sorted(linked, key=str) == sorted([regs[0].id, regs[0].id, None], key=str)
+        assert count(engine, Alert, Alert.kind == "registration_required", Alert.event_id.like(f"{t}-%")) == 1
+
+
+def test_ing012_observation_health_checkins_release_and_missed_sweep(loaded, worker, client):
+    engine, data = loaded
+    t, pid, comp = tag(), person_id(612, "19660606"), data.compounds[20]
+    start = dt.datetime(2030, 1, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    streams.append(client, "cases", [json.dumps({"event_id": f"{t}-o", "ts": start.isoformat(), "person_id": pid,
+                                                 "category": "home_observation", "address": comp.address})])
+    drain(worker, client)
+    day2 = start + dt.timedelta(days=1, hours=2)
+    streams.append(client, "health", [json.dumps({"event_id": f"{t}-h1", "ts": day2.isoformat(), "person_id": pid,
+                                                  "temperature": 37.8, "symptoms": "咳嗽"}),
+                                      json.dumps({"event_id": f"{t}-h2", "ts": day2.isoformat(),
+                                                  "person_id": person_id(613), "temperature": 36.5})])
+    drain(worker, client)
+    with session_factory(engine)() as s:
+        obs = s.scalar(select(HomeObservation).where(HomeObservation.start_at == start))
+        assert obs.compound_id == comp.id and obs.planned_end_at == start + dt.timedelta(days=14)
+        assert [h.temperature for h in obs.checkins] == [37.8]
+        assert "第2/14天" in s.scalar(select(Alert).where(Alert.event_id == f"{t}-h1")).message
+    assert any(d["reason"].startswith("person_id: no home observation") for d in iter_dead(client))
+    day3_late = start + dt.timedelta(days=2, hours=3)  # 12:00 on day 3, nothing reported that day
+    assert worker.sweep_missed_checkins(day3_late) >= 1
+    assert worker.sweep_missed_checkins(day3_late) == 0  # once per observation per day
+    streams.append(client, "cases", [json.dumps({"event_id": f"{t}-r", "ts": (start + dt.timedelta(days=5)).isoformat(),
+                                                 "person_id": pid, "category": "released",
+                                                 "compound_id": comp.id})])
+    drain(worker, client)
+    with session_factory(engine)() as s:
+        obs = s.get(HomeObservation, obs.id)
+        assert obs.end_reason == "released" and obs.ended_at == start + dt.timedelta(days=5)
+        assert count(engine, Case, Case.event_id.like(f"{t}-%")) == 2
+
+
+def test_ing013_work_reports_count_against_targets(loaded, worker, client):
+    engine, data = loaded
+    t, comp = tag(), data.compounds[30]
+    streams.append(client, "work", [json.dumps({"event_id": f"{t}-{i}", "ts": at(i), "task": "screening",
+                                                "target_id": comp.id, "count": 12, "reporter": "王五"})
+                                    for i in range(3)])
+    drain(worker, client)
+    assert count(engine, WorkReport, WorkReport.event_id.like(f"{t}-%")) == 3
+    got = client.hget("{opsmap:work}:count:2022-04-10", f"screening:compound:{comp.id}")
+    assert int(got) == 36
+
+
+def test_ing014_no_raw_personal_number_in_database_logs_or_dead_letters(loaded, worker, client, caplog):
+    engine, data = loaded
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the database file is scanned byte for byte on SQLite")
+    t, gate = tag(), data.gates[9].id
+    raw_ids = [person_id(900 + i, "19881212") for i in range(20)]
+    raw_phones = [phone(77_000_000 + i) for i in range(20)]
+    caplog.set_level(logging.DEBUG)
+    good = [checkin(f"{t}-{i}", gate, raw_ids[i], phone=raw_phones[i], temperature=38.0) for i in range(10)]
+    bad = [checkin(f"{t}-b{i}", "nope", raw_ids[i], phone=raw_phones[i]) for i in range(10, 20)]
+    broken = ['{"person_id": "' + raw_ids[0] + '", "phone": "' + raw_phones[0] + '"']
+    streams.append(client, "checkins", good + bad + broken)
+    streams.append(client, "cases", [json.dumps({"event_id": f"{t}-c", "ts": at(), "person_id": raw_ids[1],
+                                                 "category": "confirmed", "compound_id": data.compounds[0].id})])
+    drain(worker, client)
+    engine.dispose()  # flush the WAL into the file
+    path = engine.url.database
+    blob = b"".join(Path(p).read_bytes() for p in (path, path + "-wal") if os.path.exists(p))
+    dead = json.dumps(list(iter_dead(client)), ensure_ascii=False)
+    logs = caplog.text
+    for raw in raw_ids + raw_phones:
+        assert raw.encode() not in blob, "raw number in the database file"
+        assert raw not in dead, "raw number in opsmap:dead"
+        assert raw not in logs, "raw number in the logs"
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == 10
+
+
+def test_ing015_restart_of_embedded_redis_loses_no_appended_event(loaded, tmp_path, config):
+    from data.redis_server import EmbeddedRedis
+
+    engine, data = loaded
+    t, gate = tag(), data.gates[11].id
+    server = EmbeddedRedis(tmp_path / "redis")
+    client = redis.Redis.from_url(server.start())
+    w = Worker(engine, client, config, consumer="r1")
+    events = [checkin(f"{t}-{i}", gate, person_id(i)) for i in range(4000)]
+    streams.append(client, "checkins", events[:2000])
+    w.step(block_ms=10)  # some ingested, most not
+    os.kill(server.process.pid, signal.SIGKILL)  # a crash, not a clean shutdown
+    server.process.wait()
+    server.process = None
+    (tmp_path / "redis" / "server.json").unlink()
+    again = EmbeddedRedis(tmp_path / "redis")
+    client = redis.Redis.from_url(again.start())
+    try:
+        assert client.xlen("opsmap:checkins") == 2000
+        streams.append(client, "checkins", events[2000:])
+        time.sleep(0.6)
+        drain(Worker(engine, client, config, consumer="r2"), client)
+        assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == 4000
+    finally:
+        again.stop()

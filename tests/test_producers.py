@@ -1,0 +1,146 @@
+"""prd: the HTTP intake, the simulator and the 2022 replay, through the real pipeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import numpy as np
+import pytest
+import redis
+from sqlalchemy import select
+
+from dashboard.app import create_app
+from data import queries, rules, streams
+from data.geodata import read_case_addresses
+from data.ingest import Worker, iter_dead
+from data.loader import load_street
+from data.models import Case, CompoundAddress, WorkOrder
+from data.settings import load
+from data.simulator import replay_2022, simulate
+from data.store import session_factory
+from tests.conftest import DATASETS, SEED, person_id
+from tests.test_ingest import KEY, at, checkin, drain, tag
+
+
+@pytest.fixture
+def client(redis_url):
+    c = redis.Redis.from_url(redis_url)
+    c.flushdb()
+    yield c
+    c.flushdb()
+
+
+@pytest.fixture
+def config(tmp_path):
+    return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY})
+
+
+@pytest.fixture
+def http(loaded, redis_url, client, tmp_path):
+    engine, _ = loaded
+    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
+                        "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    return create_app(cfg, redis_url).server.test_client()
+
+
+def test_prd001_intake_accepts_a_batch_and_appends_it(loaded, http, client):
+    _, data = loaded
+    t = tag()
+    batch = [json.loads(checkin(f"{t}-{i}", data.gates[0].id, person_id(i))) for i in range(5)]
+    resp = http.post("/api/v1/events/checkins", json=batch)
+    assert resp.status_code == 202
+    body = resp.get_json()
+    assert [a["index"] for a in body["accepted"]] == list(range(5)) and body["rejected"] == []
+    assert [e[0].decode() for e in client.xrange("opsmap:checkins")] == [a["id"] for a in body["accepted"]]
+
+
+def test_prd002_intake_says_exactly_which_were_refused_and_why(loaded, http, client):
+    _, data = loaded
+    t = tag()
+    good = json.loads(checkin(f"{t}-ok", data.gates[0].id, person_id(1)))
+    bad = {**good, "event_id": f"{t}-bad", "temperature": "warm", "direction": "up"}
+    resp = http.post("/api/v1/events/checkins", json=[good, bad, "nonsense"])
+    assert resp.status_code == 422
+    body = resp.get_json()
+    assert [(a["index"], a["event_id"]) for a in body["accepted"]] == [(0, f"{t}-ok")]
+    assert body["rejected"][0]["index"] == 1
+    assert {e["field"] for e in body["rejected"][0]["errors"]} == {"temperature", "direction"}
+    assert body["rejected"][1]["errors"][0]["field"] == "event"
+    assert client.xlen("opsmap:checkins") == 1  # only the valid one went in
+
+
+def test_prd003_intake_limits(http):
+    assert http.post("/api/v1/events/nope", json={}).status_code == 404
+    assert http.post("/api/v1/events/checkins", data="not json",
+                     content_type="application/json").status_code == 400
+    assert http.post("/api/v1/events/checkins", json=[{}] * 1001).status_code == 413
+
+
+def test_prd004_replay_2022_matches_the_published_list(engine, client, config):
+    data = load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)  # no other test's cases here
+    day = dt.date(2022, 4, 10)
+    sent = dict(replay_2022(engine, client, DATASETS, "南京东路", dt.date(2022, 3, 27), day, None))
+    again = dict(replay_2022(engine, client, DATASETS, "南京东路", day, day, None))  # replaying twice adds nothing
+    drain(Worker(engine, client, config, consumer="replay"), client, limit=120)
+    source = read_case_addresses(DATASETS, data.street.geom)
+    that_day = source[source["date"] == day]
+    with session_factory(engine)() as s:
+        compound_of = dict(s.execute(select(CompoundAddress.address, CompoundAddress.compound_id)).all())
+        expected = {compound_of[a] for a in that_day["address"]}
+        start = dt.datetime.combine(day, dt.time(), rules.SHANGHAI)
+        got = set(s.scalars(select(Case.compound_id).where(Case.source == "上海发布 2022", Case.reported_at >= start,
+                                                           Case.reported_at < start + dt.timedelta(days=1))))
+        assert got == expected and len(got) == sent[day] == again[day] == that_day["address"].nunique()
+        tiers = queries.compound_tiers(s, data.street.id, day)
+        week = source[(source["date"] > day - dt.timedelta(days=7)) & (source["date"] <= day)]
+        assert {c for c, t in tiers.items() if t == "sealed"} == {compound_of[a] for a in week["address"]}
+        assert set(tiers.values()) <= {"sealed", "controlled", "precaution"}
+
+
+def test_prd005_simulated_traffic_flows_and_bad_events_are_parked(loaded, client, config):
+    engine, _ = loaded
+    sent = simulate(engine, client, "南京东路", rate=300, duration=2.0, seed=7, malformed=0.05)
+    assert sent > 100
+    lengths = {name: client.xlen(f"opsmap:{name}") for name in streams.STREAMS}
+    assert lengths["checkins"] > sent / 2 and sum(lengths.values()) == sent
+    drain(Worker(engine, client, config, consumer="sim"), client, limit=120)
+    dead = list(iter_dead(client))
+    assert 0 < len(dead) < sent * 0.2
+    assert all(":" in d["reason"] for d in dead)  # each reason names its field
+
+
+def test_prd006_sla_at_any_moment_from_history(loaded, client, config):
+    engine, data = loaded
+    t = tag()
+    steps = [{"action": "create", "category": "supplies", "priority": "normal", "description": "缺菜",
+              "lat": data.compounds[0].lat, "lng": data.compounds[0].lng, "ts": at(0)},
+             {"action": "escalate", "ts": at(20)},
+             {"action": "dispatch", "committee_id": data.committees[0].id, "assignee": "赵六", "ts": at(50)}]
+    streams.append(client, "workorders", [json.dumps({"event_id": f"{t}-{i}", "order_id": f"O-{t}", **s})
+                                          for i, s in enumerate(steps)])
+    drain(Worker(engine, client, config, consumer="sla"), client)
+    sla = {"urgent": rules.parse_sla(config.sla_urgent), "normal": rules.parse_sla(config.sla_normal)}
+    minute = dt.timedelta(minutes=1)
+    created = dt.datetime.fromisoformat(at(0))
+    with session_factory(engine)() as s:
+        state, clocks = queries.work_order_clocks(s, f"O-{t}", created + 10 * minute, sla)
+        assert state == "created" and not any(c.overdue for c in clocks)  # normal: 30 min to dispatch
+        state, clocks = queries.work_order_clocks(s, f"O-{t}", created + 25 * minute, sla)
+        dispatch = next(c for c in clocks if c.milestone == "dispatch")
+        assert state == "escalated" and dispatch.overdue_by == 20 * minute  # urgent now: 5 min deadline
+        state, clocks = queries.work_order_clocks(s, f"O-{t}", created + 3 * 60 * minute, sla)
+        by = {c.milestone: c.overdue_by for c in clocks}
+        assert state == "dispatched" and by["dispatch"] == 45 * minute and by["resolve"] == 60 * minute
+        assert queries.work_order_clocks(s, f"O-{t}", created - minute, sla) == (None, [])
+        assert s.get(WorkOrder, f"O-{t}").priority == "urgent"
+
+
+def test_prd007_simulator_ids_are_valid_and_deterministic():
+    from data.privacy import id_problem
+    from data.simulator import resident_id, stable_id
+
+    rng = np.random.default_rng(1)
+    assert all(id_problem(resident_id(rng)) is None for _ in range(200))
+    assert stable_id("S194", "2022-04-10", "九江路558号") == stable_id("S194", "2022-04-10", "九江路558号")
+    assert id_problem(stable_id("a")) is None
