@@ -412,3 +412,29 @@ def test_ing015_restart_of_embedded_redis_loses_no_appended_event(loaded, tmp_pa
         assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == 4000
     finally:
         again.stop()
+
+
+def test_ing016_an_event_that_keeps_failing_is_parked_after_n_tries(loaded, client, config):
+    engine, data = loaded
+    t, gate = tag(), data.gates[12].id
+    poison = f"{t}-poison"
+
+    class Buggy(Worker):
+        """A worker with a bug that only this one event triggers (fault injection)."""
+
+        def _apply(self, items, out):
+            if any(ev.event_id == poison for _, _, ev in items):
+                raise RuntimeError("boom")
+            super()._apply(items, out)
+
+    events = [checkin(f"{t}-{i}", gate, person_id(i)) for i in range(10)]
+    streams.append(client, "checkins", [*events[:5], checkin(poison, gate, person_id(99)), *events[5:]])
+    w = Buggy(engine, client, config, consumer="buggy")
+    deadline = time.monotonic() + 30
+    while pending_total(client) and time.monotonic() < deadline:
+        w.step(block_ms=20)
+        time.sleep(0.1)
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == 10  # the others were not held back
+    dead = [d for d in iter_dead(client) if poison in d["event"]]
+    assert len(dead) == 1 and dead[0]["reason"] == "failed 3 times: RuntimeError: boom"
+    assert pending_total(client) == 0
