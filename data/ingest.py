@@ -398,6 +398,8 @@ class Batch:
             if isinstance(entity, Gate):
                 entity.confirmed_at = ev.ts
                 entity.guards_on_duty = d.get("guards_on_duty", entity.guards_on_duty)
+                if fid in self._gates:  # later scans in this batch must see the new status
+                    self._gates[fid] = replace(self._gates[fid], status=d["status"])
             if isinstance(entity, Shop):
                 entity.last_report_at = ev.ts
         record_changes(self.s, kind, [(fid, ev.ts, change)], source="event", event_id=ev.event_id)

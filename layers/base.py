@@ -9,23 +9,31 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
+from sqlalchemy import select
 from sqlalchemy.orm import Session
+
+from data.models import StateChange, Street
 
 GeoJSON = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class Query:
-    """What the caller wants to see: a street, optionally one committee, at a moment."""
+    """What the caller wants to see — a street, optionally one committee, at a moment — and
+    the time windows that decide what counts as stale, recent or overdue (from settings)."""
 
     street_id: str
     at: dt.datetime
     committee_id: str | None = None
+    gate_stale_after: dt.timedelta = dt.timedelta(hours=24)
+    alert_window: dt.timedelta = dt.timedelta(minutes=60)
+    case_window: dt.timedelta = dt.timedelta(days=14)
+    sla: dict[str, dict[str, dt.timedelta]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -58,3 +66,25 @@ def feature(geom: BaseGeometry, **properties: Any) -> GeoJSON:
 
 def collection(features: Iterable[GeoJSON]) -> GeoJSON:
     return {"type": "FeatureCollection", "features": list(features)}
+
+
+def iso(t: dt.datetime | None) -> str | None:
+    return None if t is None else t.isoformat()
+
+
+def parse_time(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)
+
+
+def status_history(session: Session, kind: str, entity_id: str, limit: int = 50) -> list[dict[str, Any]]:
+    """An entity's recorded state changes, newest first (drill-downs show them)."""
+    rows = session.scalars(select(StateChange).where(StateChange.entity_kind == kind,
+                                                     StateChange.entity_id == entity_id)
+                           .order_by(StateChange.at.desc(), StateChange.id.desc()).limit(limit))
+    return [{"at": iso(r.at), **r.attrs, "source": r.source} for r in rows]
+
+
+def street_boundary(session: Session, street_id: str) -> BaseGeometry | None:
+    """The street polygon, for entities placed by coordinates rather than by compound."""
+    street = session.get(Street, street_id)
+    return None if street is None else street.geom

@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from data import queries, rules
 from data.models import Compound
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature
 
@@ -15,18 +16,20 @@ title = "小区"
 
 
 def legend() -> list[LegendEntry]:
-    return [LegendEntry("outline", "小区轮廓", "#2f9e44"),
-            LegendEntry("point", "小区（公布地址）", "#2f9e44")]
+    return [LegendEntry("precaution", "防范区", "#2f9e44"), LegendEntry("controlled", "管控区", "#f59f00"),
+            LegendEntry("sealed", "封控区", "#e03131")]
 
 
 def features(session: Session, query: Query) -> GeoJSON:
-    """One feature per compound: its outline where known, else its published address point."""
+    """One feature per compound — its outline where known, else its published address point —
+    with its three-zone tier (封控/管控/防范) on the day of ``query.at``."""
     stmt = select(Compound).where(Compound.street_id == query.street_id).order_by(Compound.id)
     if query.committee_id:
         stmt = stmt.where(Compound.committee_id == query.committee_id)
+    tiers = queries.compound_tiers(session, query.street_id, rules.local_day(query.at))
     return collection(
-        feature(c.geom, id=c.id, kind="outline" if c.has_outline else "point", name=c.name,
-                committee_id=c.committee_id, households=c.households)
+        feature(c.geom, id=c.id, kind="outline" if c.has_outline else "point", tier=tiers.get(c.id, "precaution"),
+                name=c.name, committee_id=c.committee_id, households=c.households)
         for c in session.scalars(stmt))
 
 

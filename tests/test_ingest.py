@@ -438,3 +438,16 @@ def test_ing016_an_event_that_keeps_failing_is_parked_after_n_tries(loaded, clie
     dead = [d for d in iter_dead(client) if poison in d["event"]]
     assert len(dead) == 1 and dead[0]["reason"] == "failed 3 times: RuntimeError: boom"
     assert pending_total(client) == 0
+
+
+def test_ing017_a_scan_after_a_closing_report_in_the_same_batch_sees_the_gate_closed(loaded, worker, client):
+    engine, data = loaded
+    t, gate = tag(), data.gates[13]
+    new = "closed" if gate.status != "closed" else "open"
+    streams.append(client, "facilities", [json.dumps({"event_id": f"{t}-f", "ts": at(1), "facility_id": gate.id,
+                                                      "status": new, "reporter": "巡查"})])
+    streams.append(client, "checkins", [checkin(f"{t}-c", gate.id, person_id(1), ts=at(2))])
+    drain(worker, client)  # one read takes both streams: one batch
+    with session_factory(engine)() as s:
+        raised = s.scalar(select(Alert.kind).where(Alert.event_id == f"{t}-c"))
+    assert raised == ("closed_gate_scan" if new == "closed" else None)

@@ -41,3 +41,18 @@ def test_layc003_drill_down_lists_addresses_and_gates(loaded):
     assert got["name"] == comp.name and got["households"] == comp.households
     assert got["addresses"] == sorted(a.address for a in data.addresses if a.compound_id == comp.id)
     assert [g["id"] for g in got["gates"]] == sorted(g.id for g in data.gates if g.compound_id == comp.id)
+
+
+def test_layc004_tier_on_the_day(scenario):
+    import datetime as dt
+
+    scn = scenario
+    with session_factory(scn["engine"])() as s:
+        today = {f["id"]: f["properties"]["tier"] for f in compounds.features(
+            s, Query(scn["data"].street.id, scn["at"](1)))["features"]}
+        day_before = {f["id"]: f["properties"]["tier"] for f in compounds.features(
+            s, Query(scn["data"].street.id, scn["at"](1) - dt.timedelta(days=1)))["features"]}
+        week_later = {f["id"]: f["properties"]["tier"] for f in compounds.features(
+            s, Query(scn["data"].street.id, scn["at"](1) + dt.timedelta(days=8)))["features"]}
+    c3 = scn["c3"].id
+    assert (today[c3], day_before[c3], week_later[c3]) == ("sealed", "precaution", "controlled")

@@ -1,0 +1,65 @@
+"""Gates layer: every compound gate, open / closed / restricted at the moment asked,
+marked when understaffed or when its status was last confirmed too long ago."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from data.models import Alert, CheckIn, Compound, Gate
+from data.store import states_as_of
+from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, parse_time, status_history
+
+id = "gates"
+title = "小区出入口"
+
+
+def legend() -> list[LegendEntry]:
+    return [LegendEntry("open", "开放", "#2f9e44"), LegendEntry("restricted", "限制通行", "#f59f00"),
+            LegendEntry("closed", "关闭", "#e03131"), LegendEntry("understaffed", "值守不足（红框）", "#c92a2a"),
+            LegendEntry("stale", "状态待确认（虚框）", "#868e96")]
+
+
+def features(session: Session, query: Query) -> GeoJSON:
+    """Gates as they were at ``query.at`` (rebuilt from their state history)."""
+    stmt = (select(Gate, Compound.committee_id, Compound.name).join(Compound)
+            .where(Compound.street_id == query.street_id).order_by(Gate.id))
+    if query.committee_id:
+        stmt = stmt.where(Compound.committee_id == query.committee_id)
+    rows = session.execute(stmt).all()
+    states = states_as_of(session, "gate", query.at, [g.id for g, _, _ in rows])
+    out = []
+    for gate, committee_id, compound_name in rows:
+        state = states.get(gate.id)
+        if state is None:
+            continue
+        confirmed = parse_time(state.get("confirmed_at"))
+        guards = int(state.get("guards_on_duty", 0))
+        out.append(feature(gate.geom, id=gate.id, kind=state["status"], name=gate.name, compound=compound_name,
+                           committee_id=committee_id, guards_on_duty=guards, guards_required=gate.guards_required,
+                           understaffed=guards < gate.guards_required,
+                           stale=confirmed is None or query.at - confirmed > query.gate_stale_after,
+                           confirmed_at=iso(confirmed)))
+    return collection(out)
+
+
+def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
+    """Status history, guards and roster, the last 20 check-ins (masked) and the gate's alerts."""
+    gate = session.get(Gate, entity_id)
+    if gate is None:
+        return None
+    checkins = session.scalars(select(CheckIn).where(CheckIn.gate_id == entity_id)
+                               .order_by(CheckIn.ts.desc()).limit(20))
+    alerts = session.scalars(select(Alert).where(Alert.entity_kind == "gate", Alert.entity_id == entity_id)
+                             .order_by(Alert.ts.desc()).limit(20))
+    return {"id": gate.id, "name": gate.name, "compound": gate.compound.name, "status": gate.status,
+            "guards_on_duty": gate.guards_on_duty, "guards_required": gate.guards_required,
+            "roster": gate.roster, "confirmed_at": iso(gate.confirmed_at), "synthetic": gate.synthetic,
+            "history": status_history(session, "gate", entity_id),
+            "checkins": [{"ts": iso(c.ts), "direction": c.direction, "person": c.person_masked,
+                          "phone": c.phone_masked, "category": c.category, "temperature": c.temperature,
+                          "health_code": c.health_code} for c in checkins],
+            "alerts": [{"ts": iso(a.ts), "kind": a.kind, "severity": a.severity, "message": a.message}
+                       for a in alerts]}

@@ -1,0 +1,66 @@
+"""Home-observation layer: each point under observation with day N/14, marked when today's
+health check-in is missing; released ones stay a few days, faded."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from data import rules
+from data.models import Compound, HealthCheckIn, HomeObservation
+from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, street_boundary
+
+id = "observations"
+title = "居家观察"
+FADE_DAYS = 3
+
+
+def legend() -> list[LegendEntry]:
+    return [LegendEntry("active", "观察中（第N/14天）", "#7048e8"),
+            LegendEntry("missing", "今日未打卡", "#e03131"),
+            LegendEntry("released", "已解除", "#adb5bd")]
+
+
+def _in_scope(session: Session, query: Query) -> list[tuple[HomeObservation, str | None]]:
+    boundary = street_boundary(session, query.street_id)
+    since = query.at - dt.timedelta(days=FADE_DAYS)
+    rows = session.execute(
+        select(HomeObservation, Compound.committee_id, Compound.street_id)
+        .outerjoin(Compound, Compound.id == HomeObservation.compound_id)
+        .where(HomeObservation.start_at <= query.at, HomeObservation.planned_end_at > since,
+               or_(HomeObservation.ended_at.is_(None), HomeObservation.ended_at > since))).all()
+    return [(obs, committee) for obs, committee, street in rows
+            if (street == query.street_id or (street is None and boundary is not None and boundary.covers(obs.geom)))
+            and (query.committee_id is None or committee == query.committee_id)]
+
+
+def features(session: Session, query: Query) -> GeoJSON:
+    rows = _in_scope(session, query)
+    day_start = dt.datetime.combine(rules.local_day(query.at), dt.time(), rules.SHANGHAI)
+    reported = set(session.scalars(select(HealthCheckIn.observation_id).where(
+        HealthCheckIn.ts >= day_start, HealthCheckIn.ts <= query.at,
+        HealthCheckIn.observation_id.in_([o.id for o, _ in rows]))))
+    out = []
+    for obs, committee in rows:
+        active = rules.observation_active(obs.start_at, obs.planned_end_at, obs.ended_at, query.at)
+        day = min(rules.observation_day(obs.start_at, query.at), rules.OBSERVATION_DAYS)
+        out.append(feature(obs.geom, id=str(obs.id), kind="active" if active else "released",
+                           day=day, label=f"{day}/14" if active else "解除",
+                           missing=active and obs.id not in reported, address=obs.address,
+                           committee_id=committee, name=obs.address or f"观察点 {obs.id}"))
+    return collection(out)
+
+
+def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
+    obs = session.get(HomeObservation, int(entity_id)) if entity_id.isdigit() else None
+    if obs is None:
+        return None
+    now = dt.datetime.now(dt.UTC)
+    return {"id": obs.id, "address": obs.address, "compound_id": obs.compound_id, "start_at": iso(obs.start_at),
+            "planned_end_at": iso(obs.planned_end_at), "ended_at": iso(obs.ended_at), "end_reason": obs.end_reason,
+            "day": min(rules.observation_day(obs.start_at, now), rules.OBSERVATION_DAYS),
+            "checkins": [{"ts": iso(c.ts), "temperature": c.temperature, "symptoms": c.symptoms}
+                         for c in sorted(obs.checkins, key=lambda c: c.ts, reverse=True)]}

@@ -1,0 +1,21 @@
+"""lay-w: open work orders by state; overdue ones flagged by their SLA at that moment."""
+
+from __future__ import annotations
+
+from data.store import session_factory
+from layers import workorders
+from layers.base import Query
+
+
+def test_layw001_overdue_follows_the_clock(scenario):
+    scn = scenario
+    oid = f"{scn['tag']}-O1"
+    with session_factory(scn["engine"])() as s:
+        q = lambda m: {f["id"]: f["properties"] for f in workorders.features(  # noqa: E731
+            s, Query(scn["data"].street.id, scn["at"](m), sla=scn["sla"]))["features"]}
+        early, late = q(2)[oid], q(10)[oid]
+        assert oid not in q(-1)  # not created yet
+        detail = workorders.detail(s, oid)
+    assert early["kind"] == "created" and not early["overdue"]
+    assert late["overdue"] and late["overdue_minutes"] == 5  # urgent: dispatch due in 5 min
+    assert [t["action"] for t in detail["timeline"]] == ["create"]
