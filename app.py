@@ -10,7 +10,6 @@ import argparse
 import logging
 import signal
 import sys
-from pathlib import Path
 from typing import Any
 
 from data import settings
@@ -28,7 +27,7 @@ def _load(config: settings.Config, args: argparse.Namespace) -> int:
         log.info("database already holds a street; nothing loaded (--if-empty)")
         return 0
     try:
-        data = load_street(engine, _datasets(config), config.street, config.seed,
+        data = load_street(engine, settings.datasets_path(config), config.street, config.seed,
                            show_progress=sys.stderr.isatty() or args.progress)
     except UnknownStreet as exc:
         print(f"opsmap load: {exc}", file=sys.stderr)
@@ -41,15 +40,10 @@ def _load(config: settings.Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _datasets(config: settings.Config) -> Path:
-    path = Path(config.datasets_dir)
-    return path if path.is_absolute() else settings.PROJECT_ROOT / path
-
-
 def _streets(config: settings.Config, args: argparse.Namespace) -> int:
     from data.geodata import read_townships
 
-    for t in sorted(read_townships(_datasets(config)), key=lambda t: (t.district, t.name)):
+    for t in sorted(read_townships(settings.datasets_path(config)), key=lambda t: (t.district, t.name)):
         print(f"{t.district}\t{t.name}")
     return 0
 
@@ -131,8 +125,8 @@ def _replay(config: settings.Config, args: argparse.Namespace) -> int:
     start, end = dt.date.fromisoformat(args.date_from), dt.date.fromisoformat(args.date_to)
     with redis_url(config) as url:
         total = 0
-        for day, n in replay_2022(make_engine(config.sqlalchemy_url), streams.connect(url), _datasets(config),
-                                  config.street, start, end, args.speed):
+        engine, datasets = make_engine(config.sqlalchemy_url), settings.datasets_path(config)
+        for day, n in replay_2022(engine, streams.connect(url), datasets, config.street, start, end, args.speed):
             total += n
             print(f"{day}: {n} confirmed-case events")
     print(f"sent {total} events")

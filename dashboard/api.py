@@ -18,8 +18,10 @@ from sqlalchemy.orm import sessionmaker
 import layers
 from data import streams
 from data.events import DEAD, STREAMS, EventError, validate
+from data.settings import Config, datasets_path
 from data.store import is_empty
-from layers.base import Query
+from data.summary import summary
+from layers.base import Query, sla_of
 
 api = Blueprint("opsmap_api", __name__)
 MAX_BATCH = 1000
@@ -33,6 +35,7 @@ def parse_moment(value: str | None) -> dt.datetime:
     """``as_of`` as an aware datetime (ISO 8601; a time without zone is Shanghai time)."""
     if not value:
         return dt.datetime.now(dt.UTC)
+    value = value.replace(" ", "+")  # an unencoded "+08:00" arrives as " 08:00"
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
@@ -40,18 +43,53 @@ def parse_moment(value: str | None) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
+def _config() -> Config:
+    return current_app.config["OPSMAP_CONFIG"]
+
+
+def _street_arg() -> str:
+    street = request.args.get("street")
+    if not street:
+        abort(Response("street: required (a street id such as S194)", status=400))
+    return street
+
+
 @api.get("/api/v1/layers/<layer_id>")
 def layer_features(layer_id: str) -> Response:
+    """A layer's GeoJSON for a street at ``as_of`` (default now), optionally one committee."""
     layer = layers.BY_ID.get(layer_id)
     if layer is None:
         abort(404, f"no layer {layer_id!r}")
-    street = request.args.get("street")
-    if not street:
-        abort(Response("street: required", status=400))
-    query = Query(street_id=street, at=parse_moment(request.args.get("as_of")),
-                  committee_id=request.args.get("committee") or None)
+    query = Query.from_config(_config(), _street_arg(), parse_moment(request.args.get("as_of")),
+                              request.args.get("committee") or None)
     with _sessions()() as session:
         return jsonify(layer.features(session, query))
+
+
+@api.get("/api/v1/entities/<kind>/<entity_id>")
+def entity(kind: str, entity_id: str) -> Response:
+    """One entity's drill-down; ``kind`` is a layer id (gates, shops, workorders …)."""
+    layer = layers.BY_ID.get(kind)
+    if layer is None:
+        abort(404, f"no entity kind {kind!r}; one of {', '.join(layers.BY_ID)}")
+    with _sessions()() as session:
+        found = layer.detail(session, entity_id)
+    if found is None:
+        abort(404, f"no {kind} {entity_id!r}")
+    return jsonify(found)
+
+
+@api.get("/api/v1/summary")
+def summary_numbers() -> Response:
+    """The panel numbers of a street at ``as_of`` (default now)."""
+    config = _config()
+    with _sessions()() as session:
+        try:
+            numbers = summary(session, _street_arg(), parse_moment(request.args.get("as_of")),
+                              datasets_path(config), sla_of(config))
+        except LookupError as exc:
+            abort(404, str(exc))
+    return jsonify(numbers)
 
 
 @api.post("/api/v1/events/<stream>")

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from data import rules
 from data.models import Case, Committee, Compound, Gate, Shop, Site, Street, WorkOrder
@@ -51,17 +51,12 @@ def compound_tiers(session: Session, street_id: str, day: dt.date) -> dict[str, 
     return {cid: rules.tier(dates.get(cid, []), day) for cid in ids}
 
 
-def work_order_clocks(session: Session, order_id: str, at: dt.datetime,
-                      sla: dict[str, dict[str, dt.timedelta]]) -> tuple[str | None, list[rules.Clock]]:
-    """An order's state and SLA clocks at moment ``at``, rebuilt from its history.
+def order_clocks(order: WorkOrder, state: dict[str, Any], at: dt.datetime,
+                 sla: dict[str, dict[str, dt.timedelta]]) -> list[rules.Clock]:
+    """SLA clocks of an order at ``at``, given its state then (``states_as_of``) and events.
 
-    ``sla`` maps priority → milestone deadlines (rules.parse_sla); the deadlines of the
-    priority in force at ``at`` apply (an escalation makes an order urgent from then on).
+    The deadlines of the priority in force at ``at`` apply (an escalation makes it urgent).
     """
-    order = session.get(WorkOrder, order_id)
-    if order is None or order.created_at > at:
-        return None, []
-    state = states_as_of(session, "work_order", at, [order_id]).get(order_id, {})
     milestones: dict[str, dt.datetime] = {}
     closed_at = None
     for e in order.events:
@@ -70,5 +65,43 @@ def work_order_clocks(session: Session, order_id: str, at: dt.datetime,
         if e.action in rules.MILESTONE_OF:
             milestones.setdefault(rules.MILESTONE_OF[e.action], e.ts)
         closed_at = e.ts if e.to_state in ("closed", "cancelled") else None
-    clocks = rules.sla_clocks(order.created_at, sla[state.get("priority", order.priority)], milestones, at, closed_at)
-    return state.get("state"), clocks
+    return rules.sla_clocks(order.created_at, sla[state.get("priority", order.priority)], milestones, at, closed_at)
+
+
+def work_order_clocks(session: Session, order_id: str, at: dt.datetime,
+                      sla: dict[str, dict[str, dt.timedelta]]) -> tuple[str | None, list[rules.Clock]]:
+    """An order's state and SLA clocks at moment ``at``, rebuilt from its history."""
+    order = session.get(WorkOrder, order_id)
+    if order is None or order.created_at > at:
+        return None, []
+    state = states_as_of(session, "work_order", at, [order_id]).get(order_id, {})
+    return state.get("state"), order_clocks(order, state, at, sla)
+
+
+def street_orders(session: Session, street_id: str, at: dt.datetime) -> list[tuple[WorkOrder, dict[str, Any]]]:
+    """Orders placed in the street and existing at ``at``, each with its state then."""
+    street = session.get(Street, street_id)
+    orders = [o for o in session.scalars(select(WorkOrder).where(WorkOrder.created_at <= at,
+                                                                 WorkOrder.geom.is_not(None))
+                                         .options(selectinload(WorkOrder.events)))
+              if street is not None and street.geom.covers(o.geom)]
+    states = states_as_of(session, "work_order", at, [o.id for o in orders])
+    return [(o, states.get(o.id, {})) for o in orders]
+
+
+def work_order_counts(session: Session, street_id: str, at: dt.datetime,
+                      sla: dict[str, dict[str, dt.timedelta]]) -> dict[str, Any]:
+    """Open orders by state and how many are overdue; opened and closed in the last 24 h."""
+    by_state: dict[str, int] = {}
+    overdue = opened = closed = 0
+    for order, state in street_orders(session, street_id, at):
+        name = state.get("state", order.state)
+        opened += order.created_at > at - dt.timedelta(hours=24)
+        if name in rules.OPEN_STATES:
+            by_state[name] = by_state.get(name, 0) + 1
+            overdue += any(c.overdue for c in order_clocks(order, state, at, sla))
+        elif name == "closed" and any(e.to_state == "closed" and at - dt.timedelta(hours=24) < e.ts <= at
+                                      for e in order.events):
+            closed += 1
+    return {"open": sum(by_state.values()), "by_state": by_state, "overdue": overdue,
+            "opened_24h": opened, "closed_24h": closed}

@@ -83,6 +83,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Deadlines of urgent work orders, counted from creation."),
     Setting("OPSMAP_SLA_NORMAL", "dispatch=30m,resolve=24h",
             "Deadlines of normal work orders, counted from creation."),
+    Setting("OPSMAP_GATE_STALE_HOURS", "24",
+            "A gate whose status was last confirmed longer ago than this is marked on the map.", float),
+    Setting("OPSMAP_ALERT_WINDOW_MINUTES", "60", "Alerts of this many recent minutes show on the map.", float),
+    Setting("OPSMAP_CASE_WINDOW_DAYS", "14", "Case reports of this many recent days show on the map.", float),
     Setting("OPSMAP_HOST", "127.0.0.1", "Address the web app listens on."),
     Setting("OPSMAP_HTTP_PORT", "8050", "Port the web app listens on.", int),
     Setting("OPSMAP_TILE_URL", "",
@@ -144,3 +148,9 @@ def load(args: argparse.Namespace | None = None,
         except ValueError as exc:
             raise SystemExit(f"setting {s.env}: {exc}") from None
     return Config(values)
+
+
+def datasets_path(config: Config) -> Path:
+    """The shipped datasets directory (OPSMAP_DATASETS_DIR, relative to the project root)."""
+    path = Path(config.datasets_dir)
+    return path if path.is_absolute() else PROJECT_ROOT / path

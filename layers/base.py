@@ -17,7 +17,9 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from data import rules
 from data.models import StateChange, Street
+from data.settings import Config
 
 GeoJSON = dict[str, Any]
 
@@ -34,6 +36,18 @@ class Query:
     alert_window: dt.timedelta = dt.timedelta(minutes=60)
     case_window: dt.timedelta = dt.timedelta(days=14)
     sla: dict[str, dict[str, dt.timedelta]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: Config, street_id: str, at: dt.datetime, committee_id: str | None = None) -> Query:
+        """A query with the windows and SLA deadlines the settings give."""
+        return cls(street_id, at, committee_id, gate_stale_after=dt.timedelta(hours=config.gate_stale_hours),
+                   alert_window=dt.timedelta(minutes=config.alert_window_minutes),
+                   case_window=dt.timedelta(days=config.case_window_days), sla=sla_of(config))
+
+
+def sla_of(config: Config) -> dict[str, dict[str, dt.timedelta]]:
+    """Priority → milestone deadlines, from OPSMAP_SLA_URGENT and OPSMAP_SLA_NORMAL."""
+    return {"urgent": rules.parse_sla(config.sla_urgent), "normal": rules.parse_sla(config.sla_normal)}
 
 
 @dataclass(frozen=True)

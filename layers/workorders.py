@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session
 
-from data import rules
+from data import queries, rules
 from data.models import WorkOrder
-from data.store import states_as_of
-from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, street_boundary
+from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 
 id = "workorders"
 title = "12345 工单"
@@ -25,38 +24,21 @@ def legend() -> list[LegendEntry]:
 
 
 def features(session: Session, query: Query) -> GeoJSON:
-    """Orders existing and not closed or cancelled at ``query.at``, in the street."""
-    boundary = street_boundary(session, query.street_id)
-    orders = [o for o in session.scalars(select(WorkOrder).where(WorkOrder.created_at <= query.at,
-                                                                 WorkOrder.geom.is_not(None))
-                                         .options(selectinload(WorkOrder.events)))
-              if boundary is not None and boundary.covers(o.geom)]
-    states = states_as_of(session, "work_order", query.at, [o.id for o in orders])
+    """Orders open (or resolved, awaiting closure) at ``query.at``, in the street."""
     out = []
-    for o in orders:
-        st = states.get(o.id, {})
-        state = st.get("state")
-        committee = st.get("committee_id", o.committee_id)
-        if state not in rules.OPEN_STATES and state != "resolved":
+    for order, state in queries.street_orders(session, query.street_id, query.at):
+        name = state.get("state")
+        committee = state.get("committee_id", order.committee_id)
+        if name not in rules.OPEN_STATES and name != "resolved":
             continue
         if query.committee_id and committee != query.committee_id:
             continue
-        clocks = _clocks(o, st, query)
-        overdue = max((c.overdue_by for c in clocks), default=None)
-        out.append(feature(o.geom, id=o.id, kind=state, name=f"{o.category} · {o.description[:20]}",
-                           priority=st.get("priority", o.priority), committee_id=committee,
-                           overdue=bool(overdue and overdue.total_seconds() > 0),
-                           overdue_minutes=int(overdue.total_seconds() // 60) if overdue else 0))
+        overdue = max((c.overdue_by for c in queries.order_clocks(order, state, query.at, query.sla)),
+                      default=dt.timedelta(0))
+        out.append(feature(order.geom, id=order.id, kind=name, name=f"{order.category} · {order.description[:20]}",
+                           priority=state.get("priority", order.priority), committee_id=committee,
+                           overdue=overdue > dt.timedelta(0), overdue_minutes=int(overdue.total_seconds() // 60)))
     return collection(out)
-
-
-def _clocks(order: WorkOrder, state: dict[str, Any], query: Query) -> list[rules.Clock]:
-    sla = query.sla.get(state.get("priority", order.priority), {})
-    milestones: dict[str, Any] = {}
-    for e in order.events:
-        if e.ts <= query.at and e.action in rules.MILESTONE_OF:
-            milestones.setdefault(rules.MILESTONE_OF[e.action], e.ts)
-    return rules.sla_clocks(order.created_at, sla, milestones, query.at)
 
 
 def detail(session: Session, entity_id: str) -> dict[str, Any] | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import shutil
 import sys
@@ -23,6 +24,11 @@ POI_FILES = {
 }
 
 
+def _gz_text(dst: Path) -> io.TextIOWrapper:
+    """A gzip text writer with no timestamp in its header, so a rerun gives identical bytes."""
+    return io.TextIOWrapper(gzip.GzipFile(dst, "wb", mtime=0), encoding="utf-8", newline="")
+
+
 def _gzip_copy(src: Path, dst: Path) -> None:
     with src.open("rb") as fin, gzip.GzipFile(dst, "wb", mtime=0) as fout:
         shutil.copyfileobj(fin, fout)
@@ -32,7 +38,7 @@ def _addresses(src: Path, dst: Path) -> int:
     """Keep the geocode_flag == ok rows and the WGS-84 columns only (GCJ-02 ones dropped)."""
     cols = ["date", "district", "address", "wgs84_lng", "wgs84_lat", "geocode_flag"]
     n = 0
-    with gzip.open(src, "rt", encoding="utf-8") as fin, gzip.open(dst, "wt", encoding="utf-8", newline="") as fout:
+    with gzip.open(src, "rt", encoding="utf-8") as fin, _gz_text(dst) as fout:
         writer = csv.DictWriter(fout, fieldnames=cols, lineterminator="\n")
         writer.writeheader()
         for row in csv.DictReader(fin):
@@ -45,7 +51,7 @@ def _addresses(src: Path, dst: Path) -> int:
 def _pois(src_dir: Path, dst: Path) -> int:
     cols = ["kind", "id", "name", "district", "lng", "lat"]
     n = 0
-    with gzip.open(dst, "wt", encoding="utf-8", newline="") as fout:
+    with _gz_text(dst) as fout:
         writer = csv.DictWriter(fout, fieldnames=cols, lineterminator="\n")
         writer.writeheader()
         for kind, name in POI_FILES.items():
@@ -58,6 +64,24 @@ def _pois(src_dir: Path, dst: Path) -> int:
     return n
 
 
+def _daily(src_dir: Path, dst: Path) -> int:
+    """Official new confirmed / asymptomatic counts per day, city (region 上海市) and per district."""
+    cols = ["date", "region", "confirm", "wzz"]
+    n = 0
+    with _gz_text(dst) as fout:
+        writer = csv.DictWriter(fout, fieldnames=cols, lineterminator="\n")
+        writer.writeheader()
+        with (src_dir / "helloint_city_daily.csv").open(encoding="utf-8") as fin:
+            for row in csv.DictReader(fin):
+                writer.writerow({"date": row["date"], "region": "上海市", "confirm": row["confirm"], "wzz": row["wzz"]})
+                n += 1
+        with (src_dir / "helloint_district_daily.csv").open(encoding="utf-8") as fin:
+            for row in csv.DictReader(fin):
+                writer.writerow({c: row[c] for c in cols})
+                n += 1
+    return n
+
+
 def main(shared: Path) -> None:
     _gzip_copy(shared / "shanghai-admin-boundaries/shanghai_townships_wgs84.geojson",
                HERE / "townships_wgs84.geojson.gz")
@@ -66,6 +90,7 @@ def main(shared: Path) -> None:
     print("addresses:", _addresses(shared / "shanghai-2022-covid-addresses/lewangdev_addresses_daily_shanghai.csv.gz",
                                    HERE / "case_addresses_2022_wgs84.csv.gz"))
     print("pois:", _pois(shared / "shanghai-pois", HERE / "pois_wgs84.csv.gz"))
+    print("daily:", _daily(shared / "shanghai-2022-covid-daily", HERE / "covid_daily_2022.csv.gz"))
 
 
 if __name__ == "__main__":
