@@ -17,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 
 import layers
 from data import streams
+from data.crs import to_gcj02
 from data.events import DEAD, STREAMS, EventError, validate
 from data.settings import Config, datasets_path
 from data.store import is_empty
@@ -63,7 +64,8 @@ def layer_features(layer_id: str) -> Response:
     query = Query.from_config(_config(), _street_arg(), parse_moment(request.args.get("as_of")),
                               request.args.get("committee") or None)
     with _sessions()() as session:
-        return jsonify(layer.features(session, query))
+        fc = layer.features(session, query)
+    return jsonify(to_gcj02(fc) if _config().tile_crs == "gcj02" else fc)
 
 
 @api.get("/api/v1/entities/<kind>/<entity_id>")

@@ -25,6 +25,14 @@ def _bool(value: str) -> bool:
     raise ValueError(f"expected true/false, got {value!r}")
 
 
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return value
+    return parse
+
+
 @dataclass(frozen=True)
 class Setting:
     """A setting: its environment name is the key; the CLI flag is derived from it."""
@@ -92,6 +100,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPSMAP_TILE_URL", "",
             "Raster tile URL template (`https://…/{z}/{x}/{y}.png`) drawn under the map. "
             "Empty: the map uses only its own vector basemap from shipped data."),
+    Setting("OPSMAP_TILE_CRS", "wgs84",
+            "Coordinate system of the tiles at OPSMAP_TILE_URL: `wgs84` (OSM, 天地图) or `gcj02` "
+            "(AutoNavi/Gaode, Tencent: every feature is then shifted for display; stored data stays WGS-84).",
+            _choice("wgs84", "gcj02")),
     Setting("OPSMAP_DEBUG", "false", "Run Dash in debug mode (hot reload, dev tools).", _bool),
     Setting("OPSMAP_LOG_LEVEL", "INFO", "Python logging level."),
 )

@@ -5,10 +5,10 @@ Adding a layer is one module implementing ``layers.base.Layer`` and one line her
 
 from __future__ import annotations
 
-from layers import alerts, boundaries, cases, compounds, gates, observations, shops, sites, workorders
+from layers import alerts, basemap, boundaries, cases, compounds, gates, observations, shops, sites, workorders
 from layers.base import Layer
 
 #: drawing order, bottom to top
-LAYERS: tuple[Layer, ...] = (boundaries, compounds, sites, shops, gates, cases,  # type: ignore[assignment]
+LAYERS: tuple[Layer, ...] = (basemap, boundaries, compounds, sites, shops, gates, cases,  # type: ignore[assignment]
                              observations, workorders, alerts)
 BY_ID: dict[str, Layer] = {layer.id: layer for layer in LAYERS}

@@ -82,6 +82,20 @@ def _daily(src_dir: Path, dst: Path) -> int:
     return n
 
 
+def _basemap(src_dir: Path, dst: Path) -> int:
+    """OSM road centrelines (name and class only) and the approximate river outlines of 黄浦."""
+    feats = []
+    for feat in json.loads((src_dir / "huangpu_roads_osm_wgs84.geojson").read_text(encoding="utf-8"))["features"]:
+        p = feat["properties"]
+        feats.append({"type": "Feature", "geometry": feat["geometry"],
+                      "properties": {"kind": "road", "name": p.get("name"), "highway": p["highway"]}})
+    for feat in json.loads((src_dir / "huangpu_water_approx_wgs84.geojson").read_text(encoding="utf-8"))["features"]:
+        feats.append({"type": "Feature", "geometry": feat["geometry"], "properties": {"kind": "water"}})
+    with _gz_text(dst) as fout:
+        json.dump({"type": "FeatureCollection", "features": feats}, fout, ensure_ascii=False, separators=(",", ":"))
+    return len(feats)
+
+
 def main(shared: Path) -> None:
     _gzip_copy(shared / "shanghai-admin-boundaries/shanghai_townships_wgs84.geojson",
                HERE / "townships_wgs84.geojson.gz")
@@ -90,6 +104,7 @@ def main(shared: Path) -> None:
     print("addresses:", _addresses(shared / "shanghai-2022-covid-addresses/lewangdev_addresses_daily_shanghai.csv.gz",
                                    HERE / "case_addresses_2022_wgs84.csv.gz"))
     print("pois:", _pois(shared / "shanghai-pois", HERE / "pois_wgs84.csv.gz"))
+    print("basemap:", _basemap(shared / "huangpu-osm-basemap", HERE / "basemap_huangpu_wgs84.geojson.gz"))
     print("daily:", _daily(shared / "shanghai-2022-covid-daily", HERE / "covid_daily_2022.csv.gz"))
 
 
