@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -26,6 +28,7 @@ from layers.base import Query, sla_of
 
 api = Blueprint("opsmap_api", __name__)
 MAX_BATCH = 1000
+COALESCE_S = 0.3
 
 
 def _sessions() -> sessionmaker[Any]:
@@ -125,6 +128,64 @@ def post_events(stream: str) -> tuple[Response, int]:
     ids = streams.append(streams.connect(url), stream, [raw for _, _, raw in good]) if good else []
     accepted = [{"index": i, "event_id": eid, "id": sid} for (i, eid, _), sid in zip(good, ids, strict=True)]
     return jsonify({"accepted": accepted, "rejected": rejected}), 422 if rejected else 202
+
+
+@api.get("/api/v1/stream")
+def change_stream() -> Response:
+    """Server-sent events: one message per ingested batch (which streams changed), so the
+    screen refetches what changed without polling; a comment line every 15 s keeps it open."""
+    url = current_app.config.get("OPSMAP_REDIS_URL")
+    if not url:
+        abort(503, "no Redis configured")
+    pubsub = streams.connect(url).pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(streams.CHANGES)
+
+    def events() -> Iterator[str]:
+        try:
+            yield "retry: 2000\n\n"
+            while True:
+                msg = pubsub.get_message(timeout=15.0)
+                if msg is None:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield f"data: {msg['data'].decode()}\n\n"  # the first change goes out at once …
+                merged = _gather(pubsub, COALESCE_S)  # … what follows within the window, merged
+                if merged is not None:
+                    yield f"data: {json.dumps(merged)}\n\n"
+        finally:
+            pubsub.close()
+
+    return Response(events(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def _gather(pubsub: Any, window_s: float) -> dict[str, Any] | None:
+    """Merge the batches announced within ``window_s`` into one message (None if none), so a
+    busy ingest makes the screen refetch a few times a second at most, not once per batch."""
+    merged: dict[str, Any] | None = None
+    deadline = time.monotonic() + window_s
+    while (left := deadline - time.monotonic()) > 0:
+        msg = pubsub.get_message(timeout=left)
+        if msg is None:
+            continue
+        more = json.loads(msg["data"])
+        if merged is None:
+            merged = more
+            continue
+        for key in ("applied", "dead"):
+            merged[key] += more[key]
+        for key in ("streams", "kinds"):
+            merged[key] = sorted(set(merged[key]) | set(more[key]))
+        merged["at"] = more["at"]
+    return merged
+
+
+@api.get("/api/v1/feed")
+def live_feed() -> Response:
+    """The live feed (实时播报), newest first; ``n`` items (default 50, at most 500)."""
+    url = current_app.config.get("OPSMAP_REDIS_URL")
+    n = min(max(request.args.get("n", 50, type=int), 1), 500)
+    return jsonify(streams.feed(streams.connect(url), n) if url else [])
 
 
 @api.get("/healthz")

@@ -21,7 +21,7 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
     app.server.config.update(OPSMAP_ENGINE=engine, OPSMAP_SESSIONS=sessions, OPSMAP_REDIS_URL=redis_url,
                              OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config)
     app.server.register_blueprint(api)
-    app.layout = lambda: map_page.layout(sessions, config.street, config.tile_url)
-    map_page.register(app, sessions)
+    app.layout = lambda: map_page.layout(sessions, config)
+    map_page.register(app, sessions, config, redis_url)
     return app
 

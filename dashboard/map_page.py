@@ -1,89 +1,193 @@
-"""The command map page: the street, its committees and compounds on a vector basemap.
+"""The command map page (/): every layer on the street's own basemap, the panels beside it,
+a committee filter, an "as of" moment to replay the past, and a drill-down on click.
 
-Callbacks stay thin: they read settings and call ``data.queries`` / ``layers``.
+Live: the page listens to server-sent events (/api/v1/stream) and refetches only the layers
+whose streams changed. Callbacks stay thin: they parse inputs and call ``layers`` and
+``data``; everything they show is computed there.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 from typing import Any
 from urllib.parse import urlencode
 
 import dash_leaflet as dl
-from dash import Dash, Input, Output, dcc, html
+from dash import ALL, Dash, Input, Output, ctx, dcc, html, no_update
+from dash_extensions import EventSource
 from dash_extensions.javascript import Namespace
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import layers
-from data import queries
-from data.models import Street
+from dashboard import components
+from data import queries, rules, streams
+from data.models import Committee, Street
+from data.settings import Config, datasets_path
+from data.summary import summary
+from layers.base import sla_of
 
 ns = Namespace("opsmap", "map")
-SHANGHAI = [31.23, 121.47]
-SITE_KIND_LABELS = {"metro_entrance": "地铁出入口", "park": "公园", "construction_site": "工地",
-                    "elderly_care": "养老机构", "office_building": "办公楼", "market": "菜场"}
-STATUS_LABELS = {"open": "开放", "closed": "关闭", "restricted": "限制通行", "unverified": "未核实"}
+SHANGHAI_CENTRE = [31.23, 121.47]
+#: which layers a change on each stream can affect (the rest are not refetched) …
+AFFECTS = {"checkins": {"alerts"}, "alerts": {"alerts"}, "facilities": set(),
+           "cases": {"cases", "observations", "compounds"}, "health": {"observations"},
+           "workorders": {"workorders"}, "work": set()}
+#: … and which layer shows each kind of entity a facility report changed
+KIND_LAYER = {"gate": "gates", "shop": "shops", "site": "sites"}
 
 
-def layer_url(layer_id: str, street_id: str) -> str:
-    return f"/api/v1/layers/{layer_id}?{urlencode({'street': street_id})}"
+def layer_id(layer_key: str) -> dict[str, str]:
+    return {"type": "layer", "id": layer_key}
 
 
-def bounds(street: Street) -> list[list[float]]:
-    minx, miny, maxx, maxy = street.geom.bounds
-    return [[miny, minx], [maxy, maxx]]
+def parse_as_of(value: str | None) -> dt.datetime | None:
+    """The as-of input in Shanghai time (``2022-04-10 08:00``, ``2022-04-10T08:00``, or a date,
+    meaning its end); empty or unreadable means live."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(23, 59, 59), rules.SHANGHAI)
+        return dt.datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=rules.SHANGHAI)
+    except ValueError:
+        return None
 
 
-def layout(sessions: sessionmaker[Session], default_street: str, tile_url: str) -> html.Div:
+def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetime | None, version: str) -> str:
+    params = {"street": street_id, **({"committee": committee} if committee else {}),
+              **({"as_of": as_of.isoformat()} if as_of else {"v": version})}
+    return f"/api/v1/layers/{key}?{urlencode(params)}"
+
+
+def _overlay(layer: Any) -> dl.Overlay:
+    cluster = {"cluster": True, "clusterToLayer": ns("caseCluster"), "superClusterOptions": {"radius": 40}} \
+        if layer.id == "cases" else {}
+    return dl.Overlay(name=layer.title, checked=True, children=dl.GeoJSON(
+        id=layer_id(layer.id), hideout={"layer": layer.id, "colours": {e.key: e.colour for e in layer.legend()}},
+        style=ns("style"), pointToLayer=ns("point"), onEachFeature=ns("tooltip"), **cluster))
+
+
+def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     with sessions() as session:
         loaded = queries.streets(session)
-    options = [{"label": f"{s.district} · {s.name}", "value": s.id} for s in loaded]
-    chosen = next((s for s in loaded if s.name == default_street), loaded[0] if loaded else None)
-    basemap = [dl.TileLayer(url=tile_url, maxZoom=19)] if tile_url else []
+    chosen = next((s for s in loaded if s.name == config.street), loaded[0] if loaded else None)
+    tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     return html.Div(className="opsmap", children=[
         html.Header(className="opsmap-header", children=[
             html.H1(id="map-title"),
-            dcc.Dropdown(id="map-street", className="street-select", options=options,
-                         value=chosen.id if chosen else None, clearable=False),
+            dcc.Dropdown(id="map-street", className="street-select", clearable=False,
+                         options=[{"label": f"{s.district} · {s.name}", "value": s.id} for s in loaded],
+                         value=chosen.id if chosen else None),
+            dcc.Dropdown(id="map-committee", className="committee-select", placeholder="全部居委"),
+            html.Label(["时点 ", dcc.Input(id="map-asof", type="text", placeholder="实时（或 2022-04-10 08:00）",
+                                         debounce=True, size="22")], className="asof"),
+            html.Button("实时", id="map-live", className="live-button"),
+            html.Span(id="map-clock", className="clock"),
+            html.Span(id="map-staleness", className="staleness", title="数据新鲜度"),
         ]),
         html.Div(className="opsmap-body", children=[
-            dl.Map(id="map-map", className="opsmap-map", center=SHANGHAI, zoom=11, zoomSnap=0.25,
-                   children=[*basemap,
-                             dl.GeoJSON(id="map-boundaries", style=ns("areaStyle"), onEachFeature=ns("tooltip")),
-                             dl.GeoJSON(id="map-compounds", style=ns("areaStyle"), pointToLayer=ns("compoundPoint"),
-                                        onEachFeature=ns("tooltip"))]),
-            html.Aside(id="map-panel", className="opsmap-panel"),
+            dl.Map(id="map-map", className="opsmap-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
+                   children=[*tiles, dl.LayersControl([_overlay(layer) for layer in layers.LAYERS],
+                                                      overlays=[layer.title for layer in layers.LAYERS],
+                                                      collapsed=False)]),
+            html.Aside(className="opsmap-panel", children=[
+                html.Div(id="panel-detail-slot"), html.Div(id="panel-cases-slot"),
+                html.Div(id="panel-work-slot"), html.Div(id="panel-feed-slot")]),
         ]),
+        EventSource(id="map-events", url="/api/v1/stream"),
+        dcc.Interval(id="map-tick", interval=10_000),
     ])
 
 
-def panel(summary: dict[str, Any]) -> list[Any]:
-    """The side panel: what the street holds, and which parts are synthetic."""
-    def row(label: str, value: int) -> html.Tr:
-        return html.Tr([html.Td(label), html.Td(f"{value:,}", className="num")])
+def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_url: str | None) -> None:
+    """The page's callbacks; each one reads its inputs and calls layers/data."""
 
-    rows = [row("居委会", summary["committees"]), row("小区", summary["compounds"]),
-            row("户数（合成）", summary["households"])]
-    rows += [row(f"出入口 · {STATUS_LABELS.get(k, k)}", v) for k, v in sorted(summary["gates"].items())]
-    rows += [row(f"商铺 · {STATUS_LABELS.get(k, k)}", v) for k, v in sorted(summary["shops"].items())]
-    rows += [row(SITE_KIND_LABELS.get(k, k), v) for k, v in sorted(summary["sites"].items())]
-    legend = [html.Div([html.Span(className="opsmap-legend-swatch", style={"background": e.colour}), e.label])
-              for layer in layers.LAYERS for e in layer.legend()]
-    return [html.H2("街道概况"), html.Table(html.Tbody(rows)), html.H2("图例", style={"marginTop": "1rem"}),
-            *legend,
-            html.P("小区位置来自 2022 年公布的病例居住地址；居委划分、出入口、门岗、户数及部分商铺与场所为合成数据。",
-                   className="opsmap-note")]
-
-
-def register(app: Dash, sessions: sessionmaker[Session]) -> None:
-    @app.callback(Output("map-title", "children"), Output("map-map", "viewport"),
-                  Output("map-boundaries", "url"), Output("map-compounds", "url"),
-                  Output("map-panel", "children"), Input("map-street", "value"))
-    def show_street(street_id: str | None) -> tuple[Any, ...]:
+    @app.callback(Output("map-committee", "options"), Output("map-committee", "value"),
+                  Output("map-map", "viewport"), Input("map-street", "value"))
+    def choose_street(street_id: str | None) -> tuple[Any, ...]:
         if not street_id:
-            return "opsmap：尚未加载街道（运行 opsmap load）", None, None, None, []
+            return [], None, no_update
         with sessions() as session:
             street = session.get(Street, street_id)
-            summary = queries.street_summary(session, street_id)
-        viewport = {"bounds": bounds(street), "options": {"padding": [16, 16]}, "transition": "fitBounds"}
-        return (f"{street.name} 战疫图", viewport, layer_url("boundaries", street_id),
-                layer_url("compounds", street_id), panel(summary))
+            committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
+                                         .order_by(Committee.id)).all()
+        minx, miny, maxx, maxy = street.geom.bounds
+        return ([{"label": c.name, "value": c.id} for c in committees], None,
+                {"bounds": [[miny, minx], [maxy, maxx]], "options": {"padding": [16, 16]}, "transition": "fitBounds"})
+
+    @app.callback(Output("map-asof", "value"), Input("map-live", "n_clicks"), prevent_initial_call=True)
+    def go_live(_: int | None) -> str:
+        return ""
+
+    @app.callback(Output(layer_id(ALL), "url"),
+                  Input("map-street", "value"), Input("map-committee", "value"), Input("map-asof", "value"),
+                  Input("map-events", "message"))
+    def refetch_layers(street_id: str | None, committee: str | None, as_of_text: str | None,
+                       message: str | None) -> list[Any]:
+        """New layer URLs: all on a new street, filter or moment; live, only the changed layers."""
+        keys = [layer.id for layer in layers.LAYERS]
+        if not street_id:
+            return [None] * len(keys)
+        as_of = parse_as_of(as_of_text)
+        changed = _changed_layers(message) if ctx.triggered_id == "map-events" else None
+        if as_of is not None and changed is not None:  # replaying the past: live changes do not apply
+            return [no_update] * len(keys)
+        version = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
+        return [layer_url(k, street_id, committee, as_of, version) if changed is None or k in changed else no_update
+                for k in keys]
+
+    @app.callback(Output("map-title", "children"), Output("panel-cases-slot", "children"),
+                  Output("panel-work-slot", "children"), Output("panel-feed-slot", "children"),
+                  Input("map-street", "value"), Input("map-asof", "value"), Input("map-events", "message"))
+    def refresh_panels(street_id: str | None, as_of_text: str | None, message: str | None) -> tuple[Any, ...]:
+        """The numbers beside the map and the feed, for the moment shown."""
+        if not street_id:
+            return "opsmap：尚未加载街道（运行 opsmap load）", [], [], []
+        as_of = parse_as_of(as_of_text)
+        if as_of is not None and ctx.triggered_id == "map-events":
+            return (no_update,) * 4
+        with sessions() as session:
+            numbers = summary(session, street_id, as_of or dt.datetime.now(dt.UTC), datasets_path(config),
+                              sla_of(config))
+        feed = streams.feed(streams.connect(redis_url), 30) if redis_url and as_of is None else []
+        title = f"{numbers['street']['name']} 战疫图" + (f"（回放 {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
+        return (title, components.cases_panel(numbers), components.work_panel(numbers),
+                components.feed_panel(feed))
+
+    @app.callback(Output("panel-detail-slot", "children"), Input(layer_id(ALL), "clickData"),
+                  prevent_initial_call=True)
+    def drill_down(_: list[Any]) -> Any:
+        trigger = ctx.triggered_id
+        clicked = ctx.triggered[0]["value"] if ctx.triggered else None
+        if not trigger or not clicked or clicked.get("properties", {}).get("cluster"):
+            return no_update
+        layer = layers.BY_ID[trigger["id"]]
+        entity = clicked.get("id") or clicked.get("properties", {}).get("id")
+        if entity is None:
+            return no_update
+        with sessions() as session:
+            detail = layer.detail(session, str(entity))
+        return components.detail_panel(layer.id, layer.title, detail)
+
+    @app.callback(Output("map-clock", "children"), Output("map-staleness", "className"),
+                  Output("map-staleness", "children"), Input("map-tick", "n_intervals"))
+    def tick(_: int | None) -> tuple[str, str, str]:
+        now = dt.datetime.now(rules.SHANGHAI)
+        if not redis_url:
+            return f"{now:%H:%M:%S}", "staleness unknown", "无实时数据"
+        fresh = streams.freshness(streams.connect(redis_url), now)
+        stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
+        text = "数据延迟" if stale else "实时"
+        return f"{now:%H:%M:%S}", "staleness stale" if stale else "staleness fresh", text
+
+
+def _changed_layers(message: str | None) -> set[str]:
+    try:
+        change = json.loads(message or "{}")
+    except ValueError:
+        return set()
+    out = set().union(*(AFFECTS.get(s, set()) for s in change.get("streams", [])))
+    return out | {KIND_LAYER[k] for k in change.get("kinds", []) if k in KIND_LAYER}

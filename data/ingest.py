@@ -57,7 +57,6 @@ from data.settings import Config
 from data.store import record_changes, session_factory
 
 log = logging.getLogger(__name__)
-FEED_STREAMS = ("workorders", "cases", "health", "facilities", "work")
 DUTY_OFFICER = "居委值班干部"
 
 
@@ -88,11 +87,6 @@ class Effects:
             eff.counters[(k, f)] += n
         eff.feed = [(stream, item) for stream, item in (doc or {}).get("feed", [])]
         return eff
-
-
-def feed_key(stream: str) -> str:
-    """Feed and counters share the stream's hash slot, so one MULTI covers them and the XACK."""
-    return f"{{{stream_key(stream)}}}:feed"
 
 
 @dataclass(frozen=True)
@@ -571,8 +565,8 @@ class Worker:
         for hkey in {hkey for hkey, _ in counters}:
             pipe.expire(hkey, 60 * 60 * 24 * 30)
         for stream, items in feeds.items():
-            pipe.lpush(feed_key(stream), *items)
-            pipe.ltrim(feed_key(stream), 0, self.config.feed_length - 1)
+            pipe.lpush(streams.feed_key(stream), *items)
+            pipe.ltrim(streams.feed_key(stream), 0, self.config.feed_length - 1)
         for key, entry_id, redacted, reason in out.dead:
             streams.dead_letter(pipe, key, entry_id, redacted, reason)
         acks: dict[str, list[str]] = defaultdict(list)
@@ -583,7 +577,12 @@ class Worker:
         for key, ids in acks.items():
             pipe.xack(key, streams.GROUP, *ids)
         if len(pipe):
-            pipe.publish("opsmap:changes", streams.to_json({"applied": len(out.applied), "dead": len(out.dead)}))
+            items = [item for eff in out.effects for _, item in eff.feed]
+            changed = sorted({ev.stream for _, _, ev in out.applied} | {"alerts" for i in items
+                                                                         if i["kind"].startswith("alert:")})
+            kinds = sorted({i["entity"].split(":")[0] for i in items if i.get("entity")})
+            pipe.publish(streams.CHANGES, streams.to_json({"applied": len(out.applied), "dead": len(out.dead),
+                                                           "streams": changed, "kinds": kinds, "at": time.time()}))
             pipe.execute()
         for _, entry_id, _, reason in out.dead:
             log.info("parked %s in opsmap:dead: %s", entry_id, reason)

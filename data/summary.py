@@ -69,6 +69,14 @@ def _new_and_total(when: Any, start: dt.datetime, amount: Any) -> tuple[Any, Any
     return func.coalesce(func.sum(case((when >= start, amount), else_=0)), 0), func.coalesce(func.sum(amount), 0)
 
 
+def _compounds_with_cases_today(session: Session, street_id: str, at: dt.datetime) -> int:
+    """Compounds with a confirmed case reported on the day of ``at`` (up to ``at``)."""
+    return int(session.scalar(select(func.count(func.distinct(Case.compound_id)))
+                              .join(Compound, Compound.id == Case.compound_id)
+                              .where(Compound.street_id == street_id, Case.category == "confirmed",
+                                     Case.reported_at >= _day_start(at), Case.reported_at <= at)) or 0)
+
+
 def _street_cases(session: Session, street_id: str, at: dt.datetime) -> dict[str, dict[str, int]]:
     new, total = _new_and_total(Case.reported_at, _day_start(at), 1)
     rows = session.execute(select(Case.category, new, total).join(Compound, Compound.id == Case.compound_id)
@@ -165,6 +173,7 @@ def summary(session: Session, street_id: str, at: dt.datetime, datasets: Path,
         "cases": {"street": _street_cases(session, street_id, at),
                   "district": official(datasets, street.district, day), "city": official(datasets, "上海市", day)},
         "tiers": {t: sum(v == t for v in tiers.values()) for t in ("sealed", "controlled", "precaution")},
+        "compounds_with_cases_today": _compounds_with_cases_today(session, street_id, at),
         "work": _work(session, street_id, at),
         "facilities": _facilities(session, street_id, at),
         "alerts_24h": alerts,

@@ -399,9 +399,7 @@ def test_ing015_restart_of_embedded_redis_loses_no_appended_event(loaded, tmp_pa
     streams.append(client, "checkins", events[:2000])
     w.step(block_ms=10)  # some ingested, most not
     os.kill(server.process.pid, signal.SIGKILL)  # a crash, not a clean shutdown
-    server.process.wait()
-    server.process = None
-    (tmp_path / "redis" / "server.json").unlink()
+    server.stop()  # reaps the dead process and releases the directory
     again = EmbeddedRedis(tmp_path / "redis")
     client = redis.Redis.from_url(again.start())
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -72,8 +73,9 @@ def test_map001_street_boundary_and_compounds_show_without_errors(app_url, brows
     page.wait_for_selector("path[stroke='#e8590c']", state="attached")  # the street boundary
     assert page.locator(".opsmap-compound").count() == 344
     assert page.locator("#map-title").inner_text() == "南京东路 战疫图"
-    panel = page.locator("#map-panel").inner_text()
-    assert "小区" in panel and "344" in panel
+    page.locator("#panel-cases").wait_for()
+    assert "疫情发展" in page.locator("#panel-cases").inner_text()
+    assert "封控" in page.locator("#panel-cases").inner_text() and "排摸" in page.locator("#panel-work").inner_text()
     page.screenshot(path=str(artifacts / "map.png"))
     assert errors == []
 
@@ -103,3 +105,122 @@ def test_map003_serve_ingests_posted_events_in_the_background(app_url, app_var):
     while sqlite3.connect(db).execute("SELECT status FROM gate WHERE id = ?", (gate[0],)).fetchone()[0] != new:
         assert time.monotonic() < deadline, "the background ingest worker did not apply the event"
         time.sleep(0.1)
+
+
+def _page(browser, url, errors):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: errors.append(f"dialog opened: {d.message}"))
+    page.goto(url)
+    page.wait_for_function("document.querySelectorAll('.opsmap-compound').length >= 200", timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('.opsmap-gates').length >= 400", timeout=30_000)
+    return page
+
+
+def _post(url: str, stream: str, event: dict) -> None:
+    req = urllib.request.Request(f"{url}/api/v1/events/{stream}", data=json.dumps(event).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 202
+
+
+def test_map004_every_overlay_toggles_off_and_on(app_url, browser):
+    errors: list[str] = []
+    page = _page(browser, app_url, errors)
+    boxes = page.locator(".leaflet-control-layers-overlays input[type=checkbox]")
+    assert boxes.count() == 10
+    for i in range(boxes.count()):
+        name = page.locator(".leaflet-control-layers-overlays label").nth(i).inner_text().strip()
+        boxes.nth(i).uncheck()
+        assert not boxes.nth(i).is_checked(), name
+        if name == "小区":
+            page.wait_for_function("document.querySelectorAll('.opsmap-compound').length === 0")
+        boxes.nth(i).check()
+        assert boxes.nth(i).is_checked(), name
+    page.wait_for_function("document.querySelectorAll('.opsmap-compound').length === 344")
+    assert errors == []
+
+
+def test_map005_clicking_a_gate_opens_its_drill_down(app_url, app_var, browser):
+    import sqlite3
+
+    errors: list[str] = []
+    page = _page(browser, app_url, errors)
+    gate_id, name, required = sqlite3.connect(app_var / "opsmap.db").execute(
+        "SELECT id, name, guards_required FROM gate ORDER BY id LIMIT 1").fetchone()
+    page.locator(f"path.opsmap-id-{gate_id}").dispatch_event("click")
+    detail = page.locator("#panel-detail")
+    detail.wait_for()
+    text = detail.inner_text()
+    assert name in text and "状态记录" in text and "排班" in text and str(required) in text
+    assert errors == []
+
+
+def test_map006_posted_events_reach_map_and_feed_and_names_stay_text(app_url, app_var, browser, artifacts):
+    import sqlite3
+
+    xss = "<img src=x onerror=alert(1)>"
+    db = sqlite3.connect(app_var / "opsmap.db")
+    shop_id = db.execute("SELECT id FROM shop ORDER BY id DESC LIMIT 1").fetchone()[0]
+    db.execute("UPDATE shop SET name = ? WHERE id = ?", (xss, shop_id))
+    db.commit()
+    errors: list[str] = []
+    page = _page(browser, app_url, errors)
+    took = []
+    for i, status in enumerate(["closed", "open", "closed", "open", "closed"]):
+        start = time.monotonic()
+        now = datetime.datetime.now(datetime.UTC).isoformat()
+        _post(app_url, "facilities", {"event_id": f"map006-{time.time()}-{i}", "ts": now,
+                                      "facility_id": shop_id, "status": status, "reporter": "测试"})
+        page.wait_for_selector(f"path.opsmap-id-{shop_id}.opsmap-kind-{status}", state="attached", timeout=5000)
+        took.append(time.monotonic() - start)
+    took.sort()
+    print(f"event→map: median {took[2] * 1000:.0f} ms, max {took[-1] * 1000:.0f} ms over {len(took)} events")
+    (artifacts / "event-to-map-ms.txt").write_text(" ".join(f"{t * 1000:.0f}" for t in took))
+    assert took[-1] < 2.0
+    feed = page.locator("#panel-feed")
+    feed.get_by_text(f"{xss} → closed").first.wait_for()
+    page.locator(f"path.opsmap-id-{shop_id}").hover(force=True)
+    page.get_by_text(xss, exact=True).first.wait_for()  # the tooltip shows it as text
+    assert page.locator("img[src=x]").count() == 0
+    page.screenshot(path=str(artifacts / "map-live.png"))
+    assert errors == []
+
+
+def test_map007_replaying_2022_04_10_shows_the_real_compounds_with_cases(app_url, app_var, browser):
+    import datetime as dt
+
+    from data.geodata import read_case_addresses
+    from tests.conftest import DATASETS
+
+    env = {**os.environ, "OPSMAP_VAR_DIR": str(app_var)}
+    env.pop("REDIS_URL", None)
+    env.pop("DATABASE_URL", None)
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "replay-2022", "--from", "2022-04-04",
+                           "--to", "2022-04-10"], env=env, timeout=120, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    print(proc.stdout.splitlines()[-1])
+    import sqlite3
+
+    db = sqlite3.connect(app_var / "opsmap.db")
+    boundary_wkt = db.execute("SELECT geom FROM street").fetchone()[0]
+    import shapely
+
+    rows = read_case_addresses(DATASETS, shapely.from_wkt(boundary_wkt))
+    compound_of = dict(db.execute("SELECT address, compound_id FROM compound_address"))
+    expected = len({compound_of[a] for a in rows[rows["date"] == dt.date(2022, 4, 10)]["address"]})
+    deadline = time.monotonic() + 30
+    sent = int(proc.stdout.split()[-2])
+    while (n := db.execute("SELECT count(*) FROM case_report WHERE source = '上海发布 2022'").fetchone()[0]) < sent:
+        assert time.monotonic() < deadline, f"{n} of {sent} replayed cases ingested"
+        time.sleep(0.2)
+    errors: list[str] = []
+    page = _page(browser, app_url, errors)
+    page.fill("#map-asof", "2022-04-10 23:59")
+    page.locator("#map-asof").press("Enter")
+    page.wait_for_function(f"document.getElementById('compounds-today')?.textContent === '{expected}'",
+                           timeout=15_000)
+    assert "回放 2022-04-10" in page.locator("#map-title").inner_text()
+    assert page.locator(".opsmap-cluster, path.opsmap-cases").count() > 0
+    assert errors == []

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import time
+
+import pytest
 import redis
 
 from data.redis_server import EmbeddedRedis
+from data.settings import PROJECT_ROOT
 
 
 def test_rds001_streams_survive_a_restart(tmp_path):
@@ -38,6 +43,32 @@ def test_rds002_a_second_process_joins_the_running_server(tmp_path):
         assert redis.Redis.from_url(url).ping()
     finally:
         owner.stop()
+
+
+def test_rds004_a_killed_owners_server_is_adopted_not_duplicated(tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from pathlib import Path; from data.redis_server import EmbeddedRedis; "
+            "print(EmbeddedRedis(Path(sys.argv[1])).start(), flush=True); time.sleep(60)")
+    owner = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                             cwd=str(PROJECT_ROOT))
+    url = owner.stdout.readline().strip()
+    redis.Redis.from_url(url).set("kept", "yes")
+    owner.send_signal(signal.SIGKILL)  # the owner dies; its redis-server (own session) lives on
+    owner.wait()
+    heir = EmbeddedRedis(tmp_path)
+    assert heir.start() == url and heir.process is None  # adopted, no second server on the same files
+    assert redis.Redis.from_url(url).get("kept") == b"yes"
+    pid = json.loads((tmp_path / "server.json").read_text())["pid"]
+    heir.stop()
+    assert not (tmp_path / "server.json").exists()
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.kill(pid, 0)
+            time.sleep(0.1)
 
 
 def test_rds003_local_or_embedded_test_server_is_real(redis_url):

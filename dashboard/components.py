@@ -1,0 +1,121 @@
+"""Panels beside the map, rendered from plain data (data.summary, the feed, a drill-down).
+
+Why components take plain dicts: the same numbers serve the API and the briefing; these
+functions only lay them out. All text goes into Dash components as text, never as HTML.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+CASE_LABELS = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接", "home_observation": "居家观察",
+               "released": "解除观察"}
+WORK_LABELS = {"screening": "排摸", "disinfection": "消毒", "mask_reservation": "口罩预约",
+               "mask_distribution": "口罩发放", "key_person_visit": "重点人员"}
+UNIT_LABELS = {"households": "户", "masks": "只", "places": "处", "persons": "人"}
+FIELD_LABELS = {"name": "名称", "status": "状态", "compound": "小区", "guards_on_duty": "在岗人数",
+                "guards_required": "应岗人数", "roster": "排班", "confirmed_at": "最近确认", "history": "状态记录",
+                "checkins": "最近扫码", "alerts": "预警", "address": "地址", "households": "户数", "gates": "出入口",
+                "addresses": "公布地址", "category": "类别", "priority": "紧急程度", "state": "状态",
+                "committee_id": "居委", "assignee": "处置人", "description": "诉求", "created_at": "创建时间",
+                "timeline": "处置过程", "reports": "上报记录", "start_at": "开始", "planned_end_at": "计划解除",
+                "day": "第N天", "kind": "类型", "label": "类型", "message": "内容", "ts": "时间",
+                "reported_at": "报告时间", "source": "来源", "severity": "级别", "last_report_at": "最近上报"}
+HIDDEN = {"id", "synthetic", "source_ref", "compound_id", "has_outline", "end_reason", "entity"}
+
+
+def _num(n: int) -> html.Td:
+    return html.Td(f"{n:,}", className="num")
+
+
+def cases_panel(summary: dict[str, Any]) -> html.Div:
+    """疫情发展: new today and cumulative, street by category, district and city officially."""
+    street = summary["cases"]["street"]
+    rows = [html.Tr([html.Td(CASE_LABELS[c]), _num(v["new"]), _num(v["total"])]) for c, v in street.items()]
+    official = []
+    for scope, label in (("district", summary["street"]["district"]), ("city", "上海市")):
+        data = summary["cases"][scope]
+        if data is None:
+            continue
+        official.append(html.Tr([html.Td(f"{label} 确诊"), _num(data["confirmed"]["new"]),
+                                 _num(data["confirmed"]["total"])]))
+        official.append(html.Tr([html.Td(f"{label} 无症状"), _num(data["asymptomatic"]["new"]),
+                                 _num(data["asymptomatic"]["total"])]))
+    tiers = summary["tiers"]
+    return html.Div(className="opsmap-card", id="panel-cases", children=[
+        html.H2("疫情发展"),
+        html.Table([html.Thead(html.Tr([html.Th(""), html.Th("今日新增"), html.Th("累计")])),
+                    html.Tbody([*rows, *official])]),
+        html.P(["今日有确诊病例的小区 ", html.Strong(f"{summary['compounds_with_cases_today']}", id="compounds-today")],
+               className="opsmap-compounds-today"),
+        html.Div(className="opsmap-tiers", children=[
+            html.Span(f"封控 {tiers['sealed']}", className="tier sealed"),
+            html.Span(f"管控 {tiers['controlled']}", className="tier controlled"),
+            html.Span(f"防范 {tiers['precaution']}", className="tier precaution")]),
+    ])
+
+
+def _progress(label: str, done: int, target: int, unit: str | None, new: int | None = None) -> html.Div:
+    share = min(done / target, 1.0) if target else 0.0
+    extra = f"（今日 +{new:,}）" if new else ""
+    return html.Div(className="opsmap-progress", children=[
+        html.Div([html.Span(label), html.Span(f"{done:,} / {target:,} {UNIT_LABELS.get(unit or '', '')}{extra}")],
+                 className="opsmap-progress-label"),
+        html.Div(html.Div(style={"width": f"{share:.0%}"}), className="opsmap-progress-bar"),
+    ])
+
+
+def work_panel(summary: dict[str, Any]) -> html.Div:
+    """重要工作: daily work against its targets, closed compounds, sites and shops checked."""
+    work, fac = summary["work"], summary["facilities"]
+    closed = summary["tiers"]["sealed"] + summary["tiers"]["controlled"]
+    total_compounds = sum(summary["tiers"].values())
+    items = [_progress(WORK_LABELS[t], v["total"], v["target"], v["unit"], v["new"]) for t, v in work.items()]
+    items.append(_progress("封闭管理小区", closed, total_compounds, None))
+    items.append(_progress("工地 今日巡查", fac["sites"]["construction_site"]["checked_today"],
+                           fac["sites"]["construction_site"]["total"], "places"))
+    items.append(_progress("养老机构 今日巡查", fac["sites"]["elderly_care"]["checked_today"],
+                           fac["sites"]["elderly_care"]["total"], "places"))
+    items.append(_progress("商铺 今日核查", fac["shops"]["checked_today"], fac["shops"]["total"], "places"))
+    gates, orders = fac["gates"], summary["work_orders"]
+    facts = html.Div(className="opsmap-facts", children=[
+        html.Span(f"出入口 开{gates['open']} 关{gates['closed']} 限{gates['restricted']}"
+                  f" · 值守不足 {gates['understaffed']}"),
+        html.Span(f"工单 在办{orders['open']} · 超时 {orders['overdue']}",
+                  className="overdue" if orders["overdue"] else ""),
+    ])
+    return html.Div(className="opsmap-card", id="panel-work", children=[html.H2("重要工作"), *items, facts])
+
+
+def feed_panel(items: list[dict[str, Any]]) -> html.Div:
+    """实时播报: the newest feed items, newest first."""
+    rows = [html.Li(className=f"feed-item {item.get('severity', '')}", children=[
+        html.Span(item["ts"][11:16], className="feed-time"), html.Span(item["text"], className="feed-text")])
+        for item in items]
+    return html.Div(className="opsmap-card", id="panel-feed", children=[
+        html.H2("实时播报"), html.Ul(rows or [html.Li("暂无", className="feed-item")], className="feed")])
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        keys = [k for k in value[0] if k not in HIDDEN]
+        return html.Table(className="opsmap-subtable", children=[
+            html.Thead(html.Tr([html.Th(FIELD_LABELS.get(k, k)) for k in keys])),
+            html.Tbody([html.Tr([html.Td("" if row.get(k) is None else str(row.get(k))) for k in keys])
+                        for row in value[:20]])])
+    if isinstance(value, list):
+        return "、".join(str(v) for v in value)
+    return "" if value is None else str(value)
+
+
+def detail_panel(kind: str, title: str, detail: dict[str, Any] | None) -> html.Div:
+    """A drill-down: every field of the entity, lists as small tables (masked data only)."""
+    if detail is None:
+        return html.Div(className="opsmap-card", id="panel-detail", children=[html.H2(title), html.P("无详情")])
+    rows = [html.Tr([html.Th(FIELD_LABELS.get(k, k)), html.Td(_value(v))])
+            for k, v in detail.items() if k not in HIDDEN]
+    return html.Div(className="opsmap-card", id="panel-detail", **{"data-kind": kind}, children=[
+        html.H2(f"{title} · {detail.get('name') or detail.get('label') or detail.get('id')}"),
+        html.Table(html.Tbody(rows), className="opsmap-detail")])
