@@ -176,6 +176,7 @@ def _gather(pubsub: Any, window_s: float) -> dict[str, Any] | None:
             merged[key] += more[key]
         for key in ("streams", "kinds"):
             merged[key] = sorted(set(merged[key]) | set(more[key]))
+        merged["urgent"] += more["urgent"]
         merged["at"] = more["at"]
     return merged
 

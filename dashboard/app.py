@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dash import Dash
+from typing import Any
 
-from dashboard import map_page
+from dash import Dash, Input, Output, dcc, html
+
+from dashboard import map_page, screen_page
 from dashboard.api import api
 from data.privacy import Hasher
 from data.settings import PROJECT_ROOT, Config
@@ -17,11 +19,19 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
     migrate(engine)
     sessions = session_factory(engine)
     app = Dash(__name__, title="opsmap 战疫图", assets_folder=str(PROJECT_ROOT / "assets"),
-               serve_locally=True, update_title=None)
+               serve_locally=True, update_title=None, suppress_callback_exceptions=True)
     app.server.config.update(OPSMAP_ENGINE=engine, OPSMAP_SESSIONS=sessions, OPSMAP_REDIS_URL=redis_url,
                              OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config)
     app.server.register_blueprint(api)
-    app.layout = lambda: map_page.layout(sessions, config)
-    map_page.register(app, sessions, config, redis_url)
+    pages = {"/": map_page, "/screen": screen_page}
+    app.layout = html.Div([dcc.Location(id="page-url"), html.Div(id="page")])
+
+    @app.callback(Output("page", "children"), Input("page-url", "pathname"))
+    def route(path: str | None) -> Any:
+        page = pages.get((path or "/").rstrip("/") or "/")
+        return page.layout(sessions, config) if page else html.H1("404：没有这个页面")
+
+    for page in pages.values():
+        page.register(app, sessions, config, redis_url)
     return app
 

@@ -6,9 +6,12 @@ functions only lay them out. All text goes into Dash components as text, never a
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from dash import html
+
+from data import rules
 
 CASE_LABELS = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接", "home_observation": "居家观察",
                "released": "解除观察"}
@@ -89,10 +92,15 @@ def work_panel(summary: dict[str, Any]) -> html.Div:
     return html.Div(className="opsmap-card", id="panel-work", children=[html.H2("重要工作"), *items, facts])
 
 
+def _local_time(ts: str) -> str:
+    """An event time as HH:MM in Shanghai, whatever offset the producer used."""
+    return dt.datetime.fromisoformat(ts).astimezone(rules.SHANGHAI).strftime("%H:%M")
+
+
 def feed_panel(items: list[dict[str, Any]]) -> html.Div:
     """实时播报: the newest feed items, newest first."""
     rows = [html.Li(className=f"feed-item {item.get('severity', '')}", children=[
-        html.Span(item["ts"][11:16], className="feed-time"), html.Span(item["text"], className="feed-text")])
+        html.Span(_local_time(item["ts"]), className="feed-time"), html.Span(item["text"], className="feed-text")])
         for item in items]
     return html.Div(className="opsmap-card", id="panel-feed", children=[
         html.H2("实时播报"), html.Ul(rows or [html.Li("暂无", className="feed-item")], className="feed")])

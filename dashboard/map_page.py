@@ -38,8 +38,9 @@ AFFECTS = {"checkins": {"alerts"}, "alerts": {"alerts"}, "facilities": set(),
 KIND_LAYER = {"gate": "gates", "shop": "shops", "site": "sites"}
 
 
-def layer_id(layer_key: str) -> dict[str, str]:
-    return {"type": "layer", "id": layer_key}
+def layer_id(layer_key: Any, page: str = "map") -> dict[str, Any]:
+    """Pattern-matching id of a layer's GeoJSON on a page (each page its own namespace)."""
+    return {"type": f"{page}-layer", "id": layer_key}
 
 
 def parse_as_of(value: str | None) -> dt.datetime | None:
@@ -62,12 +63,22 @@ def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetim
     return f"/api/v1/layers/{key}?{urlencode(params)}"
 
 
-def _overlay(layer: Any) -> dl.Overlay:
-    cluster = {"cluster": True, "clusterToLayer": ns("caseCluster"), "superClusterOptions": {"radius": 40}} \
-        if layer.id == "cases" else {}
-    return dl.Overlay(name=layer.title, checked=True, children=dl.GeoJSON(
-        id=layer_id(layer.id), hideout={"layer": layer.id, "colours": {e.key: e.colour for e in layer.legend()}},
-        style=ns("style"), pointToLayer=ns("point"), onEachFeature=ns("tooltip"), **cluster))
+def layer_control(page: str) -> dl.LayersControl:
+    """Every registered layer as a toggleable overlay (names passed explicitly: dash ≥ 4.2 needs them)."""
+    def overlay(layer: Any) -> dl.Overlay:
+        cluster = {"cluster": True, "clusterToLayer": ns("caseCluster"), "superClusterOptions": {"radius": 40}} \
+            if layer.id == "cases" else {}
+        return dl.Overlay(name=layer.title, checked=True, children=dl.GeoJSON(
+            id=layer_id(layer.id, page), style=ns("style"), pointToLayer=ns("point"), onEachFeature=ns("tooltip"),
+            hideout={"layer": layer.id, "colours": {e.key: e.colour for e in layer.legend()}}, **cluster))
+
+    return dl.LayersControl([overlay(layer) for layer in layers.LAYERS],
+                            overlays=[layer.title for layer in layers.LAYERS], collapsed=page != "map")
+
+
+def street_viewport(street: Street) -> dict[str, Any]:
+    minx, miny, maxx, maxy = street.geom.bounds
+    return {"bounds": [[miny, minx], [maxy, maxx]], "options": {"padding": [16, 16]}, "transition": "fitBounds"}
 
 
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
@@ -90,9 +101,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
         ]),
         html.Div(className="opsmap-body", children=[
             dl.Map(id="map-map", className="opsmap-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
-                   children=[*tiles, dl.LayersControl([_overlay(layer) for layer in layers.LAYERS],
-                                                      overlays=[layer.title for layer in layers.LAYERS],
-                                                      collapsed=False)]),
+                   children=[*tiles, layer_control("map")]),
             html.Aside(className="opsmap-panel", children=[
                 html.Div(id="panel-detail-slot"), html.Div(id="panel-cases-slot"),
                 html.Div(id="panel-work-slot"), html.Div(id="panel-feed-slot")]),
@@ -114,9 +123,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             street = session.get(Street, street_id)
             committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
                                          .order_by(Committee.id)).all()
-        minx, miny, maxx, maxy = street.geom.bounds
-        return ([{"label": c.name, "value": c.id} for c in committees], None,
-                {"bounds": [[miny, minx], [maxy, maxx]], "options": {"padding": [16, 16]}, "transition": "fitBounds"})
+        return [{"label": c.name, "value": c.id} for c in committees], None, street_viewport(street)
 
     @app.callback(Output("map-asof", "value"), Input("map-live", "n_clicks"), prevent_initial_call=True)
     def go_live(_: int | None) -> str:
@@ -132,7 +139,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         if not street_id:
             return [None] * len(keys)
         as_of = parse_as_of(as_of_text)
-        changed = _changed_layers(message) if ctx.triggered_id == "map-events" else None
+        changed = changed_layers(message) if ctx.triggered_id == "map-events" else None
         if as_of is not None and changed is not None:  # replaying the past: live changes do not apply
             return [no_update] * len(keys)
         version = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
@@ -184,7 +191,8 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         return f"{now:%H:%M:%S}", "staleness stale" if stale else "staleness fresh", text
 
 
-def _changed_layers(message: str | None) -> set[str]:
+def changed_layers(message: str | None) -> set[str]:
+    """The layers an SSE change message affects."""
     try:
         change = json.loads(message or "{}")
     except ValueError:

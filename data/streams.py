@@ -127,7 +127,7 @@ def feed(client: redis.Redis, n: int = 50) -> list[dict[str, Any]]:
     for name in FEED_STREAMS:
         pipe.lrange(feed_key(name), 0, n - 1)
     items = [json.loads(raw) for chunk in pipe.execute() for raw in chunk]
-    return sorted(items, key=lambda item: item["ts"], reverse=True)[:n]
+    return sorted(items, key=lambda item: dt.datetime.fromisoformat(item["ts"]), reverse=True)[:n]
 
 
 def freshness(client: redis.Redis, now: dt.datetime) -> dict[str, Any]:

@@ -54,13 +54,32 @@ def app_url(app_var: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def browser():
+def chromium():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def browser(chromium):
+    """A fresh browser context per test, closed after it: every open page holds an SSE
+    connection, and Chromium allows only six HTTP/1.1 connections per host."""
+    context = chromium.new_context()
+    yield _Pages(context)
+    context.close()
+
+
+class _Pages:
+    def __init__(self, context) -> None:
+        self.context = context
+
+    def new_page(self, viewport: dict[str, int]):
+        page = self.context.new_page()
+        page.set_viewport_size(viewport)
+        return page
 
 
 def test_map001_street_boundary_and_compounds_show_without_errors(app_url, browser, artifacts):
@@ -222,5 +241,46 @@ def test_map007_replaying_2022_04_10_shows_the_real_compounds_with_cases(app_url
     page.wait_for_function(f"document.getElementById('compounds-today')?.textContent === '{expected}'",
                            timeout=15_000)
     assert "回放 2022-04-10" in page.locator("#map-title").inner_text()
-    assert page.locator(".opsmap-cluster, path.opsmap-cases").count() > 0
+    page.wait_for_function("document.querySelectorAll('.opsmap-cluster, path.opsmap-cases').length > 0")
     assert errors == []
+
+
+@pytest.mark.parametrize(("width", "height"), [(1920, 1080), (3840, 2160)])
+def test_scr001_big_screen_fits_without_scrollbars(app_url, browser, artifacts, width, height):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(app_url + "/screen")
+    page.wait_for_function("document.querySelectorAll('.opsmap-compound').length >= 200", timeout=30_000)
+    page.locator("#panel-work").wait_for()
+    sizes = page.evaluate("() => [document.documentElement.scrollWidth, document.documentElement.scrollHeight,"
+                          " innerWidth, innerHeight]")
+    assert sizes[0] <= sizes[2] and sizes[1] <= sizes[3], f"scrollbars at {width}×{height}: {sizes}"
+    assert page.locator(".screen-clock").inner_text().startswith("20")
+    page.screenshot(path=str(artifacts / f"screen-{width}x{height}.png"))
+    assert errors == []
+
+
+def test_scr002_an_urgent_alert_interrupts_with_a_banner(app_url, app_var, browser, artifacts):
+    import sqlite3
+
+    from tests.conftest import person_id
+
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.goto(app_url + "/screen")
+    page.wait_for_function("document.querySelectorAll('.opsmap-gates').length >= 400", timeout=30_000)
+    db = sqlite3.connect(app_var / "opsmap.db")
+    gate, compound = db.execute("SELECT id, compound_id FROM gate ORDER BY id DESC LIMIT 1").fetchone()
+    now = datetime.datetime.now(datetime.UTC)
+    pid, tag = person_id(777, "19660606"), f"scr002-{time.time()}"
+    _post(app_url, "cases", {"event_id": f"{tag}-o", "ts": (now - datetime.timedelta(hours=2)).isoformat(),
+                             "person_id": pid, "category": "home_observation", "compound_id": compound})
+    time.sleep(0.5)
+    _post(app_url, "checkins", {"event_id": f"{tag}-out", "ts": now.isoformat(), "gate_id": gate,
+                                "direction": "out", "person_id": pid, "category": "resident", "temperature": 36.5})
+    banner = page.locator("#screen-banner:not(.hidden)")
+    banner.wait_for(timeout=5000)
+    assert "居家观察人员外出" in banner.inner_text()
+    assert page.locator(".screen-focus").inner_text() == "紧急处置"
+    page.screenshot(path=str(artifacts / "screen-urgent.png"))

@@ -1,0 +1,133 @@
+"""The big screen (/screen): the command center's wall, always on, read from across a room.
+
+Dark, no controls, no scrollbars at 1920×1080 or 3840×2160 (sizes in viewport units), a
+clock, the same layers and panels as the map, optional rotation of focus between
+committees, and an urgent alert that interrupts: the map flies to its point and a banner
+stays for OPSMAP_SCREEN_BANNER_S seconds.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import dash_leaflet as dl
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash_extensions import EventSource
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+import layers
+from dashboard import components
+from dashboard.map_page import SHANGHAI_CENTRE, changed_layers, layer_control, layer_id, layer_url, street_viewport
+from data import queries, rules, streams
+from data.models import Committee, Street
+from data.settings import Config, datasets_path
+from data.summary import summary
+from layers.base import sla_of
+
+PAGE = "screen"
+
+
+def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
+    with sessions() as session:
+        loaded = queries.streets(session)
+    street = next((s for s in loaded if s.name == config.street), loaded[0] if loaded else None)
+    tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
+    return html.Div(className="opsmap-screen", children=[
+        html.Header(className="screen-header", children=[
+            html.H1(f"{street.name if street else ''} 战疫图", id="screen-title"),
+            html.Span(id="screen-focus", className="screen-focus"),
+            html.Span(id="screen-staleness", className="staleness"),
+            html.Span(id="screen-clock", className="screen-clock"),
+        ]),
+        html.Div(className="screen-body", children=[
+            dl.Map(id="screen-map", className="screen-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
+                   zoomControl=False, children=[*tiles, layer_control(PAGE)]),
+            html.Aside(className="screen-panels", children=[
+                html.Div(id="screen-cases"), html.Div(id="screen-work"), html.Div(id="screen-feed")]),
+        ]),
+        html.Div(id="screen-banner", className="screen-banner hidden"),
+        dcc.Store(id="screen-street", data=street.id if street else None),
+        dcc.Store(id="screen-banner-until", data=0),
+        EventSource(id="screen-events", url="/api/v1/stream"),
+        dcc.Interval(id="screen-tick", interval=1000),
+    ])
+
+
+def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_url: str | None) -> None:
+    """The screen's callbacks: refetch changed layers, panels, urgent interrupts, clock, rotation."""
+
+    @app.callback(Output(layer_id(ALL, PAGE), "url"), Input("screen-street", "data"), Input("screen-events", "message"))
+    def refetch_layers(street_id: str | None, message: str | None) -> list[Any]:
+        keys = [layer.id for layer in layers.LAYERS]
+        if not street_id:
+            return [None] * len(keys)
+        changed = changed_layers(message) if ctx.triggered_id == "screen-events" else None
+        version = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
+        return [layer_url(k, street_id, None, None, version) if changed is None or k in changed else no_update
+                for k in keys]
+
+    @app.callback(Output("screen-cases", "children"), Output("screen-work", "children"),
+                  Output("screen-feed", "children"), Input("screen-street", "data"), Input("screen-events", "message"))
+    def refresh_panels(street_id: str | None, _: str | None) -> tuple[Any, ...]:
+        if not street_id:
+            return [], [], []
+        with sessions() as session:
+            numbers = summary(session, street_id, dt.datetime.now(dt.UTC), datasets_path(config), sla_of(config))
+        feed = streams.feed(streams.connect(redis_url), 12) if redis_url else []
+        return components.cases_panel(numbers), components.work_panel(numbers), components.feed_panel(feed)
+
+    @app.callback(Output("screen-banner", "children"), Output("screen-banner", "className"),
+                  Output("screen-banner-until", "data"), Output("screen-map", "viewport"),
+                  Output("screen-focus", "children"),
+                  Input("screen-events", "message"), Input("screen-tick", "n_intervals"),
+                  State("screen-banner-until", "data"), State("screen-street", "data"))
+    def interrupt_or_rotate(message: str | None, tick: int | None, until: float,
+                            street_id: str | None) -> tuple[Any, ...]:
+        """An urgent alert takes the screen; when its time is up, the street (or the next committee)."""
+        now = dt.datetime.now(dt.UTC).timestamp()
+        if "screen-events.message" in ctx.triggered_prop_ids:  # may arrive together with a tick
+            urgent = json.loads(message or "{}").get("urgent") or []
+            if not urgent:
+                return (no_update,) * 5
+            alert = urgent[-1]
+            view = {"center": [alert["lat"], alert["lng"]], "zoom": 18, "transition": "flyTo"} \
+                if alert.get("lng") is not None else no_update
+            return ([html.Span("紧急", className="banner-tag"), html.Span(alert["text"])], "screen-banner",
+                    now + config.screen_banner_s, view, "紧急处置")
+        if until and now < until:
+            return (no_update,) * 5
+        if not street_id:
+            return (no_update,) * 5
+        return (*_idle(sessions, street_id, tick or 0, config.screen_rotate_s, bool(until)),)
+
+    @app.callback(Output("screen-clock", "children"), Output("screen-staleness", "className"),
+                  Output("screen-staleness", "children"), Input("screen-tick", "n_intervals"))
+    def tick(_: int | None) -> tuple[str, str, str]:
+        now = dt.datetime.now(rules.SHANGHAI)
+        if not redis_url:
+            return f"{now:%Y-%m-%d %H:%M:%S}", "staleness unknown", "无实时数据"
+        fresh = streams.freshness(streams.connect(redis_url), now)
+        stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
+        return f"{now:%Y-%m-%d %H:%M:%S}", f"staleness {'stale' if stale else 'fresh'}", "数据延迟" if stale else "实时"
+
+
+def _idle(sessions: sessionmaker[Session], street_id: str, tick: int, rotate_s: float,
+          banner_ended: bool) -> tuple[Any, ...]:
+    """Without an alert: the whole street, or every ``rotate_s`` seconds the next committee."""
+    hidden = ([], "screen-banner hidden", 0)
+    rotating = rotate_s > 0
+    if not banner_ended and tick > 1 and not (rotating and tick % int(rotate_s) == 0):
+        return (no_update,) * 5
+    with sessions() as session:
+        street = session.get(Street, street_id)
+        if not rotating:
+            return (*hidden, street_viewport(street), "全街道")
+        committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
+                                     .order_by(Committee.id)).all()
+    com = committees[(tick // int(rotate_s)) % len(committees)]
+    minx, miny, maxx, maxy = com.geom.bounds
+    view = {"bounds": [[miny, minx], [maxy, maxx]], "options": {"padding": [24, 24]}, "transition": "flyToBounds"}
+    return (*hidden, view, com.name)
