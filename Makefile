@@ -38,9 +38,10 @@ test: install-test browser
 lint: install-test
 	$(BIN)/ruff check .
 
-bench: install
+bench: install-test browser
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/map.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

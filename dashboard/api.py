@@ -7,6 +7,7 @@ a large callback property.
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import time
 from collections.abc import Iterator
@@ -27,6 +28,20 @@ from data.summary import summary
 from layers.base import Query, sla_of
 
 api = Blueprint("opsmap_api", __name__)
+GZIP_MIN_BYTES = 8192
+
+
+@api.after_request
+def compress(response: Response) -> Response:
+    """Gzip large JSON answers (layers with many points) for clients that accept it."""
+    if (response.status_code != 200 or response.direct_passthrough or response.mimetype != "application/json"
+            or "gzip" not in request.headers.get("Accept-Encoding", "")
+            or response.content_length is None or response.content_length < GZIP_MIN_BYTES):
+        return response
+    response.set_data(gzip.compress(response.get_data(), compresslevel=5))
+    response.headers["Content-Encoding"] = "gzip"
+    response.vary.add("Accept-Encoding")
+    return response
 MAX_BATCH = 1000
 COALESCE_S = 0.3
 
@@ -68,7 +83,13 @@ def layer_features(layer_id: str) -> Response:
                               request.args.get("committee") or None)
     with _sessions()() as session:
         fc = layer.features(session, query)
-    return jsonify(to_gcj02(fc) if _config().tile_crs == "gcj02" else fc)
+    response = jsonify(to_gcj02(fc) if _config().tile_crs == "gcj02" else fc)
+    # a past moment never changes: cache it; the present is revalidated by its ETag
+    past = request.args.get("as_of") and query.at < dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    response.cache_control.max_age = 3600 if past else 0
+    response.cache_control.public = True
+    response.add_etag()
+    return response.make_conditional(request)
 
 
 @api.get("/api/v1/entities/<kind>/<entity_id>")

@@ -11,6 +11,7 @@ from typing import Any
 
 from dash import html
 
+from dashboard.i18n import tr
 from data import rules
 
 CASE_LABELS = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接", "home_observation": "居家观察",
@@ -33,63 +34,66 @@ def _num(n: int) -> html.Td:
     return html.Td(f"{n:,}", className="num")
 
 
-def cases_panel(summary: dict[str, Any]) -> html.Div:
+def cases_panel(summary: dict[str, Any], lang: str = "zh") -> html.Div:
     """疫情发展: new today and cumulative, street by category, district and city officially."""
     street = summary["cases"]["street"]
-    rows = [html.Tr([html.Td(CASE_LABELS[c]), _num(v["new"]), _num(v["total"])]) for c, v in street.items()]
+    rows = [html.Tr([html.Td(tr(CASE_LABELS[c], lang)), _num(v["new"]), _num(v["total"])]) for c, v in street.items()]
     official = []
-    for scope, label in (("district", summary["street"]["district"]), ("city", "上海市")):
+    for scope, label in (("district", summary["street"]["district"]), ("city", tr("上海市", lang))):
         data = summary["cases"][scope]
         if data is None:
             continue
-        official.append(html.Tr([html.Td(f"{label} 确诊"), _num(data["confirmed"]["new"]),
+        official.append(html.Tr([html.Td(f"{label} {tr('确诊', lang)}"), _num(data["confirmed"]["new"]),
                                  _num(data["confirmed"]["total"])]))
-        official.append(html.Tr([html.Td(f"{label} 无症状"), _num(data["asymptomatic"]["new"]),
+        official.append(html.Tr([html.Td(f"{label} {tr('无症状', lang)}"), _num(data["asymptomatic"]["new"]),
                                  _num(data["asymptomatic"]["total"])]))
     tiers = summary["tiers"]
     return html.Div(className="opsmap-card", id="panel-cases", children=[
-        html.H2("疫情发展"),
-        html.Table([html.Thead(html.Tr([html.Th(""), html.Th("今日新增"), html.Th("累计")])),
+        html.H2(tr("疫情发展", lang)),
+        html.Table([html.Thead(html.Tr([html.Th(""), html.Th(tr("今日新增", lang)), html.Th(tr("累计", lang))])),
                     html.Tbody([*rows, *official])]),
-        html.P(["今日有确诊病例的小区 ", html.Strong(f"{summary['compounds_with_cases_today']}", id="compounds-today")],
+        html.P([tr("今日有确诊病例的小区 ", lang),
+                html.Strong(f"{summary['compounds_with_cases_today']}", id="compounds-today")],
                className="opsmap-compounds-today"),
         html.Div(className="opsmap-tiers", children=[
-            html.Span(f"封控 {tiers['sealed']}", className="tier sealed"),
-            html.Span(f"管控 {tiers['controlled']}", className="tier controlled"),
-            html.Span(f"防范 {tiers['precaution']}", className="tier precaution")]),
+            html.Span(f"{tr('封控', lang)} {tiers['sealed']}", className="tier sealed"),
+            html.Span(f"{tr('管控', lang)} {tiers['controlled']}", className="tier controlled"),
+            html.Span(f"{tr('防范', lang)} {tiers['precaution']}", className="tier precaution")]),
     ])
 
 
-def _progress(label: str, done: int, target: int, unit: str | None, new: int | None = None) -> html.Div:
+def _progress(label: str, done: int, target: int, unit: str | None, new: int | None = None,
+              lang: str = "zh") -> html.Div:
     share = min(done / target, 1.0) if target else 0.0
-    extra = f"（今日 +{new:,}）" if new else ""
+    extra = f"（{tr('今日', lang)} +{new:,}）" if new else ""
     return html.Div(className="opsmap-progress", children=[
-        html.Div([html.Span(label), html.Span(f"{done:,} / {target:,} {UNIT_LABELS.get(unit or '', '')}{extra}")],
+        html.Div([html.Span(tr(label, lang)),
+                  html.Span(f"{done:,} / {target:,} {tr(UNIT_LABELS.get(unit or '', ''), lang)}{extra}")],
                  className="opsmap-progress-label"),
         html.Div(html.Div(style={"width": f"{share:.0%}"}), className="opsmap-progress-bar"),
     ])
 
 
-def work_panel(summary: dict[str, Any]) -> html.Div:
+def work_panel(summary: dict[str, Any], lang: str = "zh") -> html.Div:
     """重要工作: daily work against its targets, closed compounds, sites and shops checked."""
     work, fac = summary["work"], summary["facilities"]
     closed = summary["tiers"]["sealed"] + summary["tiers"]["controlled"]
     total_compounds = sum(summary["tiers"].values())
-    items = [_progress(WORK_LABELS[t], v["total"], v["target"], v["unit"], v["new"]) for t, v in work.items()]
-    items.append(_progress("封闭管理小区", closed, total_compounds, None))
+    items = [_progress(WORK_LABELS[t], v["total"], v["target"], v["unit"], v["new"], lang) for t, v in work.items()]
+    items.append(_progress("封闭管理小区", closed, total_compounds, None, lang=lang))
     items.append(_progress("工地 今日巡查", fac["sites"]["construction_site"]["checked_today"],
-                           fac["sites"]["construction_site"]["total"], "places"))
+                           fac["sites"]["construction_site"]["total"], "places", lang=lang))
     items.append(_progress("养老机构 今日巡查", fac["sites"]["elderly_care"]["checked_today"],
-                           fac["sites"]["elderly_care"]["total"], "places"))
-    items.append(_progress("商铺 今日核查", fac["shops"]["checked_today"], fac["shops"]["total"], "places"))
+                           fac["sites"]["elderly_care"]["total"], "places", lang=lang))
+    items.append(_progress("商铺 今日核查", fac["shops"]["checked_today"], fac["shops"]["total"], "places", lang=lang))
     gates, orders = fac["gates"], summary["work_orders"]
     facts = html.Div(className="opsmap-facts", children=[
-        html.Span(f"出入口 开{gates['open']} 关{gates['closed']} 限{gates['restricted']}"
-                  f" · 值守不足 {gates['understaffed']}"),
-        html.Span(f"工单 在办{orders['open']} · 超时 {orders['overdue']}",
+        html.Span(f"{tr('出入口', lang)} {tr('开', lang)}{gates['open']} {tr('关', lang)}{gates['closed']} "
+                  f"{tr('限', lang)}{gates['restricted']} · {tr('值守不足', lang)} {gates['understaffed']}"),
+        html.Span(f"{tr('工单 在办', lang)}{orders['open']} · {tr('超时', lang)} {orders['overdue']}",
                   className="overdue" if orders["overdue"] else ""),
     ])
-    return html.Div(className="opsmap-card", id="panel-work", children=[html.H2("重要工作"), *items, facts])
+    return html.Div(className="opsmap-card", id="panel-work", children=[html.H2(tr("重要工作", lang)), *items, facts])
 
 
 def _local_time(ts: str) -> str:
@@ -97,20 +101,21 @@ def _local_time(ts: str) -> str:
     return dt.datetime.fromisoformat(ts).astimezone(rules.SHANGHAI).strftime("%H:%M")
 
 
-def feed_panel(items: list[dict[str, Any]]) -> html.Div:
+def feed_panel(items: list[dict[str, Any]], lang: str = "zh") -> html.Div:
     """实时播报: the newest feed items, newest first."""
     rows = [html.Li(className=f"feed-item {item.get('severity', '')}", children=[
         html.Span(_local_time(item["ts"]), className="feed-time"), html.Span(item["text"], className="feed-text")])
         for item in items]
     return html.Div(className="opsmap-card", id="panel-feed", children=[
-        html.H2("实时播报"), html.Ul(rows or [html.Li("暂无", className="feed-item")], className="feed")])
+        html.H2(tr("实时播报", lang)),
+        html.Ul(rows or [html.Li(tr("暂无", lang), className="feed-item")], className="feed")])
 
 
-def _value(value: Any) -> Any:
+def _value(value: Any, lang: str) -> Any:
     if isinstance(value, list) and value and isinstance(value[0], dict):
         keys = [k for k in value[0] if k not in HIDDEN]
         return html.Table(className="opsmap-subtable", children=[
-            html.Thead(html.Tr([html.Th(FIELD_LABELS.get(k, k)) for k in keys])),
+            html.Thead(html.Tr([html.Th(tr(FIELD_LABELS.get(k, k), lang)) for k in keys])),
             html.Tbody([html.Tr([html.Td("" if row.get(k) is None else str(row.get(k))) for k in keys])
                         for row in value[:20]])])
     if isinstance(value, list):
@@ -118,12 +123,13 @@ def _value(value: Any) -> Any:
     return "" if value is None else str(value)
 
 
-def detail_panel(kind: str, title: str, detail: dict[str, Any] | None) -> html.Div:
+def detail_panel(kind: str, title: str, detail: dict[str, Any] | None, lang: str = "zh") -> html.Div:
     """A drill-down: every field of the entity, lists as small tables (masked data only)."""
     if detail is None:
-        return html.Div(className="opsmap-card", id="panel-detail", children=[html.H2(title), html.P("无详情")])
-    rows = [html.Tr([html.Th(FIELD_LABELS.get(k, k)), html.Td(_value(v))])
+        return html.Div(className="opsmap-card", id="panel-detail",
+                        children=[html.H2(tr(title, lang)), html.P(tr("无详情", lang))])
+    rows = [html.Tr([html.Th(tr(FIELD_LABELS.get(k, k), lang)), html.Td(_value(v, lang))])
             for k, v in detail.items() if k not in HIDDEN]
     return html.Div(className="opsmap-card", id="panel-detail", **{"data-kind": kind}, children=[
-        html.H2(f"{title} · {detail.get('name') or detail.get('label') or detail.get('id')}"),
+        html.H2(f"{tr(title, lang)} · {detail.get('name') or detail.get('label') or detail.get('id')}"),
         html.Table(html.Tbody(rows), className="opsmap-detail")])

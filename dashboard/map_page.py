@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import layers
 from dashboard import components
+from dashboard.i18n import tr
 from data import queries, rules, streams
 from data.models import Committee, Street
 from data.settings import Config, datasets_path
@@ -63,17 +64,17 @@ def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetim
     return f"/api/v1/layers/{key}?{urlencode(params)}"
 
 
-def layer_control(page: str) -> dl.LayersControl:
+def layer_control(page: str, lang: str) -> dl.LayersControl:
     """Every registered layer as a toggleable overlay (names passed explicitly: dash ≥ 4.2 needs them)."""
     def overlay(layer: Any) -> dl.Overlay:
         cluster = {"cluster": True, "clusterToLayer": ns("caseCluster"), "superClusterOptions": {"radius": 40}} \
             if layer.id == "cases" else {}
-        return dl.Overlay(name=layer.title, checked=True, children=dl.GeoJSON(
+        return dl.Overlay(name=tr(layer.title, lang), checked=True, children=dl.GeoJSON(
             id=layer_id(layer.id, page), style=ns("style"), pointToLayer=ns("point"), onEachFeature=ns("tooltip"),
             hideout={"layer": layer.id, "colours": {e.key: e.colour for e in layer.legend()}}, **cluster))
 
     return dl.LayersControl([overlay(layer) for layer in layers.LAYERS],
-                            overlays=[layer.title for layer in layers.LAYERS], collapsed=page != "map")
+                            overlays=[tr(layer.title, lang) for layer in layers.LAYERS], collapsed=page != "map")
 
 
 def street_viewport(street: Street) -> dict[str, Any]:
@@ -86,22 +87,24 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
         loaded = queries.streets(session)
     chosen = next((s for s in loaded if s.name == config.street), loaded[0] if loaded else None)
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
+    lang = config.language
     return html.Div(className="opsmap", children=[
         html.Header(className="opsmap-header", children=[
             html.H1(id="map-title"),
             dcc.Dropdown(id="map-street", className="street-select", clearable=False,
                          options=[{"label": f"{s.district} · {s.name}", "value": s.id} for s in loaded],
                          value=chosen.id if chosen else None),
-            dcc.Dropdown(id="map-committee", className="committee-select", placeholder="全部居委"),
-            html.Label(["时点 ", dcc.Input(id="map-asof", type="text", placeholder="实时（或 2022-04-10 08:00）",
-                                         debounce=True, size="22")], className="asof"),
-            html.Button("实时", id="map-live", className="live-button"),
+            dcc.Dropdown(id="map-committee", className="committee-select", placeholder=tr("全部居委", lang)),
+            html.Label([tr("时点 ", lang), dcc.Input(id="map-asof", type="text", debounce=True, size="22",
+                                                   placeholder=tr("实时（或 2022-04-10 08:00）", lang))],
+                       className="asof"),
+            html.Button(tr("实时", lang), id="map-live", className="live-button"),
             html.Span(id="map-clock", className="clock"),
-            html.Span(id="map-staleness", className="staleness", title="数据新鲜度"),
+            html.Span(id="map-staleness", className="staleness", title=tr("数据新鲜度", lang)),
         ]),
         html.Div(className="opsmap-body", children=[
             dl.Map(id="map-map", className="opsmap-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
-                   children=[*tiles, layer_control("map")]),
+                   children=[*tiles, layer_control("map", lang)]),
             html.Aside(className="opsmap-panel", children=[
                 html.Div(id="panel-detail-slot"), html.Div(id="panel-cases-slot"),
                 html.Div(id="panel-work-slot"), html.Div(id="panel-feed-slot")]),
@@ -152,7 +155,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     def refresh_panels(street_id: str | None, as_of_text: str | None, message: str | None) -> tuple[Any, ...]:
         """The numbers beside the map and the feed, for the moment shown."""
         if not street_id:
-            return "opsmap：尚未加载街道（运行 opsmap load）", [], [], []
+            return tr("opsmap：尚未加载街道（运行 opsmap load）", config.language), [], [], []
         as_of = parse_as_of(as_of_text)
         if as_of is not None and ctx.triggered_id == "map-events":
             return (no_update,) * 4
@@ -160,9 +163,11 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             numbers = summary(session, street_id, as_of or dt.datetime.now(dt.UTC), datasets_path(config),
                               sla_of(config))
         feed = streams.feed(streams.connect(redis_url), 30) if redis_url and as_of is None else []
-        title = f"{numbers['street']['name']} 战疫图" + (f"（回放 {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
-        return (title, components.cases_panel(numbers), components.work_panel(numbers),
-                components.feed_panel(feed))
+        lang = config.language
+        title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (
+            f"（{tr('回放', lang)} {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
+        return (title, components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
+                components.feed_panel(feed, lang))
 
     @app.callback(Output("panel-detail-slot", "children"), Input(layer_id(ALL), "clickData"),
                   prevent_initial_call=True)
@@ -177,17 +182,17 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             return no_update
         with sessions() as session:
             detail = layer.detail(session, str(entity))
-        return components.detail_panel(layer.id, layer.title, detail)
+        return components.detail_panel(layer.id, layer.title, detail, config.language)
 
     @app.callback(Output("map-clock", "children"), Output("map-staleness", "className"),
                   Output("map-staleness", "children"), Input("map-tick", "n_intervals"))
     def tick(_: int | None) -> tuple[str, str, str]:
         now = dt.datetime.now(rules.SHANGHAI)
         if not redis_url:
-            return f"{now:%H:%M:%S}", "staleness unknown", "无实时数据"
+            return f"{now:%H:%M:%S}", "staleness unknown", tr("无实时数据", config.language)
         fresh = streams.freshness(streams.connect(redis_url), now)
         stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
-        text = "数据延迟" if stale else "实时"
+        text = tr("数据延迟" if stale else "实时", config.language)
         return f"{now:%H:%M:%S}", "staleness stale" if stale else "staleness fresh", text
 
 

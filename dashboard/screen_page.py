@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import layers
 from dashboard import components
+from dashboard.i18n import tr
 from dashboard.map_page import SHANGHAI_CENTRE, changed_layers, layer_control, layer_id, layer_url, street_viewport
 from data import queries, rules, streams
 from data.models import Committee, Street
@@ -37,14 +38,14 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     return html.Div(className="opsmap-screen", children=[
         html.Header(className="screen-header", children=[
-            html.H1(f"{street.name if street else ''} 战疫图", id="screen-title"),
+            html.H1(f"{street.name if street else ''} {tr('战疫图', config.language)}", id="screen-title"),
             html.Span(id="screen-focus", className="screen-focus"),
             html.Span(id="screen-staleness", className="staleness"),
             html.Span(id="screen-clock", className="screen-clock"),
         ]),
         html.Div(className="screen-body", children=[
             dl.Map(id="screen-map", className="screen-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
-                   zoomControl=False, children=[*tiles, layer_control(PAGE)]),
+                   zoomControl=False, children=[*tiles, layer_control(PAGE, config.language)]),
             html.Aside(className="screen-panels", children=[
                 html.Div(id="screen-cases"), html.Div(id="screen-work"), html.Div(id="screen-feed")]),
         ]),
@@ -77,7 +78,9 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         with sessions() as session:
             numbers = summary(session, street_id, dt.datetime.now(dt.UTC), datasets_path(config), sla_of(config))
         feed = streams.feed(streams.connect(redis_url), 12) if redis_url else []
-        return components.cases_panel(numbers), components.work_panel(numbers), components.feed_panel(feed)
+        lang = config.language
+        return (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
+                components.feed_panel(feed, lang))
 
     @app.callback(Output("screen-banner", "children"), Output("screen-banner", "className"),
                   Output("screen-banner-until", "data"), Output("screen-map", "viewport"),
@@ -95,27 +98,28 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             alert = urgent[-1]
             view = {"center": [alert["lat"], alert["lng"]], "zoom": 18, "transition": "flyTo"} \
                 if alert.get("lng") is not None else no_update
-            return ([html.Span("紧急", className="banner-tag"), html.Span(alert["text"])], "screen-banner",
-                    now + config.screen_banner_s, view, "紧急处置")
+            return ([html.Span(tr("紧急", config.language), className="banner-tag"), html.Span(alert["text"])],
+                    "screen-banner", now + config.screen_banner_s, view, tr("紧急处置", config.language))
         if until and now < until:
             return (no_update,) * 5
         if not street_id:
             return (no_update,) * 5
-        return (*_idle(sessions, street_id, tick or 0, config.screen_rotate_s, bool(until)),)
+        return _idle(sessions, street_id, tick or 0, config.screen_rotate_s, bool(until), config.language)
 
     @app.callback(Output("screen-clock", "children"), Output("screen-staleness", "className"),
                   Output("screen-staleness", "children"), Input("screen-tick", "n_intervals"))
     def tick(_: int | None) -> tuple[str, str, str]:
         now = dt.datetime.now(rules.SHANGHAI)
         if not redis_url:
-            return f"{now:%Y-%m-%d %H:%M:%S}", "staleness unknown", "无实时数据"
+            return f"{now:%Y-%m-%d %H:%M:%S}", "staleness unknown", tr("无实时数据", config.language)
         fresh = streams.freshness(streams.connect(redis_url), now)
         stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
-        return f"{now:%Y-%m-%d %H:%M:%S}", f"staleness {'stale' if stale else 'fresh'}", "数据延迟" if stale else "实时"
+        return (f"{now:%Y-%m-%d %H:%M:%S}", f"staleness {'stale' if stale else 'fresh'}",
+                tr("数据延迟" if stale else "实时", config.language))
 
 
 def _idle(sessions: sessionmaker[Session], street_id: str, tick: int, rotate_s: float,
-          banner_ended: bool) -> tuple[Any, ...]:
+          banner_ended: bool, lang: str) -> tuple[Any, ...]:
     """Without an alert: the whole street, or every ``rotate_s`` seconds the next committee."""
     hidden = ([], "screen-banner hidden", 0)
     rotating = rotate_s > 0
@@ -124,7 +128,7 @@ def _idle(sessions: sessionmaker[Session], street_id: str, tick: int, rotate_s: 
     with sessions() as session:
         street = session.get(Street, street_id)
         if not rotating:
-            return (*hidden, street_viewport(street), "全街道")
+            return (*hidden, street_viewport(street), tr("全街道", lang))
         committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
                                      .order_by(Committee.id)).all()
     com = committees[(tick // int(rotate_s)) % len(committees)]

@@ -70,3 +70,25 @@ def test_sum003_read_api(api, scenario):
     assert api.get("/api/v1/summary").status_code == 400
     assert api.get("/api/v1/summary?street=S999").status_code == 404
     assert api.get(f"/api/v1/layers/gates?street={street}&as_of=soon").status_code == 400
+
+
+def test_sum004_layer_responses_are_cacheable(api, scenario):
+    street = scenario["data"].street.id
+    first = api.get(f"/api/v1/layers/gates?street={street}")
+    assert first.status_code == 200 and first.headers["ETag"]
+    again = api.get(f"/api/v1/layers/gates?street={street}", headers={"If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and again.data == b""
+    past = api.get(f"/api/v1/layers/gates?street={street}&as_of=2022-04-10T08:00:00%2B08:00")
+    assert "max-age=3600" in past.headers["Cache-Control"]
+
+
+def test_sum005_large_layers_are_gzipped_for_clients_that_accept_it(api, scenario):
+    import gzip
+    import json
+
+    street = scenario["data"].street.id
+    plain = api.get(f"/api/v1/layers/gates?street={street}")
+    packed = api.get(f"/api/v1/layers/gates?street={street}", headers={"Accept-Encoding": "gzip"})
+    assert "Content-Encoding" not in plain.headers and packed.headers["Content-Encoding"] == "gzip"
+    assert json.loads(gzip.decompress(packed.data)) == plain.get_json()
+    assert len(packed.data) < len(plain.data) / 3

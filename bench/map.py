@@ -1,0 +1,135 @@
+"""Map speed with a large street: first paint with N case points, and API p95 under load.
+
+Loads 南京东路 into a throwaway SQLite database, adds N (default 100,000) case reports of
+the last week at random points of the street, starts the real app (``opsmap serve``, its
+own embedded Redis) and measures
+- first paint: from navigation until the clustered cases and the compounds are on the map,
+  in headless Debian chromium (median of 3 page loads);
+- API latency: 20 concurrent clients requesting every layer and the summary, p50/p95.
+Goals (issue): first paint ≤ 1.5 s, API p95 ≤ 100 ms.
+Run: ``make bench`` or ``.venv/bin/python bench/map.py [N]``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import shapely
+from sqlalchemy import insert
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from data.loader import load_street
+from data.models import Case
+from data.settings import PROJECT_ROOT
+from data.store import make_engine, transaction
+
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+CATEGORIES = ["confirmed", "suspected", "close_contact", "home_observation", "released"]
+
+
+def seed_cases(db: Path, n: int) -> str:
+    engine = make_engine(f"sqlite:///{db}")
+    data = load_street(engine, PROJECT_ROOT / "data" / "datasets", "南京东路", 20220410, False)
+    rng = np.random.default_rng(1)
+    minx, miny, maxx, maxy = data.street.geom.bounds
+    xy = rng.uniform((minx, miny), (maxx, maxy), size=(n * 2, 2))
+    xy = xy[shapely.contains_xy(data.street.geom, xy[:, 0], xy[:, 1])][:n]
+    compounds = [c.id for c in data.compounds]
+    now = dt.datetime.now(dt.UTC)
+    rows = [{"category": CATEGORIES[i % 5], "compound_id": compounds[i % len(compounds)], "address": "bench",
+             "geom": shapely.Point(x, y), "reported_at": now - dt.timedelta(minutes=int(rng.integers(1, 7 * 1440))),
+             "source": "bench"} for i, (x, y) in enumerate(xy)]
+    with transaction(engine) as session:
+        session.execute(insert(Case.__table__), rows)
+    return data.street.id
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def first_paint(url: str, loads: int = 3) -> list[float]:
+    from playwright.sync_api import sync_playwright
+
+    times = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        for _ in range(loads):
+            context = browser.new_context(viewport={"width": 1920, "height": 1080})
+            page = context.new_page()
+            start = time.perf_counter()
+            page.goto(url)
+            page.wait_for_function("document.querySelectorAll('.opsmap-cluster').length > 0 && "
+                                   "document.querySelectorAll('.opsmap-compound').length > 200", timeout=120_000)
+            times.append(time.perf_counter() - start)
+            context.close()
+        browser.close()
+    return times
+
+
+def api_latency(url: str, street: str, clients: int = 20, per_client: int = 30) -> dict[str, list[float]]:
+    paths = [f"/api/v1/layers/{k}?street={street}" for k in
+             ("gates", "compounds", "boundaries", "shops", "sites", "observations", "workorders", "alerts")]
+    paths += [f"/api/v1/summary?street={street}"]
+    heavy = f"/api/v1/layers/cases?street={street}"
+
+    def one(path: str) -> tuple[str, float]:
+        start = time.perf_counter()
+        with urllib.request.urlopen(url + path, timeout=120) as resp:
+            resp.read()
+        return path, time.perf_counter() - start
+
+    jobs = [paths[i % len(paths)] for i in range(clients * per_client)] + [heavy] * clients
+    out: dict[str, list[float]] = {"layers+summary": [], "cases (N points)": []}
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        for path, took in pool.map(one, jobs):
+            out["cases (N points)" if path == heavy else "layers+summary"].append(took)
+    return out
+
+
+def main(n: int = 100_000) -> None:
+    with tempfile.TemporaryDirectory() as var:
+        street = seed_cases(Path(var) / "opsmap.db", n)
+        port = free_port()
+        env = {**os.environ, "OPSMAP_VAR_DIR": var, "OPSMAP_HTTP_PORT": str(port), "OPSMAP_LOG_LEVEL": "WARNING"}
+        env.pop("DATABASE_URL", None)
+        env.pop("REDIS_URL", None)
+        app = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py"), "serve"], env=env)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    urllib.request.urlopen(url + "/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            paint = first_paint(url)
+            print(f"first paint with {n:,} case points: median {statistics.median(paint):.2f} s "
+                  f"(loads: {', '.join(f'{t:.2f}' for t in paint)})  goal ≤ 1.5 s")
+            for label, times in api_latency(url, street).items():
+                q = statistics.quantiles(times, n=100)
+                print(f"API {label:<16} {len(times):>4} requests, 20 clients: p50 {q[49] * 1000:6.0f} ms  "
+                      f"p95 {q[94] * 1000:6.0f} ms  goal p95 ≤ 100 ms")
+        finally:
+            app.send_signal(signal.SIGTERM)
+            app.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)

@@ -1,0 +1,42 @@
+"""i18n: Chinese by default, English by OPSMAP_LANGUAGE — every layer title and panel label."""
+
+from __future__ import annotations
+
+import json
+
+import layers
+from dashboard import components
+from dashboard.i18n import EN, tr
+from dashboard.map_page import layer_control
+from data.settings import load
+from data.store import session_factory
+from data.summary import summary
+from layers.base import sla_of
+from tests.conftest import DATASETS
+
+
+def _text(component) -> str:
+    return json.dumps(component.to_plotly_json(), ensure_ascii=False, default=lambda c: c.to_plotly_json())
+
+
+def test_i18n001_every_layer_title_has_an_english_name():
+    assert all(layer.title in EN for layer in layers.LAYERS)
+    assert layer_control("map", "en").overlays == [EN[layer.title] for layer in layers.LAYERS]
+    assert layer_control("map", "zh").overlays == [layer.title for layer in layers.LAYERS]
+
+
+def test_i18n002_panels_in_english(scenario):
+    scn = scenario
+    with session_factory(scn["engine"])() as s:
+        numbers = summary(s, scn["data"].street.id, scn["at"](15), DATASETS, sla_of(load(environ={})))
+    en = _text(components.cases_panel(numbers, "en")) + _text(components.work_panel(numbers, "en"))
+    zh = _text(components.cases_panel(numbers)) + _text(components.work_panel(numbers))
+    for word in ("Cases", "New today", "Confirmed", "Key work", "Screening", "Sealed", "households"):
+        assert word in en
+    assert "疫情发展" in zh and "Cases" not in zh
+    assert "疫情发展" not in en and "排摸" not in en
+
+
+def test_i18n003_setting_is_validated():
+    assert load(environ={"OPSMAP_LANGUAGE": "en"}).language == "en"
+    assert tr("实时", "en") == "Live" and tr("实时", "zh") == "实时" and tr("未收录", "en") == "未收录"
