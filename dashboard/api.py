@@ -10,8 +10,8 @@ import datetime as dt
 import gzip
 import json
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, request
@@ -20,6 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 import layers
 from data import streams
+from data.cache import Cache, data_version, live_key
 from data.crs import to_gcj02
 from data.events import DEAD, STREAMS, EventError, validate
 from data.settings import Config, datasets_path
@@ -43,6 +44,7 @@ def compress(response: Response) -> Response:
     response.vary.add("Accept-Encoding")
     return response
 MAX_BATCH = 1000
+T = TypeVar("T")
 COALESCE_S = 0.3
 
 
@@ -73,19 +75,62 @@ def _street_arg() -> str:
     return street
 
 
+def _client() -> redis.Redis | None:
+    url = current_app.config.get("OPSMAP_REDIS_URL")
+    return streams.connect(url) if url else None
+
+
+def _json(obj: Any) -> bytes:
+    # plain json.dumps: Flask's provider sorts keys, which costs seconds on 100,000 features
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callable[[], T]) -> T:
+    """A computed answer from the cache: past moments for an hour, live ones until the data
+    version or the 5-second time bucket changes."""
+    cache: Cache = current_app.config["OPSMAP_CACHE"]
+    if at_is_past:
+        return cache.get((kind, *params), 3600, compute)
+    version = data_version(_client())
+    if version < 0:
+        return compute()
+    return cache.get((kind, *params, *live_key(version)), 10, compute)
+
+
+def summary_at(street: str, at: dt.datetime, at_is_past: bool) -> dict[str, Any]:
+    """The panel numbers (data.summary), shared through the cache by the API and the pages."""
+    config = _config()
+
+    def compute() -> dict[str, Any]:
+        with _sessions()() as session:
+            return summary(session, street, at, datasets_path(config), sla_of(config))
+
+    return cached("summary", (street, at.isoformat() if at_is_past else "live"), at_is_past, compute)
+
+
+def _is_past(at: dt.datetime) -> bool:
+    return bool(request.args.get("as_of")) and at < dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+
+
 @api.get("/api/v1/layers/<layer_id>")
 def layer_features(layer_id: str) -> Response:
     """A layer's GeoJSON for a street at ``as_of`` (default now), optionally one committee."""
     layer = layers.BY_ID.get(layer_id)
     if layer is None:
         abort(404, f"no layer {layer_id!r}")
-    query = Query.from_config(_config(), _street_arg(), parse_moment(request.args.get("as_of")),
+    config = _config()
+    query = Query.from_config(config, _street_arg(), parse_moment(request.args.get("as_of")),
                               request.args.get("committee") or None)
-    with _sessions()() as session:
-        fc = layer.features(session, query)
-    response = jsonify(to_gcj02(fc) if _config().tile_crs == "gcj02" else fc)
-    # a past moment never changes: cache it; the present is revalidated by its ETag
-    past = request.args.get("as_of") and query.at < dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    past = _is_past(query.at)
+
+    def compute() -> Any:
+        with _sessions()() as session:
+            fc = layer.features(session, query)
+        return to_gcj02(fc) if config.tile_crs == "gcj02" else fc
+
+    params = (layer_id, query.street_id, query.committee_id, query.at.isoformat() if past else "live")
+    response = Response(cached("layer", params, past, lambda: _json(compute())), mimetype="application/json")
+    # a past moment never changes: browsers may keep it; the present is revalidated by its ETag
     response.cache_control.max_age = 3600 if past else 0
     response.cache_control.public = True
     response.add_etag()
@@ -108,14 +153,11 @@ def entity(kind: str, entity_id: str) -> Response:
 @api.get("/api/v1/summary")
 def summary_numbers() -> Response:
     """The panel numbers of a street at ``as_of`` (default now)."""
-    config = _config()
-    with _sessions()() as session:
-        try:
-            numbers = summary(session, _street_arg(), parse_moment(request.args.get("as_of")),
-                              datasets_path(config), sla_of(config))
-        except LookupError as exc:
-            abort(404, str(exc))
-    return jsonify(numbers)
+    at = parse_moment(request.args.get("as_of"))
+    try:
+        return Response(_json(summary_at(_street_arg(), at, _is_past(at))), mimetype="application/json")
+    except LookupError as exc:
+        abort(404, str(exc))
 
 
 @api.post("/api/v1/events/<stream>")

@@ -8,6 +8,7 @@ from dash import Dash, Input, Output, dcc, html
 
 from dashboard import map_page, screen_page
 from dashboard.api import api
+from data.cache import Cache
 from data.privacy import Hasher
 from data.settings import PROJECT_ROOT, Config
 from data.store import make_engine, migrate, session_factory
@@ -21,7 +22,8 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
     app = Dash(__name__, title="opsmap 战疫图", assets_folder=str(PROJECT_ROOT / "assets"),
                serve_locally=True, update_title=None, suppress_callback_exceptions=True)
     app.server.config.update(OPSMAP_ENGINE=engine, OPSMAP_SESSIONS=sessions, OPSMAP_REDIS_URL=redis_url,
-                             OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config)
+                             OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config,
+                             OPSMAP_CACHE=Cache())
     app.server.register_blueprint(api)
     pages = {"/": map_page, "/screen": screen_page}
     app.layout = html.Div([dcc.Location(id="page-url"), html.Div(id="page")])

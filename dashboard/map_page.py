@@ -22,12 +22,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import layers
 from dashboard import components
+from dashboard.api import summary_at
 from dashboard.i18n import tr
 from data import queries, rules, streams
 from data.models import Committee, Street
-from data.settings import Config, datasets_path
-from data.summary import summary
-from layers.base import sla_of
+from data.settings import Config
 
 ns = Namespace("opsmap", "map")
 SHANGHAI_CENTRE = [31.23, 121.47]
@@ -159,9 +158,9 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         as_of = parse_as_of(as_of_text)
         if as_of is not None and ctx.triggered_id == "map-events":
             return (no_update,) * 4
-        with sessions() as session:
-            numbers = summary(session, street_id, as_of or dt.datetime.now(dt.UTC), datasets_path(config),
-                              sla_of(config))
+        now = dt.datetime.now(dt.UTC)
+        past = as_of is not None and as_of < now - dt.timedelta(minutes=5)
+        numbers = summary_at(street_id, as_of or now, past)
         feed = streams.feed(streams.connect(redis_url), 30) if redis_url and as_of is None else []
         lang = config.language
         title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (

@@ -20,13 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import layers
 from dashboard import components
+from dashboard.api import summary_at
 from dashboard.i18n import tr
 from dashboard.map_page import SHANGHAI_CENTRE, changed_layers, layer_control, layer_id, layer_url, street_viewport
 from data import queries, rules, streams
 from data.models import Committee, Street
-from data.settings import Config, datasets_path
-from data.summary import summary
-from layers.base import sla_of
+from data.settings import Config
 
 PAGE = "screen"
 
@@ -75,8 +74,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     def refresh_panels(street_id: str | None, _: str | None) -> tuple[Any, ...]:
         if not street_id:
             return [], [], []
-        with sessions() as session:
-            numbers = summary(session, street_id, dt.datetime.now(dt.UTC), datasets_path(config), sla_of(config))
+        numbers = summary_at(street_id, dt.datetime.now(dt.UTC), False)
         feed = streams.feed(streams.connect(redis_url), 12) if redis_url else []
         lang = config.language
         return (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),

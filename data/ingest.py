@@ -32,6 +32,7 @@ from sqlalchemy import Engine, and_, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from data import rules, streams
+from data.cache import VERSION_KEY
 from data.events import Event, EventError, redact, stream_key, validate
 from data.models import (
     Alert,
@@ -587,6 +588,8 @@ class Worker:
                                                            "streams": changed, "kinds": kinds, "urgent": urgent,
                                                            "at": time.time()}))
             pipe.execute()
+        if out.applied or out.effects:
+            self.client.incr(VERSION_KEY)  # cached live answers are now stale (data/cache.py)
         for _, entry_id, _, reason in out.dead:
             log.info("parked %s in opsmap:dead: %s", entry_id, reason)
 

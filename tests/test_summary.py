@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 import pandas as pd
 import pytest
+import redis
 
 from dashboard.app import create_app
 from data.settings import load
@@ -92,3 +93,25 @@ def test_sum005_large_layers_are_gzipped_for_clients_that_accept_it(api, scenari
     assert "Content-Encoding" not in plain.headers and packed.headers["Content-Encoding"] == "gzip"
     assert json.loads(gzip.decompress(packed.data)) == plain.get_json()
     assert len(packed.data) < len(plain.data) / 3
+
+
+def test_sum006_a_cached_live_answer_changes_when_ingest_applies_a_batch(api, scenario, redis_url):
+    import json as _json
+
+    from data import streams
+    from data.ingest import Worker
+    from tests.conftest import person_id
+
+    scn = scenario
+    street = scn["data"].street.id
+    client = redis.Redis.from_url(redis_url)
+    first = api.get(f"/api/v1/summary?street={street}").get_json()
+    assert api.get(f"/api/v1/summary?street={street}").get_json() == first  # served from the cache
+    before = first["cases"]["street"]["confirmed"]["total"]
+    streams.append(client, "cases", [_json.dumps({"event_id": f"sum006-{dt.datetime.now().timestamp()}",
+                                                  "ts": dt.datetime.now(dt.UTC).isoformat(), "person_id": person_id(9),
+                                                  "category": "confirmed", "compound_id": scn["c1"].id})])
+    cfg = load(environ={"OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef"})
+    Worker(scn["engine"], client, cfg, consumer="sum006").step(block_ms=100)
+    after = api.get(f"/api/v1/summary?street={street}").get_json()
+    assert after["cases"]["street"]["confirmed"]["total"] == before + 1
