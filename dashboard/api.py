@@ -87,14 +87,14 @@ def _json(obj: Any) -> bytes:
 
 def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callable[[], T]) -> T:
     """A computed answer from the cache: past moments for an hour, live ones until the data
-    version or the 5-second time bucket changes."""
+    version or the 30-second time bucket changes."""
     cache: Cache = current_app.config["OPSMAP_CACHE"]
     if at_is_past:
         return cache.get((kind, *params), 3600, compute)
     version = data_version(_client())
     if version < 0:
         return compute()
-    return cache.get((kind, *params, *live_key(version)), 10, compute)
+    return cache.get((kind, *params, *live_key(version)), 60, compute)
 
 
 def summary_at(street: str, at: dt.datetime, at_is_past: bool) -> dict[str, Any]:

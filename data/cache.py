@@ -2,7 +2,7 @@
 
 Why: twenty screens asking for the same layer should cost one computation. Live answers
 are keyed by the data version ingest bumps after every applied batch (so an event shows
-at once) and by a short time bucket (time alone changes overdue flags and alert windows);
+at once) and by a 30-second time bucket (time alone changes overdue flags and alert windows);
 answers about a past moment never change and live until evicted.
 """
 
@@ -61,6 +61,6 @@ def data_version(client: redis.Redis | None) -> int:
         return -1  # unknown: callers should not serve live answers from the cache
 
 
-def live_key(version: int, bucket_s: float = 5.0) -> tuple[int, int]:
+def live_key(version: int, bucket_s: float = 30.0) -> tuple[int, int]:
     """The part of a cache key that makes a live answer expire: data version and time bucket."""
     return version, int(time.time() // bucket_s)
