@@ -23,14 +23,14 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from _pg import PG, pg_schema_url
+
 from data import streams
 from data.ingest import Worker, pending_total
 from data.loader import load_street
 from data.privacy import id_check_char
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine
-
-PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def person(n: int) -> str:
@@ -84,20 +84,10 @@ def main(n: int = 200_000, redis_url: str = "redis://127.0.0.1:6379/13", pg_url:
     client = redis.Redis.from_url(redis_url)
     with tempfile.TemporaryDirectory() as tmp:
         run("sqlite", make_engine(f"sqlite:///{tmp}/bench.db"), client, n)
-    schema = f"opsmap_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(pg_url)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError:
-        print("postgresql: not reachable, skipped")
-        return
-    try:
-        run("postgresql", make_engine(f"{pg_url}?options=-csearch_path%3D{schema}"), client, n)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        client.flushdb()
+    with pg_schema_url(pg_url) as url:
+        if url is not None:
+            run("postgresql", make_engine(url), client, n)
+    client.flushdb()
 
 
 if __name__ == "__main__":

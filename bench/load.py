@@ -10,12 +10,11 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _pg import PG, pg_schema_url
 
 from data.loader import build, load_street
 from data.settings import PROJECT_ROOT
@@ -30,29 +29,18 @@ def timed(label: str, fn) -> None:
     print(f"{label:<34} {time.perf_counter() - t0:6.2f} s")
 
 
-def main(street: str = "南京东路", pg_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/test") -> None:
+def main(street: str = "南京东路", pg_url: str = PG) -> None:
     timed(f"build {street} in memory", lambda: build(DATASETS, street, 20220410))
     with tempfile.TemporaryDirectory() as tmp:
         engine = make_engine(f"sqlite:///{tmp}/bench.db")
         timed("sqlite: first load", lambda: load_street(engine, DATASETS, street, 20220410, False))
         timed("sqlite: reload", lambda: load_street(engine, DATASETS, street, 20220410, False))
-    schema = f"opsmap_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(pg_url)
-    try:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    except sa.exc.OperationalError:
-        print("postgresql: not reachable, skipped")
-        return
-    try:
-        engine = make_engine(pg_url, connect_args={"options": f"-csearch_path={schema}"})
-        timed("postgresql: first load", lambda: load_street(engine, DATASETS, street, 20220410, False))
-        timed("postgresql: reload", lambda: load_street(engine, DATASETS, street, 20220410, False))
-        engine.dispose()
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-
+    with pg_schema_url(pg_url) as url:
+        if url is not None:
+            engine = make_engine(url)
+            timed("postgresql: first load", lambda: load_street(engine, DATASETS, street, 20220410, False))
+            timed("postgresql: reload", lambda: load_street(engine, DATASETS, street, 20220410, False))
+            engine.dispose()
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -12,7 +12,8 @@ from typing import Any
 from dash import html
 
 from dashboard.i18n import tr
-from data import rules
+from data import rules, streams
+from data.settings import Config
 
 CASE_LABELS = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接", "home_observation": "居家观察",
                "released": "解除观察"}
@@ -133,3 +134,15 @@ def detail_panel(kind: str, title: str, detail: dict[str, Any] | None, lang: str
     return html.Div(className="opsmap-card", id="panel-detail", **{"data-kind": kind}, children=[
         html.H2(f"{tr(title, lang)} · {detail.get('name') or detail.get('label') or detail.get('id')}"),
         html.Table(html.Tbody(rows), className="opsmap-detail")])
+
+
+def clock_and_freshness(redis_url: str | None, config: Config, clock_format: str) -> tuple[str, str, str]:
+    """The clock text and the staleness indicator (class, label): red when no event has
+    arrived for OPSMAP_STALE_AFTER_S or more than OPSMAP_STALE_LAG wait to be ingested."""
+    now = dt.datetime.now(rules.SHANGHAI)
+    if not redis_url:
+        return now.strftime(clock_format), "staleness unknown", tr("无实时数据", config.language)
+    fresh = streams.freshness(streams.connect(redis_url), now)
+    stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
+    return (now.strftime(clock_format), f"staleness {'stale' if stale else 'fresh'}",
+            tr("数据延迟" if stale else "实时", config.language))

@@ -186,13 +186,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     @app.callback(Output("map-clock", "children"), Output("map-staleness", "className"),
                   Output("map-staleness", "children"), Input("map-tick", "n_intervals"))
     def tick(_: int | None) -> tuple[str, str, str]:
-        now = dt.datetime.now(rules.SHANGHAI)
-        if not redis_url:
-            return f"{now:%H:%M:%S}", "staleness unknown", tr("无实时数据", config.language)
-        fresh = streams.freshness(streams.connect(redis_url), now)
-        stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
-        text = tr("数据延迟" if stale else "实时", config.language)
-        return f"{now:%H:%M:%S}", "staleness stale" if stale else "staleness fresh", text
+        return components.clock_and_freshness(redis_url, config, "%H:%M:%S")
 
 
 def changed_layers(message: str | None) -> set[str]:

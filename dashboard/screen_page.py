@@ -23,7 +23,7 @@ from dashboard import components
 from dashboard.api import summary_at
 from dashboard.i18n import tr
 from dashboard.map_page import SHANGHAI_CENTRE, changed_layers, layer_control, layer_id, layer_url, street_viewport
-from data import queries, rules, streams
+from data import queries, streams
 from data.models import Committee, Street
 from data.settings import Config
 
@@ -107,13 +107,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     @app.callback(Output("screen-clock", "children"), Output("screen-staleness", "className"),
                   Output("screen-staleness", "children"), Input("screen-tick", "n_intervals"))
     def tick(_: int | None) -> tuple[str, str, str]:
-        now = dt.datetime.now(rules.SHANGHAI)
-        if not redis_url:
-            return f"{now:%Y-%m-%d %H:%M:%S}", "staleness unknown", tr("无实时数据", config.language)
-        fresh = streams.freshness(streams.connect(redis_url), now)
-        stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
-        return (f"{now:%Y-%m-%d %H:%M:%S}", f"staleness {'stale' if stale else 'fresh'}",
-                tr("数据延迟" if stale else "实时", config.language))
+        return components.clock_and_freshness(redis_url, config, "%Y-%m-%d %H:%M:%S")
 
 
 def _idle(sessions: sessionmaker[Session], street_id: str, tick: int, rotate_s: float,

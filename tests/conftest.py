@@ -71,6 +71,24 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     client.flushdb()
 
 
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    """The test Redis, emptied before and after the test."""
+    c = redis.Redis.from_url(redis_url)
+    c.flushdb()
+    yield c
+    c.flushdb()
+
+
+@pytest.fixture
+def config(tmp_path: Path):
+    """Settings for ingest tests: a fixed HMAC key, quick claims of dead workers' entries."""
+    from data.settings import load
+
+    return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef",
+                         "OPSMAP_INGEST_CLAIM_IDLE_MS": "500", "OPSMAP_INGEST_MAX_TRIES": "3"})
+
+
 def _engine(kind: str, tmp: Path) -> Iterator[Engine]:
     if kind == "sqlite":
         engine = make_engine(f"sqlite:///{tmp / 'opsmap.db'}")

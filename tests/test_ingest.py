@@ -44,20 +44,6 @@ KEY = "test-hmac-key-0123456789abcdef"
 
 
 @pytest.fixture
-def client(redis_url):
-    c = redis.Redis.from_url(redis_url)
-    c.flushdb()
-    yield c
-    c.flushdb()
-
-
-@pytest.fixture
-def config(tmp_path):
-    return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
-                         "OPSMAP_INGEST_CLAIM_IDLE_MS": "500", "OPSMAP_INGEST_MAX_TRIES": "3"})
-
-
-@pytest.fixture
 def worker(loaded, client, config):
     engine, _ = loaded
     return Worker(engine, client, config, consumer=f"test-{uuid.uuid4().hex[:6]}")

@@ -7,7 +7,6 @@ import json
 
 import numpy as np
 import pytest
-import redis
 from sqlalchemy import select
 
 from dashboard.app import create_app
@@ -21,19 +20,6 @@ from data.simulator import replay_2022, simulate
 from data.store import session_factory
 from tests.conftest import DATASETS, SEED, person_id
 from tests.test_ingest import KEY, at, checkin, drain, tag
-
-
-@pytest.fixture
-def client(redis_url):
-    c = redis.Redis.from_url(redis_url)
-    c.flushdb()
-    yield c
-    c.flushdb()
-
-
-@pytest.fixture
-def config(tmp_path):
-    return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY})
 
 
 @pytest.fixture
