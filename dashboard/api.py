@@ -20,7 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 import layers
 from data import streams
-from data.cache import Cache, data_version, live_key
+from data.cache import Cache, data_version
 from data.crs import to_gcj02
 from data.events import DEAD, STREAMS, EventError, validate
 from data.settings import Config, datasets_path
@@ -85,19 +85,20 @@ def _json(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callable[[], T]) -> T:
-    """A computed answer from the cache: past moments for an hour, live ones until the data
-    version or the 30-second time bucket changes."""
+def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callable[[], T],
+           min_version: int = 0) -> T:
+    """A computed answer from the cache: past moments for an hour, live ones as data/cache.py
+    describes (at most a second behind the data)."""
     cache: Cache = current_app.config["OPSMAP_CACHE"]
     if at_is_past:
         return cache.get((kind, *params), 3600, compute)
     version = data_version(_client())
     if version < 0:
         return compute()
-    return cache.get((kind, *params, *live_key(version)), 60, compute)
+    return cache.get_live((kind, *params), max(version, min_version), compute, min_version)
 
 
-def summary_at(street: str, at: dt.datetime, at_is_past: bool) -> dict[str, Any]:
+def summary_at(street: str, at: dt.datetime, at_is_past: bool, min_version: int = 0) -> dict[str, Any]:
     """The panel numbers (data.summary), shared through the cache by the API and the pages."""
     config = _config()
 
@@ -105,7 +106,13 @@ def summary_at(street: str, at: dt.datetime, at_is_past: bool) -> dict[str, Any]
         with _sessions()() as session:
             return summary(session, street, at, datasets_path(config), sla_of(config))
 
-    return cached("summary", (street, at.isoformat() if at_is_past else "live"), at_is_past, compute)
+    return cached("summary", (street, at.isoformat() if at_is_past else "live"), at_is_past, compute, min_version)
+
+
+def _min_version() -> int:
+    """``v`` = the data version a change notice named: the answer must include that change."""
+    v = request.args.get("v", "")
+    return int(v) if v.isdigit() else 0
 
 
 def _is_past(at: dt.datetime) -> bool:
@@ -129,7 +136,8 @@ def layer_features(layer_id: str) -> Response:
         return to_gcj02(fc) if config.tile_crs == "gcj02" else fc
 
     params = (layer_id, query.street_id, query.committee_id, query.at.isoformat() if past else "live")
-    response = Response(cached("layer", params, past, lambda: _json(compute())), mimetype="application/json")
+    response = Response(cached("layer", params, past, lambda: _json(compute()), _min_version()),
+                        mimetype="application/json")
     # a past moment never changes: browsers may keep it; the present is revalidated by its ETag
     response.cache_control.max_age = 3600 if past else 0
     response.cache_control.public = True
@@ -240,6 +248,7 @@ def _gather(pubsub: Any, window_s: float) -> dict[str, Any] | None:
         for key in ("streams", "kinds"):
             merged[key] = sorted(set(merged[key]) | set(more[key]))
         merged["urgent"] += more["urgent"]
+        merged["version"] = max(merged.get("version") or 0, more.get("version") or 0)
         merged["at"] = more["at"]
     return merged
 

@@ -144,7 +144,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         changed = changed_layers(message) if ctx.triggered_id == "map-events" else None
         if as_of is not None and changed is not None:  # replaying the past: live changes do not apply
             return [no_update] * len(keys)
-        version = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
+        version = message_version(message) if changed is not None else dt.datetime.now(dt.UTC).strftime("t%H%M%S%f")
         return [layer_url(k, street_id, committee, as_of, version) if changed is None or k in changed else no_update
                 for k in keys]
 
@@ -160,7 +160,8 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             return (no_update,) * 4
         now = dt.datetime.now(dt.UTC)
         past = as_of is not None and as_of < now - dt.timedelta(minutes=5)
-        numbers = summary_at(street_id, as_of or now, past)
+        live_change = ctx.triggered_id == "map-events"
+        numbers = summary_at(street_id, as_of or now, past, int(message_version(message)) if live_change else 0)
         feed = streams.feed(streams.connect(redis_url), 30) if redis_url and as_of is None else []
         lang = config.language
         title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (
@@ -187,6 +188,14 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                   Output("map-staleness", "children"), Input("map-tick", "n_intervals"))
     def tick(_: int | None) -> tuple[str, str, str]:
         return components.clock_and_freshness(redis_url, config, "%H:%M:%S")
+
+
+def message_version(message: str | None) -> str:
+    """The data version a change notice names, as the ``v`` of the refetch URLs."""
+    try:
+        return str(json.loads(message or "{}").get("version") or 0)
+    except ValueError:
+        return "0"
 
 
 def changed_layers(message: str | None) -> set[str]:

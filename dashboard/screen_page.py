@@ -22,7 +22,15 @@ import layers
 from dashboard import components
 from dashboard.api import summary_at
 from dashboard.i18n import tr
-from dashboard.map_page import SHANGHAI_CENTRE, changed_layers, layer_control, layer_id, layer_url, street_viewport
+from dashboard.map_page import (
+    SHANGHAI_CENTRE,
+    changed_layers,
+    layer_control,
+    layer_id,
+    layer_url,
+    message_version,
+    street_viewport,
+)
 from data import queries, streams
 from data.models import Committee, Street
 from data.settings import Config
@@ -65,16 +73,17 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         if not street_id:
             return [None] * len(keys)
         changed = changed_layers(message) if ctx.triggered_id == "screen-events" else None
-        version = dt.datetime.now(dt.UTC).strftime("%H%M%S%f")
+        version = message_version(message) if changed is not None else dt.datetime.now(dt.UTC).strftime("t%H%M%S%f")
         return [layer_url(k, street_id, None, None, version) if changed is None or k in changed else no_update
                 for k in keys]
 
     @app.callback(Output("screen-cases", "children"), Output("screen-work", "children"),
                   Output("screen-feed", "children"), Input("screen-street", "data"), Input("screen-events", "message"))
-    def refresh_panels(street_id: str | None, _: str | None) -> tuple[Any, ...]:
+    def refresh_panels(street_id: str | None, message: str | None) -> tuple[Any, ...]:
         if not street_id:
             return [], [], []
-        numbers = summary_at(street_id, dt.datetime.now(dt.UTC), False)
+        seen = int(message_version(message)) if ctx.triggered_id == "screen-events" else 0
+        numbers = summary_at(street_id, dt.datetime.now(dt.UTC), False, seen)
         feed = streams.feed(streams.connect(redis_url), 12) if redis_url else []
         lang = config.language
         return (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),

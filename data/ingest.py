@@ -553,6 +553,9 @@ class Worker:
 
     def _finish(self, out: Outcome) -> None:
         """Counters, feed, dead letters and XACK in one MULTI: all happen or none."""
+        # the new data version first, so the change notice can name it (a crash right after
+        # only bumps it once more: harmless)
+        version = int(self.client.incr(VERSION_KEY)) if out.applied or out.effects else None
         pipe = self.client.pipeline(transaction=True)
         counters: dict[tuple[str, str], int] = defaultdict(int)
         feeds: dict[str, list[str]] = defaultdict(list)
@@ -586,10 +589,8 @@ class Worker:
                       if i.get("severity") == "urgent"]
             pipe.publish(streams.CHANGES, streams.to_json({"applied": len(out.applied), "dead": len(out.dead),
                                                            "streams": changed, "kinds": kinds, "urgent": urgent,
-                                                           "at": time.time()}))
+                                                           "version": version, "at": time.time()}))
             pipe.execute()
-        if out.applied or out.effects:
-            self.client.incr(VERSION_KEY)  # cached live answers are now stale (data/cache.py)
         for _, entry_id, _, reason in out.dead:
             log.info("parked %s in opsmap:dead: %s", entry_id, reason)
 

@@ -7,7 +7,8 @@ import time
 
 import redis
 
-from data.cache import VERSION_KEY, Cache, data_version, live_key
+from data import cache as cache_module
+from data.cache import VERSION_KEY, Cache, data_version
 
 
 def test_cch001_concurrent_misses_compute_once():
@@ -29,9 +30,10 @@ def test_cch001_concurrent_misses_compute_once():
 
 def test_cch002_expiry_and_eviction():
     cache = Cache(size=2)
-    assert cache.get("a", 0.05, lambda: 1) == 1
+    assert cache.get("a", 60, lambda: 1) == 1
+    assert cache.get("a", 60, lambda: 2) == 1
     time.sleep(0.06)
-    assert cache.get("a", 60, lambda: 2) == 2  # expired: recomputed
+    assert cache.get("a", 0.05, lambda: 2) == 2  # older than this reader accepts: recomputed
     cache.get("b", 60, lambda: 3)
     cache.get("c", 60, lambda: 4)  # evicts the least recently used ("a")
     assert cache.get("a", 60, lambda: 5) == 5
@@ -43,5 +45,23 @@ def test_cch003_version_from_redis(redis_url):
     assert data_version(client) == 0 and data_version(None) == 0
     client.incr(VERSION_KEY)
     assert data_version(client) == 1
-    assert live_key(1)[0] == 1 and live_key(1) != live_key(2)
     assert data_version(redis.Redis(port=1, socket_connect_timeout=0.2)) == -1  # unreachable: no caching
+
+
+def test_cch004_live_answers_follow_the_data_version_at_most_a_second_late(monkeypatch):
+    monkeypatch.setattr(cache_module, "LIVE_STALE_S", 0.2)
+    cache, n = Cache(), iter(range(100))
+    first = cache.get_live("layer", 1, lambda: next(n))
+    assert cache.get_live("layer", 1, lambda: next(n)) == first  # same version: reused
+    assert cache.get_live("layer", 2, lambda: next(n)) == first  # newer version, answer < 0.2 s old
+    time.sleep(0.25)
+    newer = cache.get_live("layer", 2, lambda: next(n))
+    assert newer != first  # older than the stale limit: recomputed for version 2
+    assert cache.get_live("layer", 2, lambda: next(n)) == newer
+
+
+def test_cch005_a_client_told_of_a_change_never_gets_an_older_answer():
+    cache, n = Cache(), iter(range(100))
+    first = cache.get_live("layer", 7, lambda: next(n))
+    assert cache.get_live("layer", 8, lambda: next(n)) == first  # a newer version, but nobody asked for it
+    assert cache.get_live("layer", 8, lambda: next(n), min_version=8) != first  # the SSE named version 8

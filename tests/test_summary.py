@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from urllib.parse import quote
 
 import pandas as pd
@@ -113,5 +114,9 @@ def test_sum006_a_cached_live_answer_changes_when_ingest_applies_a_batch(api, sc
                                                   "category": "confirmed", "compound_id": scn["c1"].id})])
     cfg = load(environ={"OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef"})
     Worker(scn["engine"], client, cfg, consumer="sum006").step(block_ms=100)
+    deadline = time.monotonic() + 3  # a live answer is at most a second behind the data
+    while api.get(f"/api/v1/summary?street={street}").get_json()["cases"]["street"]["confirmed"]["total"] == before:
+        assert time.monotonic() < deadline, "the summary did not follow the new case"
+        time.sleep(0.1)
     after = api.get(f"/api/v1/summary?street={street}").get_json()
     assert after["cases"]["street"]["confirmed"]["total"] == before + 1
