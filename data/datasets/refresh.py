@@ -2,7 +2,7 @@
 
 Why: a fresh clone has no shared folder, so the loader reads only what is copied here.
 Run by hand when the shared data changes:
-``python -m data.datasets.refresh /path/to/shared/data``.
+``python -m data.datasets.refresh SHARED_DATA_DIR`` (the workplace folder of public datasets).
 """
 
 from __future__ import annotations
