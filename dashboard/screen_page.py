@@ -31,11 +31,12 @@ from dashboard.map_page import (
     message_version,
     street_viewport,
 )
-from data import queries, streams
+from data import queries, rules, streams
 from data.models import Committee, Street
 from data.settings import Config
 
 PAGE = "screen"
+CLOCK = "%Y-%m-%d %H:%M:%S"
 
 
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
@@ -115,8 +116,11 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
 
     @app.callback(Output("screen-clock", "children"), Output("screen-staleness", "className"),
                   Output("screen-staleness", "children"), Input("screen-tick", "n_intervals"))
-    def tick(_: int | None) -> tuple[str, str, str]:
-        return components.clock_and_freshness(redis_url, config, "%Y-%m-%d %H:%M:%S")
+    def tick(n: int | None) -> tuple[Any, ...]:
+        """The clock every second; freshness (which asks Redis) every fifth second."""
+        if (n or 0) % 5:
+            return dt.datetime.now(rules.SHANGHAI).strftime(CLOCK), no_update, no_update
+        return components.clock_and_freshness(redis_url, config, CLOCK)
 
 
 def _idle(sessions: sessionmaker[Session], street_id: str, tick: int, rotate_s: float,

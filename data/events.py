@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from data.privacy import Hasher, id_problem, mask_id, mask_phone, phone_problem
@@ -254,10 +254,3 @@ def _mask_digits(text: str) -> str:
         out.append(ch)
     return "".join(out[:-1])
 
-
-@dataclass
-class BatchResult:
-    """What the HTTP intake answers: stream ids of accepted events, errors of refused ones."""
-
-    accepted: list[dict[str, Any]] = field(default_factory=list)
-    rejected: list[dict[str, Any]] = field(default_factory=list)

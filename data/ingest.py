@@ -509,6 +509,7 @@ class Worker:
         if not items:
             return
         applied, replayed, dupes, dead = [], [], [], []
+        replayed_entries = []
         with self.sessions() as session, session.begin():
             ledger = {row.event_id: row for row in session.scalars(select(ProcessedEvent).where(
                 ProcessedEvent.event_id.in_([ev.event_id for _, _, ev in items])))}
@@ -519,6 +520,7 @@ class Worker:
                 row = ledger.get(ev.event_id)
                 if row is not None and row.entry_id == entry_id:  # committed, Redis side not done
                     replayed.append(Effects.from_json(row.effects))
+                    replayed_entries.append((key, entry_id))
                 elif row is not None:
                     dupes.append((key, entry_id))
             now = dt.datetime.now(dt.UTC)
@@ -536,7 +538,7 @@ class Worker:
                      "effects": eff.to_json()} for (_, entry_id, ev), eff in applied])
         out.applied += [item for item, _ in applied]
         out.effects += [eff for _, eff in applied] + replayed
-        out.replayed += [(k, i) for k, i, ev in items if ev.event_id in ledger and ledger[ev.event_id].entry_id == i]
+        out.replayed += replayed_entries
         out.duplicates += dupes
         out.dead += dead
 

@@ -34,8 +34,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-SRID = 4326
-
 
 class Geometry(TypeDecorator[BaseGeometry]):
     """A shapely geometry in WGS-84, stored as WKT (7 decimals ≈ 1 cm)."""
@@ -481,13 +479,3 @@ class StateChange(Base):
     source: Mapped[str] = mapped_column(String(16))  # "load" or "event"
     event_id: Mapped[str | None] = mapped_column(String(64))
 
-
-#: entity kind → model, for the state history and the read API
-ENTITY_MODELS: dict[str, type[Base]] = {
-    "gate": Gate,
-    "shop": Shop,
-    "site": Site,
-    "compound": Compound,
-    "work_order": WorkOrder,
-    "observation": HomeObservation,
-}

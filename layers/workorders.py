@@ -42,7 +42,7 @@ def features(session: Session, query: Query) -> GeoJSON:
 
 
 def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
-    """The order, its timeline and its SLA clocks now (urgent and normal deadlines from settings)."""
+    """The order and its timeline (SLA clocks at a moment: ``queries.work_order_clocks``)."""
     order = session.get(WorkOrder, entity_id)
     if order is None:
         return None
