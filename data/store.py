@@ -14,16 +14,25 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, event, func, inspect, select
+from sqlalchemy import Connection, Engine, create_engine, event, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from data.models import StateChange, Street
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+WRITE = "opsmap_write"  # execution option: this connection's transactions will write
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout for concurrency."""
+    """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and real transactions.
+
+    Why the BEGIN listener: Python's sqlite3 module opens a transaction only before DML, so a
+    SAVEPOINT issued first starts (and its RELEASE commits) a transaction of its own, and a
+    rollback then undoes nothing. Emitting BEGIN ourselves makes a session's transaction the
+    database's. Sessions that write ask for BEGIN IMMEDIATE (``session_factory(write=True)``):
+    they take the write lock at once and wait for each other, instead of failing when their
+    snapshot turns out to be stale at their first write.
+    """
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
         if path and path != ":memory:":
@@ -32,11 +41,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # the driver issues no BEGIN/COMMIT of its own
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn: Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -55,14 +69,15 @@ def migrate(engine: Engine) -> None:
     command.upgrade(alembic_config(engine), "head")
 
 
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def session_factory(engine: Engine, write: bool = False) -> sessionmaker[Session]:
+    """Sessions on ``engine``; ``write`` for those that will write (see ``make_engine``)."""
+    return sessionmaker(engine.execution_options(**{WRITE: True}) if write else engine, expire_on_commit=False)
 
 
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Session]:
     """One session, one transaction: committed on success, rolled back on any error."""
-    with session_factory(engine)() as session, session.begin():
+    with session_factory(engine, write=True)() as session, session.begin():
         yield session
 
 

@@ -37,3 +37,20 @@ def test_db002_times_come_back_aware_and_equal(engine):
         assert street.geom.equals_exact(Point(121.47, 31.23).buffer(0.01), 1e-7)
     assert not is_empty(engine)
     assert EPOCH.utcoffset() == dt.timedelta(hours=8)
+
+
+def test_db003_a_savepoint_stays_inside_its_transaction(engine):
+    """Ingest applies each event in a savepoint inside the batch transaction; on SQLite the
+    driver alone would let the savepoint commit by itself, making a batch non-atomic."""
+    from sqlalchemy import func, select
+
+    from data.models import ProcessedEvent
+
+    migrate(engine)
+    now = dt.datetime.now(dt.UTC)
+    with session_factory(engine, write=True)() as s:
+        with s.begin_nested():
+            s.add(ProcessedEvent(event_id="sp-1", stream="t", entry_id="1-0", processed_at=now))
+        s.rollback()
+    with session_factory(engine)() as s:
+        assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
