@@ -147,12 +147,13 @@ def layer_features(layer_id: str) -> Response:
 
 @api.get("/api/v1/entities/<kind>/<entity_id>")
 def entity(kind: str, entity_id: str) -> Response:
-    """One entity's drill-down; ``kind`` is a layer id (gates, shops, workorders …)."""
+    """One entity's drill-down at ``as_of`` (default now); ``kind`` is a layer id (gates, shops …)."""
     layer = layers.BY_ID.get(kind)
     if layer is None:
         abort(404, f"no entity kind {kind!r}; one of {', '.join(layers.BY_ID)}")
+    query = Query.from_config(_config(), request.args.get("street", ""), parse_moment(request.args.get("as_of")))
     with _sessions()() as session:
-        found = layer.detail(session, entity_id)
+        found = layer.detail(session, entity_id, query)
     if found is None:
         abort(404, f"no {kind} {entity_id!r}")
     return jsonify(found)

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import dash_leaflet as dl
-from dash import ALL, Dash, Input, Output, ctx, dcc, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash_extensions import EventSource
 from dash_extensions.javascript import Namespace
 from sqlalchemy import select
@@ -27,13 +27,14 @@ from dashboard.i18n import tr
 from data import queries, rules, streams
 from data.models import Committee, Street
 from data.settings import Config
+from layers.base import Query
 
 ns = Namespace("opsmap", "map")
 SHANGHAI_CENTRE = [31.23, 121.47]
 #: which layers a change on each stream can affect (the rest are not refetched) …
 AFFECTS = {"checkins": {"alerts"}, "alerts": {"alerts"}, "facilities": set(),
            "cases": {"cases", "observations", "compounds"}, "health": {"observations"},
-           "workorders": {"workorders"}, "work": set()}
+           "workorders": {"workorders"}, "work": set(), "observations": {"observations", "cases"}}
 #: … and which layer shows each kind of entity a facility report changed
 KIND_LAYER = {"gate": "gates", "shop": "shops", "site": "sites"}
 
@@ -63,8 +64,9 @@ def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetim
     return f"/api/v1/layers/{key}?{urlencode(params)}"
 
 
-def layer_control(page: str, lang: str) -> dl.LayersControl:
-    """Every registered layer as a toggleable overlay (names passed explicitly: dash ≥ 4.2 needs them)."""
+def layer_control(page: str, lang: str, shown: tuple[Any, ...] = layers.LAYERS) -> dl.LayersControl:
+    """Layers (all registered ones by default) as toggleable overlays (names passed explicitly:
+    dash ≥ 4.2 needs them)."""
     def overlay(layer: Any) -> dl.Overlay:
         cluster = {"cluster": True, "clusterToLayer": ns("caseCluster"), "superClusterOptions": {"radius": 40}} \
             if layer.id == "cases" else {}
@@ -72,8 +74,8 @@ def layer_control(page: str, lang: str) -> dl.LayersControl:
             id=layer_id(layer.id, page), style=ns("style"), pointToLayer=ns("point"), onEachFeature=ns("tooltip"),
             hideout={"layer": layer.id, "colours": {e.key: e.colour for e in layer.legend()}}, **cluster))
 
-    return dl.LayersControl([overlay(layer) for layer in layers.LAYERS],
-                            overlays=[tr(layer.title, lang) for layer in layers.LAYERS], collapsed=page != "map")
+    return dl.LayersControl([overlay(layer) for layer in shown],
+                            overlays=[tr(layer.title, lang) for layer in shown], collapsed=page != "map")
 
 
 def street_viewport(street: Street) -> dict[str, Any]:
@@ -170,8 +172,8 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                 components.feed_panel(feed, lang))
 
     @app.callback(Output("panel-detail-slot", "children"), Input(layer_id(ALL), "clickData"),
-                  prevent_initial_call=True)
-    def drill_down(_: list[Any]) -> Any:
+                  State("map-street", "value"), State("map-asof", "value"), prevent_initial_call=True)
+    def drill_down(_: list[Any], street_id: str | None, as_of_text: str | None) -> Any:
         trigger = ctx.triggered_id
         clicked = ctx.triggered[0]["value"] if ctx.triggered else None
         if not trigger or not clicked or clicked.get("properties", {}).get("cluster"):
@@ -180,8 +182,9 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         entity = clicked.get("id") or clicked.get("properties", {}).get("id")
         if entity is None:
             return no_update
+        query = Query.from_config(config, street_id or "", parse_as_of(as_of_text) or dt.datetime.now(dt.UTC))
         with sessions() as session:
-            detail = layer.detail(session, str(entity))
+            detail = layer.detail(session, str(entity), query)
         return components.detail_panel(layer.id, layer.title, detail, config.language)
 
     @app.callback(Output("map-clock", "children"), Output("map-staleness", "className"),

@@ -317,6 +317,7 @@ class HomeObservation(Base):
 
     checkins: Mapped[list[HealthCheckIn]] = relationship(back_populates="observation")
     compound: Mapped[Compound | None] = relationship()
+    person: Mapped[Person] = relationship()
 
 
 class HealthCheckIn(Base):

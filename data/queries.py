@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from data import rules
-from data.models import Case, Compound, Street, WorkOrder
+from data.models import Case, Compound, HomeObservation, Street, WorkOrder
 from data.store import states_as_of
 
 
@@ -18,13 +19,14 @@ def streets(session: Session) -> list[Street]:
     return list(session.scalars(select(Street).order_by(Street.name)))
 
 
-def compound_tiers(session: Session, street_id: str, day: dt.date) -> dict[str, str]:
-    """Every compound's 2022 three-zone tier on ``day``, from the confirmed cases up to that day."""
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), rules.SHANGHAI)
-    start = end - dt.timedelta(days=14)
+def compound_tiers(session: Session, street_id: str, at: dt.datetime) -> dict[str, str]:
+    """Every compound's 2022 three-zone tier at moment ``at``: from the confirmed cases of the
+    14 days to that day, reported up to ``at`` (a case later that day does not count yet)."""
+    day = rules.local_day(at)
+    start = dt.datetime.combine(day - dt.timedelta(days=13), dt.time(), rules.SHANGHAI)
     cases = session.execute(select(Case.compound_id, Case.reported_at).join(Compound)
                             .where(Compound.street_id == street_id, Case.category == "confirmed",
-                                   Case.reported_at >= start, Case.reported_at < end))
+                                   Case.reported_at >= start, Case.reported_at <= at))
     dates: dict[str, list[dt.date]] = {}
     for compound_id, reported_at in cases:
         dates.setdefault(compound_id, []).append(rules.local_day(reported_at))
@@ -64,6 +66,7 @@ def street_orders(session: Session, street_id: str, at: dt.datetime) -> list[tup
     street = session.get(Street, street_id)
     orders = [o for o in session.scalars(select(WorkOrder).where(WorkOrder.created_at <= at,
                                                                  WorkOrder.geom.is_not(None))
+                                         .order_by(WorkOrder.created_at, WorkOrder.id)
                                          .options(selectinload(WorkOrder.events)))
               if street is not None and street.geom.covers(o.geom)]
     states = states_as_of(session, "work_order", at, [o.id for o in orders])
@@ -86,3 +89,32 @@ def work_order_counts(session: Session, street_id: str, at: dt.datetime,
             closed += 1
     return {"open": sum(by_state.values()), "by_state": by_state, "overdue": overdue,
             "opened_24h": opened, "closed_24h": closed}
+
+
+@dataclass(frozen=True)
+class Period:
+    """A home observation as it stood at a moment: its (possibly extended) end and whether it ran."""
+
+    planned_end: dt.datetime
+    ended_at: dt.datetime | None
+    active: bool
+    day: int  # day N at that moment, 1-based, capped at ``days``
+    days: int  # planned length: 14 plus any extension recorded by then
+
+
+def observation_periods(session: Session, observations: list[HomeObservation],
+                        at: dt.datetime) -> dict[int, Period]:
+    """Each observation as of ``at``, from its history: an extension or an end recorded after
+    ``at`` does not count, so a replay or a briefing frozen at a cut-off stays the same."""
+    states = states_as_of(session, "observation", at, [str(o.id) for o in observations])
+    out = {}
+    for o in observations:
+        state = states.get(str(o.id), {})
+        planned = (dt.datetime.fromisoformat(state["planned_end_at"]) if "planned_end_at" in state
+                   else rules.planned_end(o.start_at))
+        ended = (dt.datetime.fromisoformat(state["ended_at"]) if state.get("ended_at")
+                 else o.ended_at if o.ended_at is not None and o.ended_at <= at else None)
+        days = round((planned - o.start_at) / dt.timedelta(days=1))
+        out[o.id] = Period(planned, ended, rules.observation_active(o.start_at, planned, ended, at),
+                           max(1, min(rules.observation_day(o.start_at, at), days)), days)
+    return out

@@ -78,13 +78,16 @@ def _compounds_with_cases_today(session: Session, street_id: str, at: dt.datetim
 
 
 def _street_cases(session: Session, street_id: str, at: dt.datetime) -> dict[str, dict[str, int]]:
+    """Per category: new since local midnight (``new``), in the 24 h to ``at`` (``new_24h``, what
+    the morning briefing reports) and cumulative."""
     new, total = _new_and_total(Case.reported_at, _day_start(at), 1)
-    rows = session.execute(select(Case.category, new, total).join(Compound, Compound.id == Case.compound_id)
+    new_24h = func.coalesce(func.sum(case((Case.reported_at > at - dt.timedelta(hours=24), 1), else_=0)), 0)
+    rows = session.execute(select(Case.category, new, new_24h, total).join(Compound, Compound.id == Case.compound_id)
                            .where(Compound.street_id == street_id, Case.reported_at <= at)
                            .group_by(Case.category)).all()
-    out = {c: {"new": 0, "total": 0} for c in CATEGORIES}
-    for category, n_new, n_total in rows:
-        out[category] = {"new": int(n_new), "total": int(n_total)}
+    out = {c: {"new": 0, "new_24h": 0, "total": 0} for c in CATEGORIES}
+    for category, n_new, n_24h, n_total in rows:
+        out[category] = {"new": int(n_new), "new_24h": int(n_24h), "total": int(n_total)}
     return out
 
 
@@ -160,7 +163,7 @@ def summary(session: Session, street_id: str, at: dt.datetime, datasets: Path,
     if street is None:
         raise LookupError(f"street {street_id!r} is not loaded")
     day = rules.local_day(at)
-    tiers = queries.compound_tiers(session, street_id, day)
+    tiers = queries.compound_tiers(session, street_id, at)
     alerts: dict[str, int] = {}
     for kind, geom in session.execute(select(Alert.kind, Alert.geom).where(
             Alert.ts > at - dt.timedelta(hours=24), Alert.ts <= at, Alert.geom.is_not(None))):

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data.models import Alert
+from data.models import Alert, Committee
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, street_boundary
 
 id = "alerts"
@@ -24,7 +24,9 @@ def legend() -> list[LegendEntry]:
 
 
 def features(session: Session, query: Query) -> GeoJSON:
-    boundary = street_boundary(session, query.street_id)
+    """Alerts of the last ``query.alert_window`` placed in the street (or in the committee asked)."""
+    committee = session.get(Committee, query.committee_id) if query.committee_id else None
+    boundary = committee.geom if committee is not None else street_boundary(session, query.street_id)
     alerts = session.scalars(select(Alert).where(Alert.ts <= query.at, Alert.ts > query.at - query.alert_window,
                                                  Alert.geom.is_not(None)).order_by(Alert.ts)).all()
     return collection(
@@ -33,7 +35,7 @@ def features(session: Session, query: Query) -> GeoJSON:
         for a in alerts if boundary is not None and boundary.covers(a.geom))
 
 
-def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
+def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     alert = session.get(Alert, int(entity_id)) if entity_id.isdigit() else None
     if alert is None:
         return None

@@ -90,10 +90,11 @@ def parse_time(value: str | None) -> dt.datetime | None:
     return None if value is None else dt.datetime.fromisoformat(value)
 
 
-def status_history(session: Session, kind: str, entity_id: str, limit: int = 50) -> list[dict[str, Any]]:
-    """An entity's recorded state changes, newest first (drill-downs show them)."""
+def status_history(session: Session, kind: str, entity_id: str, until: dt.datetime,
+                   limit: int = 50) -> list[dict[str, Any]]:
+    """An entity's recorded state changes up to ``until``, newest first (drill-downs show them)."""
     rows = session.scalars(select(StateChange).where(StateChange.entity_kind == kind,
-                                                     StateChange.entity_id == entity_id)
+                                                     StateChange.entity_id == entity_id, StateChange.at <= until)
                            .order_by(StateChange.at.desc(), StateChange.id.desc()).limit(limit))
     return [{"at": iso(r.at), **r.attrs, "source": r.source} for r in rows]
 

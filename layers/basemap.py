@@ -46,5 +46,5 @@ def features(session: Session, query: Query) -> GeoJSON:
     return collection(out)
 
 
-def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
+def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     return None  # basemap features have no drill-down

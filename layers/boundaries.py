@@ -33,7 +33,7 @@ def features(session: Session, query: Query) -> GeoJSON:
     return collection(out)
 
 
-def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
+def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     """A committee's or street's name and how many compounds and households it holds."""
     entity = session.get(Committee, entity_id) or session.get(Street, entity_id)
     if entity is None:

@@ -55,7 +55,7 @@ def features(session: Session, query: Query) -> GeoJSON:
     return collection(out)
 
 
-def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
+def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     case = session.get(Case, int(entity_id)) if entity_id.isdigit() else None
     if case is None:
         return None

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from data import queries, rules
+from data import queries
 from data.models import Compound
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature
 
@@ -26,14 +26,14 @@ def features(session: Session, query: Query) -> GeoJSON:
     stmt = select(Compound).where(Compound.street_id == query.street_id).order_by(Compound.id)
     if query.committee_id:
         stmt = stmt.where(Compound.committee_id == query.committee_id)
-    tiers = queries.compound_tiers(session, query.street_id, rules.local_day(query.at))
+    tiers = queries.compound_tiers(session, query.street_id, query.at)
     return collection(
         feature(c.geom, id=c.id, kind="outline" if c.has_outline else "point", tier=tiers.get(c.id, "precaution"),
                 name=c.name, committee_id=c.committee_id, households=c.households)
         for c in session.scalars(stmt))
 
 
-def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
+def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     """Name, address, households, published addresses and gates of one compound."""
     c = session.scalar(select(Compound).where(Compound.id == entity_id)
                        .options(selectinload(Compound.addresses), selectinload(Compound.gates)))

@@ -45,19 +45,21 @@ def features(session: Session, query: Query) -> GeoJSON:
     return collection(out)
 
 
-def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
-    """Status history, guards and roster, the last 20 check-ins (masked) and the gate's alerts."""
+def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
+    """The gate at ``query.at``: status history, guards and roster, the last 20 check-ins
+    (masked) and its alerts up to then."""
     gate = session.get(Gate, entity_id)
-    if gate is None:
+    state = states_as_of(session, "gate", query.at, [entity_id]).get(entity_id) if gate else None
+    if gate is None or state is None:
         return None
-    checkins = session.scalars(select(CheckIn).where(CheckIn.gate_id == entity_id)
+    checkins = session.scalars(select(CheckIn).where(CheckIn.gate_id == entity_id, CheckIn.ts <= query.at)
                                .order_by(CheckIn.ts.desc()).limit(20))
-    alerts = session.scalars(select(Alert).where(Alert.entity_kind == "gate", Alert.entity_id == entity_id)
-                             .order_by(Alert.ts.desc()).limit(20))
-    return {"id": gate.id, "name": gate.name, "compound": gate.compound.name, "status": gate.status,
-            "guards_on_duty": gate.guards_on_duty, "guards_required": gate.guards_required,
-            "roster": gate.roster, "confirmed_at": iso(gate.confirmed_at), "synthetic": gate.synthetic,
-            "history": status_history(session, "gate", entity_id),
+    alerts = session.scalars(select(Alert).where(Alert.entity_kind == "gate", Alert.entity_id == entity_id,
+                                                 Alert.ts <= query.at).order_by(Alert.ts.desc()).limit(20))
+    return {"id": gate.id, "name": gate.name, "compound": gate.compound.name, "status": state["status"],
+            "guards_on_duty": state.get("guards_on_duty", 0), "guards_required": gate.guards_required,
+            "roster": gate.roster, "confirmed_at": state.get("confirmed_at"), "synthetic": gate.synthetic,
+            "history": status_history(session, "gate", entity_id, query.at),
             "checkins": [{"ts": iso(c.ts), "direction": c.direction, "person": c.person_masked,
                           "phone": c.phone_masked, "category": c.category, "temperature": c.temperature,
                           "health_code": c.health_code} for c in checkins],

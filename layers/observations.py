@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from data import rules
+from data import queries, rules
 from data.models import Compound, HealthCheckIn, HomeObservation
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, street_boundary
 
@@ -39,28 +39,32 @@ def _in_scope(session: Session, query: Query) -> list[tuple[HomeObservation, str
 
 def features(session: Session, query: Query) -> GeoJSON:
     rows = _in_scope(session, query)
+    periods = queries.observation_periods(session, [o for o, _ in rows], query.at)
     day_start = dt.datetime.combine(rules.local_day(query.at), dt.time(), rules.SHANGHAI)
     reported = set(session.scalars(select(HealthCheckIn.observation_id).where(
         HealthCheckIn.ts >= day_start, HealthCheckIn.ts <= query.at,
         HealthCheckIn.observation_id.in_([o.id for o, _ in rows]))))
     out = []
     for obs, committee in rows:
-        active = rules.observation_active(obs.start_at, obs.planned_end_at, obs.ended_at, query.at)
-        day = min(rules.observation_day(obs.start_at, query.at), rules.OBSERVATION_DAYS)
-        out.append(feature(obs.geom, id=str(obs.id), kind="active" if active else "released",
-                           day=day, label=f"{day}/14" if active else "解除",
-                           missing=active and obs.id not in reported, address=obs.address,
+        p = periods[obs.id]
+        out.append(feature(obs.geom, id=str(obs.id), kind="active" if p.active else "released",
+                           day=p.day, days=p.days, label=f"{p.day}/{p.days}" if p.active else "解除",
+                           missing=p.active and obs.id not in reported, address=obs.address,
+                           ends_today=p.active and rules.local_day(p.planned_end) == rules.local_day(query.at),
                            committee_id=committee, name=obs.address or f"观察点 {obs.id}"))
     return collection(out)
 
 
-def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
+def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
+    """The observation at ``query.at``: day N/14, whether today's check-in came, check-ins so far."""
     obs = session.get(HomeObservation, int(entity_id)) if entity_id.isdigit() else None
-    if obs is None:
+    if obs is None or obs.start_at > query.at:
         return None
-    now = dt.datetime.now(dt.UTC)
-    return {"id": obs.id, "address": obs.address, "compound_id": obs.compound_id, "start_at": iso(obs.start_at),
-            "planned_end_at": iso(obs.planned_end_at), "ended_at": iso(obs.ended_at), "end_reason": obs.end_reason,
-            "day": min(rules.observation_day(obs.start_at, now), rules.OBSERVATION_DAYS),
-            "checkins": [{"ts": iso(c.ts), "temperature": c.temperature, "symptoms": c.symptoms}
-                         for c in sorted(obs.checkins, key=lambda c: c.ts, reverse=True)]}
+    p = queries.observation_periods(session, [obs], query.at)[obs.id]
+    day_start = dt.datetime.combine(rules.local_day(query.at), dt.time(), rules.SHANGHAI)
+    checkins = sorted((c for c in obs.checkins if c.ts <= query.at), key=lambda c: c.ts, reverse=True)
+    return {"id": obs.id, "address": obs.address, "compound_id": obs.compound_id, "person": obs.person.id_masked,
+            "start_at": iso(obs.start_at), "planned_end_at": iso(p.planned_end), "ended_at": iso(p.ended_at),
+            "end_reason": obs.end_reason if p.ended_at is not None else None, "active": p.active,
+            "day": p.day, "days": p.days, "checked_in_today": any(c.ts >= day_start for c in checkins),
+            "checkins": [{"ts": iso(c.ts), "temperature": c.temperature, "symptoms": c.symptoms} for c in checkins]}

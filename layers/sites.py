@@ -33,10 +33,12 @@ def features(session: Session, query: Query) -> GeoJSON:
                       for s in sites if s.id in states)
 
 
-def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
+def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
+    """The site at ``query.at`` and its status reports up to then."""
     site = session.get(Site, entity_id)
-    if site is None:
+    state = states_as_of(session, "site", query.at, [entity_id]).get(entity_id) if site else None
+    if site is None or state is None:
         return None
     return {"id": site.id, "name": site.name, "kind": site.kind, "label": KINDS[site.kind][0],
-            "status": site.status, "source_ref": site.source_ref, "synthetic": site.synthetic,
-            "reports": status_history(session, "site", entity_id)}
+            "status": state["status"], "source_ref": site.source_ref, "synthetic": site.synthetic,
+            "reports": status_history(session, "site", entity_id, query.at)}

@@ -41,14 +41,18 @@ def features(session: Session, query: Query) -> GeoJSON:
     return collection(out)
 
 
-def detail(session: Session, entity_id: str) -> dict[str, Any] | None:
-    """The order and its timeline (SLA clocks at a moment: ``queries.work_order_clocks``)."""
+def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
+    """The order as it stood at ``query.at``: state, timeline so far, and each SLA clock."""
     order = session.get(WorkOrder, entity_id)
-    if order is None:
+    if order is None or order.created_at > query.at:
         return None
-    return {"id": order.id, "category": order.category, "priority": order.priority, "state": order.state,
+    state, clocks = queries.work_order_clocks(session, order.id, query.at, query.sla)
+    return {"id": order.id, "category": order.category, "priority": order.priority, "state": state,
             "committee_id": order.committee_id, "assignee": order.assignee, "address": order.address,
             "description": order.description, "created_at": iso(order.created_at),
+            "sla": [{"milestone": c.milestone, "deadline": iso(c.deadline), "met_at": iso(c.met_at),
+                     "overdue": c.overdue, "overdue_minutes": int(c.overdue_by.total_seconds() // 60)}
+                    for c in clocks],
             "timeline": [{"ts": iso(e.ts), "action": e.action, "to_state": e.to_state, "note": e.note,
-                          "committee_id": e.committee_id, "assignee": e.assignee} for e in order.events]}
-
+                          "committee_id": e.committee_id, "assignee": e.assignee}
+                         for e in order.events if e.ts <= query.at]}

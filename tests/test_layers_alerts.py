@@ -14,7 +14,7 @@ def test_laya001_recent_alerts_only(scenario):
     with session_factory(scn["engine"])() as s:
         now = alerts.features(s, Query(scn["data"].street.id, scn["at"](6)))
         later = alerts.features(s, Query(scn["data"].street.id, scn["at"](120), alert_window=dt.timedelta(hours=1)))
-        first = alerts.detail(s, now["features"][0]["id"])
+        first = alerts.detail(s, now["features"][0]["id"], Query(scn["data"].street.id, scn["at"](120)))
     kinds = sorted(f["properties"]["kind"] for f in now["features"])
     assert kinds == ["closed_gate_scan", "fever"]
     assert all(f["properties"]["entity"] == f"gate:{scn['gate'].id}" for f in now["features"])

@@ -30,13 +30,13 @@ def test_layb002_committee_drill_down_counts_its_compounds(loaded):
     engine, data = loaded
     with session_factory(engine)() as s:
         com = s.scalars(select(Committee).order_by(Committee.id)).first()
-        got = boundaries.detail(s, com.id)
+        got = boundaries.detail(s, com.id, Query(data.street.id, NOW))
         expect = [c for c in data.compounds if c.committee_id == com.id]
         assert got["compounds"] == len(expect)
         assert got["households"] == sum(c.households for c in expect)
-        street = boundaries.detail(s, data.street.id)
+        street = boundaries.detail(s, data.street.id, Query(data.street.id, NOW))
         assert street["compounds"] == len(data.compounds)
-        assert boundaries.detail(s, "nope") is None
+        assert boundaries.detail(s, "nope", Query(data.street.id, NOW)) is None
 
 
 def test_layb003_registry_lists_each_layer_once():

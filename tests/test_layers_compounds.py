@@ -37,7 +37,7 @@ def test_layc003_drill_down_lists_addresses_and_gates(loaded):
     engine, data = loaded
     comp = max(data.compounds, key=lambda c: c.households)
     with session_factory(engine)() as s:
-        got = compounds.detail(s, comp.id)
+        got = compounds.detail(s, comp.id, Query(data.street.id, NOW))
     assert got["name"] == comp.name and got["households"] == comp.households
     assert got["addresses"] == sorted(a.address for a in data.addresses if a.compound_id == comp.id)
     assert [g["id"] for g in got["gates"]] == sorted(g.id for g in data.gates if g.compound_id == comp.id)

@@ -34,7 +34,7 @@ def test_layg002_committee_filter(scenario):
 def test_layg003_drill_down_has_history_masked_checkins_and_alerts(scenario):
     scn = scenario
     with session_factory(scn["engine"])() as s:
-        d = gates.detail(s, scn["gate"].id)
+        d = gates.detail(s, scn["gate"].id, Query(scn["data"].street.id, scn["at"](120)))
     assert d["history"][0]["status"] == "closed" and d["history"][0]["source"] == "event"
     assert d["checkins"][0]["person"].count("*") == 10 and d["checkins"][0]["temperature"] == 38.1
     assert {a["kind"] for a in d["alerts"]} >= {"fever", "closed_gate_scan"}

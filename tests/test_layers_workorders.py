@@ -15,7 +15,15 @@ def test_layw001_overdue_follows_the_clock(scenario):
             s, Query(scn["data"].street.id, scn["at"](m), sla=scn["sla"]))["features"]}
         early, late = q(2)[oid], q(10)[oid]
         assert oid not in q(-1)  # not created yet
-        detail = workorders.detail(s, oid)
+        at = lambda m: Query(scn["data"].street.id, scn["at"](m), sla=scn["sla"])  # noqa: E731
+        detail, before = workorders.detail(s, oid, at(10)), workorders.detail(s, oid, at(-1))
+        on_time = workorders.detail(s, oid, at(2))
     assert early["kind"] == "created" and not early["overdue"]
     assert late["overdue"] and late["overdue_minutes"] == 5  # urgent: dispatch due in 5 min
     assert [t["action"] for t in detail["timeline"]] == ["create"]
+    assert before is None  # the drill-down answers for the moment asked
+    clocks = {c["milestone"]: c for c in detail["sla"]}
+    assert set(clocks) == set(scn["sla"]["urgent"])
+    assert clocks["dispatch"]["overdue"] and clocks["dispatch"]["overdue_minutes"] == 5
+    assert clocks["dispatch"]["met_at"] is None
+    assert not any(c["overdue"] for c in on_time["sla"])

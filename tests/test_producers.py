@@ -78,7 +78,7 @@ def test_prd004_replay_2022_matches_the_published_list(engine, client, config):
         got = set(s.scalars(select(Case.compound_id).where(Case.source == "上海发布 2022", Case.reported_at >= start,
                                                            Case.reported_at < start + dt.timedelta(days=1))))
         assert got == expected and len(got) == sent[day] == again[day] == that_day["address"].nunique()
-        tiers = queries.compound_tiers(s, data.street.id, day)
+        tiers = queries.compound_tiers(s, data.street.id, dt.datetime.combine(day, dt.time(23, 59), rules.SHANGHAI))
         week = source[(source["date"] > day - dt.timedelta(days=7)) & (source["date"] <= day)]
         assert {c for c, t in tiers.items() if t == "sealed"} == {compound_of[a] for a in week["address"]}
         assert set(tiers.values()) <= {"sealed", "controlled", "precaution"}
