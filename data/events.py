@@ -18,7 +18,7 @@ from typing import Any
 from data.privacy import Hasher, id_problem, mask_id, mask_phone, phone_problem
 
 PREFIX = "opsmap:"
-STREAMS = ("checkins", "workorders", "cases", "health", "facilities", "work")
+STREAMS = ("checkins", "workorders", "cases", "health", "facilities", "work", "observations")
 DEAD = PREFIX + "dead"
 GROUP = "opsmap-ingest"
 MAX_EVENT_BYTES = 16_384
@@ -128,6 +128,9 @@ WORK_ORDER_ACTIONS = ("create", "dispatch", "accept", "arrive", "resolve", "clos
 WORK_ORDER_CATEGORIES = ("quarantine_violation", "medical_need", "supplies", "gate", "shop", "sanitation", "other")
 CASE_CATEGORIES = ("confirmed", "suspected", "close_contact", "home_observation", "released")
 WORK_TASKS = ("screening", "disinfection", "mask_reservation", "mask_distribution", "key_person_visit")
+OBSERVATION_ACTIONS = ("extend", "end")
+END_REASONS = ("released", "hospitalized", "moved_out", "other")
+OBSERVATION_ID = _number(1, 2**31 - 1, integer=True)
 
 SPECS: dict[str, dict[str, Spec]] = {
     "checkins": {
@@ -149,7 +152,15 @@ SPECS: dict[str, dict[str, Spec]] = {
         "address": Spec(_text(128), False), "lat": Spec(LAT, False), "lng": Spec(LNG, False),
         "source": Spec(_text(64), False),
     },
-    "health": {"person_id": Spec(ID), "temperature": Spec(_number(30, 45)), "symptoms": Spec(_text(256), False)},
+    "health": {
+        "person_id": Spec(ID, False), "observation_id": Spec(OBSERVATION_ID, False),
+        "temperature": Spec(_number(30, 45)), "symptoms": Spec(_text(256), False), "reporter": Spec(_text(64), False),
+    },
+    "observations": {
+        "observation_id": Spec(OBSERVATION_ID), "action": Spec(_choice(*OBSERVATION_ACTIONS)),
+        "days": Spec(_number(1, 14, integer=True), False), "reason": Spec(_choice(*END_REASONS), False),
+        "reporter": Spec(_text(64)), "note": Spec(_text(2000), False),
+    },
     "facilities": {
         "facility_id": Spec(_text(32)), "status": Spec(_choice("open", "closed", "restricted", "unverified")),
         "guards_on_duty": Spec(_number(0, 50, integer=True), False), "reporter": Spec(_text(64)),
@@ -173,6 +184,12 @@ def _cross_checks(stream: str, d: Mapping[str, Any]) -> list[FieldError]:
     if stream == "workorders" and d.get("action") == "dispatch":
         errors += [FieldError(f, "required when action is dispatch") for f in ("committee_id", "assignee")
                    if f not in d]
+    if stream == "health" and ("person_id_hash" in d) == ("observation_id" in d):
+        errors.append(FieldError("person_id", "give either person_id or observation_id (one of them)"))
+    if stream == "observations" and d.get("action") == "extend" and "days" not in d:
+        errors.append(FieldError("days", "required when action is extend"))
+    if stream == "observations" and d.get("action") == "end" and "reason" not in d:
+        errors.append(FieldError("reason", "required when action is end"))
     if stream == "cases" and not ({"compound_id", "address"} & d.keys() or {"lat", "lng"} <= d.keys()):
         errors.append(FieldError("compound_id", "a case needs compound_id, address, or lat and lng"))
     if ("lat" in d) != ("lng" in d):

@@ -59,6 +59,8 @@ from data.store import record_changes, session_factory
 
 log = logging.getLogger(__name__)
 DUTY_OFFICER = "居委值班干部"
+REPLY_TTL_S = 300
+END_LABELS = {"released": "解除观察", "hospitalized": "转运就医", "moved_out": "转出", "other": "其他"}
 
 
 def _iso(t: dt.datetime) -> str:
@@ -346,6 +348,9 @@ class Batch:
                                        geom=geom, start_at=ev.ts, planned_end_at=rules.planned_end(ev.ts)))
         elif d["category"] == "released" and active is not None:
             active.ended_at, active.end_reason = ev.ts, "released"
+            record_changes(self.s, "observation", [(str(active.id), ev.ts, {"ended_at": _iso(ev.ts),
+                                                                             "end_reason": "released"})],
+                           source="event", event_id=ev.event_id)
         label = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接",
                  "home_observation": "居家观察", "released": "解除观察"}[d["category"]]
         where = compound.name if compound else (d.get("address") or "坐标点")
@@ -356,16 +361,56 @@ class Batch:
 
     def health(self, ev: Event) -> None:
         d = ev.data
-        obs = self.active_observation(d["person_id_hash"], ev.ts)
-        if obs is None:
-            raise Rejected("person_id", "no home observation is active for this person at ts")
+        if "observation_id" in d:  # taken by an officer who sees the point, not the ID number
+            obs = self.observation(d["observation_id"], ev.ts)
+        else:
+            obs = self.active_observation(d["person_id_hash"], ev.ts)
+            if obs is None:
+                raise Rejected("person_id", "no home observation is active for this person at ts")
         self.s.add(HealthCheckIn(event_id=ev.event_id, observation_id=obs.id, ts=ev.ts,
                                  temperature=d["temperature"], symptoms=d.get("symptoms")))
+        day = rules.observation_day(obs.start_at, ev.ts)
         if d["temperature"] >= rules.FEVER_C:
-            day = rules.observation_day(obs.start_at, ev.ts)
             self.alert(ev, "fever", "high", f"居家观察人员发热 {d['temperature']:.1f}°C（第{day}/14天）",
                        ("observation", str(obs.id)), obs.geom)
+        self.effects.say("health", ev.ts, "health:checkin",
+                         f"健康打卡 {d['temperature']:.1f}°C：{obs.address or obs.id}（第{day}/14天）",
+                         entity=f"observation:{obs.id}", lng=obs.geom.x, lat=obs.geom.y)
         self.effects.count("health", rules.local_day(ev.ts), "checkins")
+
+    def observation(self, observation_id: int, at: dt.datetime) -> HomeObservation:
+        """An observation by id that is running at ``at`` (else the event is parked, saying why)."""
+        obs = self.s.get(HomeObservation, observation_id)
+        if obs is None:
+            raise Rejected("observation_id", f"unknown home observation {observation_id}")
+        if not rules.observation_active(obs.start_at, obs.planned_end_at, obs.ended_at, at):
+            state = "not started" if at < obs.start_at else "already ended"
+            raise Rejected("observation_id", f"home observation {observation_id} has {state} at ts")
+        return obs
+
+    def observations(self, ev: Event) -> None:
+        """Extend a running observation by N days, or end it (released, hospitalised, moved out)."""
+        d = ev.data
+        obs = self.observation(d["observation_id"], ev.ts)
+        if d["action"] == "extend":
+            obs.planned_end_at += dt.timedelta(days=d["days"])
+            change: dict[str, Any] = {"planned_end_at": _iso(obs.planned_end_at)}
+            text = f"居家观察延长 {d['days']} 天至 {obs.planned_end_at.astimezone(rules.SHANGHAI):%m-%d}"
+        else:
+            obs.ended_at, obs.end_reason = ev.ts, d["reason"]
+            change = {"ended_at": _iso(ev.ts), "end_reason": d["reason"]}
+            text = f"居家观察结束（{END_LABELS[d['reason']]}）"
+            if d["reason"] == "released":  # counted like a released case report
+                self.s.add(Case(event_id=ev.event_id, person_id=obs.person_id, category="released",
+                                compound_id=obs.compound_id, address=obs.address, geom=obs.geom, reported_at=ev.ts,
+                                source=f"officer:{d['reporter']}"))
+                self.effects.count("cases", rules.local_day(ev.ts), f"{self._committee_scope(obs)}:released")
+        record_changes(self.s, "observation", [(str(obs.id), ev.ts, change)], source="event", event_id=ev.event_id)
+        self.effects.say("observations", ev.ts, f"observation:{d['action']}", f"{text}：{obs.address or obs.id}",
+                         entity=f"observation:{obs.id}", lng=obs.geom.x, lat=obs.geom.y)
+
+    def _committee_scope(self, obs: HomeObservation) -> str:
+        return f"committee:{obs.compound.committee_id}" if obs.compound is not None else "committee:unknown"
 
     def facilities(self, ev: Event) -> None:
         d = ev.data
@@ -425,6 +470,7 @@ class Outcome:
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     dead: list[tuple[str, str, str, str]] = field(default_factory=list)  # key, entry id, redacted, reason
     retry: list[tuple[str, str]] = field(default_factory=list)
+    wants_reply: set[tuple[str, str]] = field(default_factory=set)  # key, entry id
 
 
 class Worker:
@@ -432,7 +478,7 @@ class Worker:
 
     def __init__(self, engine: Engine, client: redis.Redis, config: Config, consumer: str | None = None) -> None:
         self.engine, self.client, self.config = engine, client, config
-        self.sessions = session_factory(engine)
+        self.sessions = session_factory(engine, write=True)
         self.hasher = Hasher.from_config(config)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self._last_claim = 0.0
@@ -481,6 +527,8 @@ class Worker:
         valid: list[tuple[str, str, Event]] = []
         seen: set[str] = set()
         for key, entry_id, fields in entries:
+            if fields.get(b"reply"):
+                out.wants_reply.add((key, entry_id))
             raw = fields.get(b"event", b"")
             try:
                 ev = validate(key.removeprefix("opsmap:"), raw, self.hasher)
@@ -582,6 +630,7 @@ class Worker:
             acks[key].append(entry_id)
         for key, ids in acks.items():
             pipe.xack(key, streams.GROUP, *ids)
+        self._replies(pipe, out)
         if len(pipe):
             items = [item for eff in out.effects for _, item in eff.feed]
             changed = sorted({ev.stream for _, _, ev in out.applied} | {"alerts" for i in items
@@ -595,6 +644,21 @@ class Worker:
             pipe.execute()
         for _, entry_id, _, reason in out.dead:
             log.info("parked %s in opsmap:dead: %s", entry_id, reason)
+
+    @staticmethod
+    def _replies(pipe: redis.client.Pipeline, out: Outcome) -> None:
+        """The outcome of each entry whose producer waits for it (``streams.wait_reply``)."""
+        if not out.wants_reply:
+            return
+        outcomes = [(k, i, {"ok": True}) for k, i, _ in out.applied]
+        outcomes += [(k, i, {"ok": True, "duplicate": True}) for k, i in out.duplicates]
+        outcomes += [(k, i, {"ok": True}) for k, i in out.replayed]
+        outcomes += [(k, i, {"ok": False, "reason": reason}) for k, i, _, reason in out.dead]
+        for key, entry_id, outcome in outcomes:
+            if (key, entry_id) in out.wants_reply:
+                rkey = streams.reply_key(key, entry_id)
+                pipe.rpush(rkey, streams.to_json(outcome))
+                pipe.expire(rkey, REPLY_TTL_S)
 
     # --- time-based rule ---------------------------------------------------------------------
 
@@ -623,6 +687,25 @@ class Worker:
                     raised += 1
                 session.add(ProcessedEvent(event_id=marker, stream="rules", entry_id="-", processed_at=now))
         return raised
+
+
+def dry_run(engine: Engine, config: Config, ev: Event) -> str | None:
+    """What ingest would refuse about ``ev`` right now (``field: problem``), or None.
+
+    The very handlers ingest uses run in a transaction that is always rolled back, so an
+    officer's invalid action is refused at once, with ingest's own reason, and changes nothing.
+    """
+    with session_factory(engine, write=True)() as session:
+        try:
+            batch = Batch(session, config, {})
+            batch.preload([ev])
+            batch.handle(ev)
+            batch.flush()
+        except Rejected as exc:
+            return str(exc)
+        finally:
+            session.rollback()
+    return None
 
 
 def _redacted_event(ev: Event) -> str:

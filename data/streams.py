@@ -29,12 +29,27 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
 
 
-def append(client: redis.Redis, stream: str, events: Iterable[str | bytes]) -> list[str]:
-    """XADD each serialised event to ``opsmap:<stream>`` in one round trip; returns entry ids."""
+def append(client: redis.Redis, stream: str, events: Iterable[str | bytes], reply: bool = False) -> list[str]:
+    """XADD each serialised event to ``opsmap:<stream>`` in one round trip; returns entry ids.
+
+    With ``reply`` the worker reports each entry's outcome for ``wait_reply`` (officer actions
+    wait for it; bulk producers do not ask, so ingest does no extra work for them)."""
     pipe = client.pipeline(transaction=False)
+    fields = {"reply": "1"} if reply else {}
     for event in events:
-        pipe.xadd(stream_key(stream), {"event": event})
+        pipe.xadd(stream_key(stream), {"event": event, **fields})
     return [i.decode() for i in pipe.execute()]
+
+
+def reply_key(key: str, entry_id: str) -> str:
+    """Where the outcome of entry ``entry_id`` of stream ``key`` is pushed (same slot as the stream)."""
+    return f"{{{key}}}:reply:{entry_id}"
+
+
+def wait_reply(client: redis.Redis, stream: str, entry_id: str, timeout_s: float) -> dict[str, Any] | None:
+    """The outcome ingest reported for an entry appended with ``reply``, or None after the timeout."""
+    got = client.blpop([reply_key(stream_key(stream), entry_id)], timeout=timeout_s)
+    return None if got is None else json.loads(got[1])
 
 
 def ensure_group(client: redis.Redis, streams: Sequence[str] = STREAMS) -> None:

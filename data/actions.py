@@ -1,0 +1,149 @@
+"""Officer actions: what a street officer can do to a map point, turned into stream events.
+
+Why events, not direct writes: an action taken on a phone must travel the same validation and
+ingest pipeline as every other producer, so the big screen, the history and the briefing see
+it like any event. ``submit`` refuses at once what the pipeline would refuse (the contract's
+validation, then ingest's own handlers in a rolled-back transaction), appends the rest, and
+waits briefly for ingest to report the outcome.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from sqlalchemy import Engine
+
+from data import events, ingest, rules, streams
+from data.events import EventError
+from data.privacy import Hasher
+from data.settings import Config
+
+REPLY_WAIT_S = 5.0
+
+
+@dataclass(frozen=True)
+class Field:
+    """One input of an action's form; ``options`` make it a choice (value, label)."""
+
+    name: str
+    label: str
+    kind: str = "text"  # text | number | choice
+    required: bool = False
+    options: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Action:
+    """An action on one kind of map point (a layer id), and the stream its event goes to."""
+
+    id: str
+    label: str
+    layer: str
+    stream: str
+    fields: tuple[Field, ...] = ()
+
+
+NOTE = Field("note", "备注")
+GATE_STATUS = (("open", "开放"), ("restricted", "限制通行"), ("closed", "关闭"))
+SHOP_STATUS = (("open", "营业"), ("closed", "关闭"), ("unverified", "待核实"))
+
+
+ACTIONS: tuple[Action, ...] = (
+    Action("accept", "接单", "workorders", "workorders", (NOTE,)),
+    Action("arrive", "到场", "workorders", "workorders", (NOTE,)),
+    Action("resolve", "办结", "workorders", "workorders", (Field("note", "办理结果", required=True),)),
+    Action("gate_status", "更新出入口", "gates", "facilities",
+           (Field("status", "状态", "choice", True, GATE_STATUS), Field("guards_on_duty", "在岗人数", "number", True))),
+    Action("shop_status", "核实商铺", "shops", "facilities", (Field("status", "状态", "choice", True, SHOP_STATUS),)),
+    Action("health_checkin", "代为健康打卡", "observations", "health",
+           (Field("temperature", "体温 °C", "number", True), Field("symptoms", "症状"))),
+    Action("extend", "延长观察", "observations", "observations", (Field("days", "延长天数", "number", True), NOTE)),
+    Action("end", "结束观察", "observations", "observations",
+           (Field("reason", "原因", "choice", True, tuple(ingest.END_LABELS.items())), NOTE)),
+    Action("start_observation", "新增居家观察", "compounds", "cases", (Field("person_id", "身份证号", required=True),)),
+)
+BY_ID = {a.id: a for a in ACTIONS}
+
+
+def for_layer(layer: str) -> list[Action]:
+    return [a for a in ACTIONS if a.layer == layer]
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of an action: ``ok`` with ``pending`` when ingest has not answered yet."""
+
+    ok: bool
+    message: str
+    event_id: str | None = None
+    pending: bool = False
+    errors: tuple[events.FieldError, ...] = ()
+
+
+def _value(f: Field, raw: Any) -> Any:
+    """A form value as the contract wants it; what cannot be converted is passed on for the
+    contract's validation to name (so the message is the same as for any producer)."""
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        return None
+    if f.kind == "number" and isinstance(raw, str):
+        try:
+            number = float(raw)
+        except ValueError:
+            return raw
+        return int(number) if number.is_integer() else number
+    return raw.strip() if isinstance(raw, str) else raw
+
+
+def build(action: Action, entity_id: str, form: Mapping[str, Any], officer: str, at: dt.datetime) -> dict[str, Any]:
+    """The event an action stands for (not yet validated)."""
+    values = {f.name: _value(f, form.get(f.name)) for f in action.fields}
+    values = {k: v for k, v in values.items() if v is not None}
+    ev: dict[str, Any] = {"event_id": f"officer-{uuid.uuid4().hex}", "ts": at.astimezone(rules.SHANGHAI).isoformat()}
+    if action.stream == "workorders":
+        return ev | {"order_id": entity_id, "action": action.id, "assignee": officer} | values
+    if action.stream == "facilities":
+        return ev | {"facility_id": entity_id, "reporter": officer} | values
+    if action.stream == "health":
+        return ev | {"observation_id": _id(entity_id), "reporter": officer} | values
+    if action.stream == "observations":
+        return ev | {"observation_id": _id(entity_id), "action": action.id, "reporter": officer} | values
+    return ev | {"category": "home_observation", "compound_id": entity_id, "source": f"officer:{officer}"} | values
+
+
+def _id(entity_id: str) -> int | str:
+    return int(entity_id) if entity_id.isdigit() else entity_id
+
+
+def submit(engine: Engine, client: redis.Redis, config: Config, action_id: str, entity_id: str,
+           form: Mapping[str, Any], officer: str, wait_s: float = REPLY_WAIT_S) -> Result:
+    """Validate, check against the current state, append with a reply request, await the outcome."""
+    action = BY_ID.get(action_id)
+    if action is None:
+        return Result(False, f"action: unknown action {action_id!r}")
+    missing = [events.FieldError(f.name, "required") for f in action.fields
+               if f.required and _value(f, form.get(f.name)) is None]
+    if not officer.strip():
+        missing.insert(0, events.FieldError("reporter", "enter your name first"))
+    if missing:
+        return Result(False, "; ".join(map(str, missing)), errors=tuple(missing))
+    raw = build(action, entity_id, form, officer.strip(), dt.datetime.now(dt.UTC))
+    try:
+        ev = events.validate(action.stream, raw, Hasher.from_config(config))
+    except EventError as exc:
+        return Result(False, str(exc), errors=tuple(exc.errors))
+    problem = ingest.dry_run(engine, config, ev)
+    if problem is not None:
+        field, _, text = problem.partition(": ")
+        return Result(False, problem, ev.event_id, errors=(events.FieldError(field, text),))
+    entry_id = streams.append(client, action.stream, [streams.to_json(raw)], reply=True)[0]
+    outcome = streams.wait_reply(client, action.stream, entry_id, wait_s)
+    if outcome is None:
+        return Result(True, "已提交，等待入库", ev.event_id, pending=True)
+    if not outcome["ok"]:
+        return Result(False, outcome["reason"], ev.event_id)
+    return Result(True, f"{action.label}：已完成", ev.event_id)
