@@ -7,6 +7,7 @@ functions only lay them out. All text goes into Dash components as text, never a
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from dash import html
@@ -27,7 +28,11 @@ FIELD_LABELS = {"name": "名称", "status": "状态", "compound": "小区", "gua
                 "committee_id": "居委", "assignee": "处置人", "description": "诉求", "created_at": "创建时间",
                 "timeline": "处置过程", "reports": "上报记录", "start_at": "开始", "planned_end_at": "计划解除",
                 "day": "第N天", "kind": "类型", "label": "类型", "message": "内容", "ts": "时间",
-                "reported_at": "报告时间", "source": "来源", "severity": "级别", "last_report_at": "最近上报"}
+                "reported_at": "报告时间", "source": "来源", "severity": "级别", "last_report_at": "最近上报",
+                "sla": "时限", "person": "观察对象", "active": "观察中", "checked_in_today": "今日已打卡",
+                "days": "计划天数", "milestone": "节点", "deadline": "期限", "met_at": "完成时间", "overdue": "超时",
+                "overdue_minutes": "超时分钟", "ended_at": "结束时间",
+                "action": "动作", "to_state": "新状态", "note": "备注", "temperature": "体温", "symptoms": "症状"}
 HIDDEN = {"id", "synthetic", "source_ref", "compound_id", "has_outline", "end_reason", "entity"}
 
 
@@ -112,16 +117,29 @@ def feed_panel(items: list[dict[str, Any]], lang: str = "zh") -> html.Div:
         html.Ul(rows or [html.Li(tr("暂无", lang), className="feed-item")], className="feed")])
 
 
+ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
+
+
+def _scalar(value: Any, lang: str) -> str:
+    """A drill-down value as read on a screen: times in Shanghai to the minute, yes/no."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return tr("是" if value else "否", lang)
+    if isinstance(value, str) and ISO_TIME.match(value):
+        return dt.datetime.fromisoformat(value).astimezone(rules.SHANGHAI).strftime("%Y-%m-%d %H:%M")
+    return str(value)
+
+
 def _value(value: Any, lang: str) -> Any:
     if isinstance(value, list) and value and isinstance(value[0], dict):
         keys = [k for k in value[0] if k not in HIDDEN]
         return html.Table(className="opsmap-subtable", children=[
             html.Thead(html.Tr([html.Th(tr(FIELD_LABELS.get(k, k), lang)) for k in keys])),
-            html.Tbody([html.Tr([html.Td("" if row.get(k) is None else str(row.get(k))) for k in keys])
-                        for row in value[:20]])])
+            html.Tbody([html.Tr([html.Td(_scalar(row.get(k), lang)) for k in keys]) for row in value[:20]])])
     if isinstance(value, list):
         return "、".join(str(v) for v in value)
-    return "" if value is None else str(value)
+    return _scalar(value, lang)
 
 
 def detail_panel(kind: str, title: str, detail: dict[str, Any] | None, lang: str = "zh") -> html.Div:

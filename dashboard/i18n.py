@@ -38,7 +38,22 @@ EN: dict[str, str] = {
     "紧急程度": "Priority", "居委": "Committee", "处置人": "Assignee", "诉求": "Request", "创建时间": "Created",
     "处置过程": "Timeline", "上报记录": "Reports", "开始": "Start", "计划解除": "Planned end", "第N天": "Day",
     "类型": "Type", "内容": "Message", "时间": "Time", "报告时间": "Reported", "来源": "Source", "级别": "Severity",
-    "最近上报": "Last report",
+    "最近上报": "Last report", "时限": "SLA clocks", "观察对象": "Person", "观察中": "Under observation",
+    "今日已打卡": "Checked in today", "计划天数": "Planned days", "节点": "Milestone", "期限": "Deadline",
+    "完成时间": "Met at",
+    "动作": "Action", "新状态": "New state", "体温": "Temperature", "超时分钟": "Minutes overdue", "结束时间": "Ended",
+    # officer page and actions
+    "网格员 · 今日待办": "Officer · To do", "选择居委": "Choose committee", "我的姓名": "My name",
+    "请先选择居委": "Choose a committee first", "暂无待办": "Nothing to do", "未完成": "Not done",
+    "超时工单": "Overdue order", "新预警": "New alert", "今日未健康打卡": "No health check-in today",
+    "出入口值守不足": "Gate understaffed", "今日观察期满": "Observation ends today", "待办工单": "Open order",
+    "接单": "Accept", "到场": "Arrive", "办结": "Resolve", "备注": "Note", "办理结果": "Result",
+    "更新出入口": "Update gate", "核实商铺": "Confirm shop", "代为健康打卡": "Record health check-in",
+    "体温 °C": "Temperature °C", "症状": "Symptoms", "延长观察": "Extend observation", "延长天数": "Days to add",
+    "结束观察": "End observation", "原因": "Reason", "新增居家观察": "Start home observation",
+    "身份证号": "ID number", "是": "yes", "否": "no", "开放": "Open", "限制通行": "Restricted", "关闭": "Closed",
+    "营业": "Open",
+    "待核实": "Unverified", "转运就医": "Hospitalised", "转出": "Moved out", "其他": "Other",
 }
 
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -215,3 +218,78 @@ def scenario(loaded, redis_url, tmp_path_factory):
             "c1": c1, "c2": c2, "c3": c3, "c4": c4,
             "sla": {"urgent": parse_sla(cfg.sla_urgent), "normal": parse_sla(cfg.sla_normal)},
             "at": lambda minutes: t0 + dt.timedelta(minutes=minutes)}
+
+
+# --- the running app and headless Chromium (browser tests) ------------------------------------
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+BROWSER = [pytest.mark.browser,  # pytestmark of the browser test modules
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium missing: run `make test`")]
+
+
+@pytest.fixture(scope="session")
+def app_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+def app_url(app_var: Path) -> Iterator[str]:
+    """`opsmap load --if-empty` then `opsmap serve` on embedded defaults in a fresh var dir
+    (one app for all browser tests of the session)."""
+    var = app_var
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env |= {"OPSMAP_VAR_DIR": str(var), "OPSMAP_HTTP_PORT": str(free_port())}
+    opsmap = [sys.executable, str(PROJECT_ROOT / "app.py")]
+    subprocess.run([*opsmap, "load", "--if-empty"], env=env, check=True, timeout=300, cwd=PROJECT_ROOT)
+    proc = subprocess.Popen([*opsmap, "serve"], env=env, cwd=PROJECT_ROOT)
+    url = f"http://127.0.0.1:{env['OPSMAP_HTTP_PORT']}"
+    try:
+        health = wait_healthy(url, proc)
+        assert {k: health[k] for k in ("status", "database", "redis")} == {"status": "ok", "database": "ok",
+                                                                           "redis": "ok"}
+        assert health["ingest"]["lag"] == 0
+        yield url
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert not (var / "redis" / "server.json").exists(), "embedded Redis was not stopped on exit"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def browser(chromium):
+    """A fresh browser context per test, closed after it: every open page holds an SSE
+    connection, and Chromium allows only six HTTP/1.1 connections per host."""
+    context = chromium.new_context()
+    yield _Pages(context)
+    context.close()
+
+
+class _Pages:
+    def __init__(self, context) -> None:
+        self.context = context
+
+    def new_page(self, viewport: dict[str, int]):
+        page = self.context.new_page()
+        page.set_viewport_size(viewport)
+        return page
+
+
+
+def post_event(url: str, stream: str, event: dict) -> None:
+    """POST one event to the running app's intake; it must be accepted."""
+    req = urllib.request.Request(f"{url}/api/v1/events/{stream}", data=json.dumps(event).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.status == 202

@@ -5,81 +5,17 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from data.settings import PROJECT_ROOT
-from tests.conftest import free_port, wait_healthy
+from tests.conftest import BROWSER, post_event
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium missing: run `make test`")]
-
-
-@pytest.fixture(scope="module")
-def app_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("var")
-
-
-@pytest.fixture(scope="module")
-def app_url(app_var: Path) -> Iterator[str]:
-    """`opsmap load --if-empty` then `opsmap serve` on embedded defaults in a fresh var dir."""
-    var = app_var
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env |= {"OPSMAP_VAR_DIR": str(var), "OPSMAP_HTTP_PORT": str(free_port())}
-    opsmap = [sys.executable, str(PROJECT_ROOT / "app.py")]
-    subprocess.run([*opsmap, "load", "--if-empty"], env=env, check=True, timeout=300, cwd=PROJECT_ROOT)
-    proc = subprocess.Popen([*opsmap, "serve"], env=env, cwd=PROJECT_ROOT)
-    url = f"http://127.0.0.1:{env['OPSMAP_HTTP_PORT']}"
-    try:
-        health = wait_healthy(url, proc)
-        assert {k: health[k] for k in ("status", "database", "redis")} == {"status": "ok", "database": "ok",
-                                                                           "redis": "ok"}
-        assert health["ingest"]["lag"] == 0
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    assert not (var / "redis" / "server.json").exists(), "embedded Redis was not stopped on exit"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def browser(chromium):
-    """A fresh browser context per test, closed after it: every open page holds an SSE
-    connection, and Chromium allows only six HTTP/1.1 connections per host."""
-    context = chromium.new_context()
-    yield _Pages(context)
-    context.close()
-
-
-class _Pages:
-    def __init__(self, context) -> None:
-        self.context = context
-
-    def new_page(self, viewport: dict[str, int]):
-        page = self.context.new_page()
-        page.set_viewport_size(viewport)
-        return page
+pytestmark = BROWSER
 
 
 def test_map001_street_boundary_and_compounds_show_without_errors(app_url, browser, artifacts):
@@ -137,13 +73,6 @@ def _page(browser, url, errors):
     return page
 
 
-def _post(url: str, stream: str, event: dict) -> None:
-    req = urllib.request.Request(f"{url}/api/v1/events/{stream}", data=json.dumps(event).encode(),
-                                 headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        assert resp.status == 202
-
-
 def test_map004_every_overlay_toggles_off_and_on(app_url, browser):
     errors: list[str] = []
     page = _page(browser, app_url, errors)
@@ -190,7 +119,7 @@ def test_map006_posted_events_reach_map_and_feed_and_names_stay_text(app_url, ap
     for i, status in enumerate(["closed", "open", "closed", "open", "closed"]):
         start = time.monotonic()
         now = datetime.datetime.now(datetime.UTC).isoformat()
-        _post(app_url, "facilities", {"event_id": f"map006-{time.time()}-{i}", "ts": now,
+        post_event(app_url, "facilities", {"event_id": f"map006-{time.time()}-{i}", "ts": now,
                                       "facility_id": shop_id, "status": status, "reporter": "测试"})
         page.wait_for_selector(f"path.opsmap-id-{shop_id}.opsmap-kind-{status}", state="attached", timeout=5000)
         took.append(time.monotonic() - start)
@@ -274,10 +203,10 @@ def test_scr002_an_urgent_alert_interrupts_with_a_banner(app_url, app_var, brows
     gate, compound = db.execute("SELECT id, compound_id FROM gate ORDER BY id DESC LIMIT 1").fetchone()
     now = datetime.datetime.now(datetime.UTC)
     pid, tag = person_id(777, "19660606"), f"scr002-{time.time()}"
-    _post(app_url, "cases", {"event_id": f"{tag}-o", "ts": (now - datetime.timedelta(hours=2)).isoformat(),
+    post_event(app_url, "cases", {"event_id": f"{tag}-o", "ts": (now - datetime.timedelta(hours=2)).isoformat(),
                              "person_id": pid, "category": "home_observation", "compound_id": compound})
     time.sleep(0.5)
-    _post(app_url, "checkins", {"event_id": f"{tag}-out", "ts": now.isoformat(), "gate_id": gate,
+    post_event(app_url, "checkins", {"event_id": f"{tag}-out", "ts": now.isoformat(), "gate_id": gate,
                                 "direction": "out", "person_id": pid, "category": "resident", "temperature": 36.5})
     banner = page.locator("#screen-banner:not(.hidden)")
     banner.wait_for(timeout=5000)

@@ -1,0 +1,160 @@
+"""The street officer's phone view (/officer): one committee's points, most urgent first, and
+one tap to act on them.
+
+Phone first (360×800): a list, a small map of the same points, and under a tapped point
+its facts and the actions it allows. Every action goes through ``data.actions`` — the
+event contract and the ingest pipeline — so the big screen sees it live. A refused action
+shows why and leaves the form as typed (only the message is redrawn).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import dash_leaflet as dl
+from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash_extensions import EventSource
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+import layers
+from dashboard import components
+from dashboard.i18n import tr
+from dashboard.map_page import SHANGHAI_CENTRE, changed_layers, layer_control, layer_id, layer_url, message_version
+from data import actions, streams
+from data.models import Committee
+from data.settings import Config
+from layers.base import Query
+from layers.worklist import worklist
+
+PAGE = "officer"
+#: what an officer needs on the small map, bottom to top
+SHOWN = tuple(layers.BY_ID[k] for k in ("basemap", "boundaries", "compounds", "shops", "gates", "observations",
+                                         "workorders", "alerts"))
+
+
+def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
+    lang = config.language
+    with sessions() as session:
+        committees = session.execute(select(Committee.id, Committee.name).order_by(Committee.id)).all()
+    return html.Div(className="opsmap-officer", children=[
+        html.Header(className="officer-header", children=[
+            html.H1(tr("网格员 · 今日待办", lang)),
+            dcc.Dropdown(id="officer-committee", className="officer-committee", clearable=False,
+                         persistence=True, persistence_type="local", placeholder=tr("选择居委", lang),
+                         options=[{"label": name, "value": cid} for cid, name in committees]),
+            dcc.Input(id="officer-name", className="officer-name", placeholder=tr("我的姓名", lang), debounce=False,
+                      persistence=True, persistence_type="local", maxLength=64),
+        ]),
+        html.Div(id="officer-msg", className="officer-msg", role="status"),
+        html.Div(id="officer-detail"),
+        html.Ul(id="officer-list", className="officer-list"),
+        dl.Map(id="officer-map", className="officer-map", center=SHANGHAI_CENTRE, zoom=15, zoomSnap=0.25,
+               children=[layer_control(PAGE, lang, SHOWN)]),
+        dcc.Store(id="officer-selected"),
+        dcc.Store(id="officer-done", data=0),
+        EventSource(id="officer-events", url="/api/v1/stream"),
+    ])
+
+
+def _form(action: actions.Action, lang: str) -> html.Fieldset:
+    """One action's inputs and its button; ids name the action so one callback serves all."""
+    def control(f: actions.Field) -> Any:
+        fid = {"type": "officer-input", "action": action.id, "name": f.name}
+        if f.kind == "choice":
+            return dcc.RadioItems(id=fid, options=[{"label": tr(label, lang), "value": v} for v, label in f.options],
+                                  className="officer-choice", inline=True)
+        return dcc.Input(id=fid, type="text", inputMode="decimal" if f.kind == "number" else "text",
+                         className="officer-input")
+    return html.Fieldset(className="officer-action", children=[
+        html.Legend(tr(action.label, lang)),
+        *[html.Label([tr(f.label, lang) + ("*" if f.required else ""), control(f)]) for f in action.fields],
+        html.Button(tr(action.label, lang), id={"type": "officer-act", "action": action.id},
+                    className="officer-button")])
+
+
+def _item(item: Any, lang: str) -> html.Li:
+    return html.Li(html.Button(
+        id={"type": "officer-item", "layer": item.layer, "id": item.entity_id},
+        className=f"officer-item reason-{item.reason}", children=[
+            html.Span(tr(item.label, lang), className="officer-reason"),
+            html.Span(item.title, className="officer-title"), html.Span(item.note, className="officer-note")]))
+
+
+def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_url: str | None) -> None:
+    """The page's callbacks: list, map, selection, drill-down with actions, and submitting them."""
+    lang = config.language
+    engine = app.server.config["OPSMAP_ENGINE"]
+
+    def query(committee: str) -> Query:
+        with sessions() as session:
+            street_id = session.get(Committee, committee).street_id
+        return Query.from_config(config, street_id, dt.datetime.now(dt.UTC), committee)
+
+    @app.callback(Output("officer-list", "children"), Output(layer_id(ALL, PAGE), "url"),
+                  Output("officer-map", "viewport"), Input("officer-committee", "value"),
+                  Input("officer-events", "message"), Input("officer-done", "data"))
+    def refresh(committee: str | None, message: str | None, _: int) -> tuple[Any, ...]:
+        keys = [layer.id for layer in SHOWN]
+        if not committee:
+            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], [None] * len(keys), no_update
+        q = query(committee)
+        with sessions() as session:
+            items = worklist(session, q)
+            bounds = session.get(Committee, committee).geom.bounds
+        live = ctx.triggered_id == "officer-events"
+        changed = changed_layers(message) if live else None
+        version = message_version(message) if live else dt.datetime.now(dt.UTC).strftime("t%H%M%S%f")
+        urls = [layer_url(k, q.street_id, committee, None, version) if changed is None or k in changed else no_update
+                for k in keys]
+        viewport = no_update if live else {"bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]],
+                                           "transition": "fitBounds"}
+        return [_item(i, lang) for i in items] or [html.Li(tr("暂无待办", lang), className="officer-empty")], \
+            urls, viewport
+
+    @app.callback(Output("officer-selected", "data"),
+                  Input({"type": "officer-item", "layer": ALL, "id": ALL}, "n_clicks"),
+                  Input(layer_id(ALL, PAGE), "clickData"), prevent_initial_call=True)
+    def select_point(_: list[Any], __: list[Any]) -> Any:
+        trigger, value = ctx.triggered_id, ctx.triggered[0]["value"] if ctx.triggered else None
+        if not trigger or not value:  # a list redrawn, not a tap
+            return no_update
+        if trigger["type"] == "officer-item":
+            return {"layer": trigger["layer"], "id": trigger["id"]}
+        props = value.get("properties", {})
+        entity = value.get("id") or props.get("id")
+        return no_update if entity is None or props.get("cluster") else {"layer": trigger["id"], "id": str(entity)}
+
+    @app.callback(Output("officer-detail", "children"), Input("officer-selected", "data"),
+                  Input("officer-done", "data"), State("officer-committee", "value"), prevent_initial_call=True)
+    def show(selected: dict[str, str] | None, _: int, committee: str | None) -> Any:
+        if not selected or not committee:
+            return None
+        layer = layers.BY_ID[selected["layer"]]
+        with sessions() as session:
+            detail = layer.detail(session, selected["id"], query(committee))
+        forms = [_form(a, lang) for a in actions.for_layer(layer.id)] if detail else []
+        return html.Div(className="officer-detail", **{"data-layer": layer.id, "data-id": selected["id"]},
+                        children=[components.detail_panel(layer.id, layer.title, detail, lang), *forms])
+
+    @app.callback(Output("officer-msg", "children"), Output("officer-msg", "className"),
+                  Output("officer-done", "data"),
+                  Input({"type": "officer-act", "action": ALL}, "n_clicks"),
+                  State({"type": "officer-input", "action": ALL, "name": ALL}, "value"),
+                  State({"type": "officer-input", "action": ALL, "name": ALL}, "id"),
+                  State("officer-selected", "data"), State("officer-name", "value"), State("officer-done", "data"),
+                  prevent_initial_call=True)
+    def act(_: list[Any], values: list[Any], ids: list[dict[str, str]], selected: dict[str, str] | None,
+            officer: str | None, done: int) -> tuple[Any, ...]:
+        trigger = ctx.triggered_id
+        if not trigger or not ctx.triggered[0]["value"] or not selected:
+            return no_update, no_update, no_update
+        if not redis_url:
+            return tr("无实时数据", lang), "officer-msg error", no_update
+        form = {i["name"]: v for i, v in zip(ids, values, strict=True) if i["action"] == trigger["action"]}
+        result = actions.submit(engine, streams.connect(redis_url), config, trigger["action"], selected["id"], form,
+                                officer or "")
+        if not result.ok:  # the form keeps what was typed: only the message changes
+            return f"{tr('未完成', lang)}：{result.message}", "officer-msg error", no_update
+        return tr(result.message, lang), "officer-msg ok" + (" pending" if result.pending else ""), done + 1

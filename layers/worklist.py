@@ -1,0 +1,71 @@
+"""An officer's work list: the committee's points from several layers, most urgent first.
+
+Not a map layer (it is not in the registry): it reads the layers' own features for one
+committee and moment, so the list and the map can never disagree about what is overdue,
+missing or understaffed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from data import rules
+from layers import alerts, gates, observations, workorders
+from layers.base import Query
+
+#: urgency order of the reasons a point is on the list (lower comes first)
+REASONS = {"overdue": "超时工单", "alert": "新预警", "missed_checkin": "今日未健康打卡",
+           "understaffed": "出入口值守不足", "ends_today": "今日观察期满", "order": "待办工单"}
+RANK = {reason: i for i, reason in enumerate(REASONS)}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One line of the list: why it is there, which point, and what to show."""
+
+    reason: str
+    layer: str
+    entity_id: str
+    title: str
+    note: str
+    urgency: float  # within a reason, higher first (minutes overdue, alert time …)
+
+    @property
+    def label(self) -> str:
+        return REASONS[self.reason]
+
+    def sort_key(self) -> tuple[int, float]:
+        return RANK[self.reason], -self.urgency
+
+
+def _props(layer: Any, session: Session, query: Query) -> list[dict[str, Any]]:
+    return [f["properties"] for f in layer.features(session, query)["features"]]
+
+
+def worklist(session: Session, query: Query) -> list[Item]:
+    """The committee's (``query.committee_id``) points that need someone, most urgent first."""
+    items = []
+    for p in _props(workorders, session, query):
+        if p["kind"] not in rules.OPEN_STATES:
+            continue
+        reason = "overdue" if p["overdue"] else "order"
+        note = f"超时 {p['overdue_minutes']} 分钟" if p["overdue"] else workorders.STATES[p["kind"]][0]
+        items.append(Item(reason, "workorders", p["id"], p["name"], note, p["overdue_minutes"]))
+    for p in _props(alerts, session, query):
+        items.append(Item("alert", "alerts", p["id"], p["name"], p["ts"][11:16], p["severity"] * 1e6 + int(p["id"])))
+    for p in _props(observations, session, query):
+        if p["kind"] != "active":
+            continue
+        if p["missing"]:
+            items.append(Item("missed_checkin", "observations", p["id"], p["name"], f"第{p['label']}天", p["day"]))
+        if p["ends_today"]:
+            items.append(Item("ends_today", "observations", p["id"], p["name"], f"第{p['label']}天", p["day"]))
+    for p in _props(gates, session, query):
+        if p["understaffed"]:
+            items.append(Item("understaffed", "gates", p["id"], f"{p['compound']} {p['name']}",
+                              f"在岗 {p['guards_on_duty']}/{p['guards_required']}",
+                              p["guards_required"] - p["guards_on_duty"]))
+    return sorted(items, key=Item.sort_key)

@@ -1,0 +1,106 @@
+"""officer: a street officer on a 360×800 phone works an order from /officer; /screen follows live."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import time
+
+from tests.conftest import BROWSER, post_event
+
+pytestmark = BROWSER
+PHONE = {"width": 360, "height": 800}
+
+
+def _order(app_url: str, app_var, tag: str, dispatch: bool) -> tuple[str, str, str]:
+    """An order placed at a compound (and dispatched to its committee); returns id, text, committee name."""
+    db = sqlite3.connect(app_var / "opsmap.db")
+    lat, lng, committee, name = db.execute(
+        "SELECT c.lat, c.lng, c.committee_id, m.name FROM compound c JOIN committee m ON m.id = c.committee_id "
+        "ORDER BY c.id LIMIT 1 OFFSET 5").fetchone()
+    oid, text = f"{tag}-{int(time.time() * 1000)}", f"独居老人缺药 {tag}"
+    now = dt.datetime.now(dt.UTC).isoformat()
+    post_event(app_url, "workorders", {"event_id": f"{oid}-c", "ts": now, "order_id": oid, "action": "create",
+                                       "category": "medical_need", "priority": "normal", "description": text,
+                                       "lat": lat, "lng": lng})
+    if dispatch:
+        post_event(app_url, "workorders", {"event_id": f"{oid}-d", "ts": now, "order_id": oid, "action": "dispatch",
+                                           "committee_id": committee, "assignee": "居委值班"})
+    return oid, text, name
+
+
+def _officer(browser, app_url: str, committee_name: str, errors: list[str]):
+    page = browser.new_page(viewport=PHONE)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(app_url + "/officer")
+    page.locator("#officer-committee").click()
+    page.get_by_role("option", name=committee_name, exact=True).click()
+    page.locator("#officer-name").fill("李四")
+    return page
+
+
+def _state(app_var, oid: str) -> str:
+    return sqlite3.connect(app_var / "opsmap.db").execute("SELECT state FROM work_order WHERE id = ?",
+                                                          (oid,)).fetchone()[0]
+
+
+def _act(page, action: str) -> None:
+    page.locator(".officer-detail").get_by_role("button", name=action, exact=True).click()
+
+
+def test_off001_accept_arrive_resolve_from_a_phone_shows_on_the_screen(app_url, app_var, browser, artifacts):
+    oid, text, committee = _order(app_url, app_var, "off001", dispatch=True)
+    screen = browser.new_page(viewport={"width": 1920, "height": 1080})
+    screen.goto(app_url + "/screen")
+    screen.wait_for_selector(f"path.opsmap-id-{oid}.opsmap-kind-dispatched", state="attached", timeout=30_000)
+    errors: list[str] = []
+    page = _officer(browser, app_url, committee, errors)
+    item = page.locator(".officer-item", has_text=text)
+    item.wait_for(timeout=15_000)
+    assert "待办工单" in item.inner_text()
+    item.click()
+    page.locator(".officer-detail", has_text=text).wait_for()
+    took = {}
+    for action, state in (("接单", "accepted"), ("到场", "arrived"), ("办结", "resolved")):
+        if action == "办结":
+            _act(page, action)  # without the required result: refused, nothing sent
+            page.locator(".officer-msg.error", has_text="note: required").wait_for()
+            assert _state(app_var, oid) == "arrived"
+            page.locator(".officer-action", has_text="办理结果").locator("input").fill("药已送到，老人安好")
+        start = time.monotonic()
+        _act(page, action)
+        page.locator(".officer-msg.ok", has_text=f"{action}：已完成").wait_for(timeout=10_000)
+        screen.wait_for_selector(f"path.opsmap-id-{oid}.opsmap-kind-{state}", state="attached", timeout=5_000)
+        took[action] = round((time.monotonic() - start) * 1000)
+        assert _state(app_var, oid) == state
+    print(f"officer action → /screen (ms): {took}")
+    (artifacts / "officer-to-screen-ms.txt").write_text(repr(took))
+    assert "药已送到" in page.locator(".officer-detail").inner_text()  # the timeline shows the note
+    page.screenshot(path=str(artifacts / "officer-360x800.png"), full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width}px wide on a 360px phone"
+    assert errors == []
+
+
+def test_off002_an_invalid_action_is_refused_and_keeps_what_was_typed(app_url, app_var, browser, artifacts):
+    oid, text, committee = _order(app_url, app_var, "off002", dispatch=False)
+    errors: list[str] = []
+    page = _officer(browser, app_url, committee, errors)
+    item = page.locator(".officer-item", has_text=text)
+    item.wait_for(timeout=15_000)
+    item.click()
+    page.locator(".officer-detail", has_text=text).wait_for()
+    note = page.locator(".officer-action", has_text="办理结果").locator("input")
+    note.fill("已电话联系")
+    _act(page, "办结")
+    msg = page.locator(".officer-msg.error")
+    msg.wait_for(timeout=10_000)
+    assert "cannot resolve an order in state created" in msg.inner_text()
+    assert note.input_value() == "已电话联系"
+    assert _state(app_var, oid) == "created"
+    n = sqlite3.connect(app_var / "opsmap.db").execute(
+        "SELECT count(*) FROM work_order_event WHERE order_id = ?", (oid,)).fetchone()[0]
+    assert n == 1
+    page.screenshot(path=str(artifacts / "officer-refused.png"), full_page=True)
+    assert errors == []
