@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-test browser lint bench clean
+.PHONY: run test install install-test pdf-fonts browser lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,22 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-# Debian's chromium for the browser tests (never a browser download), CJK fonts for screenshots.
-browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && fc-list | grep -q 'Noto Sans CJK' || \
-	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver fonts-noto-cjk )
+# Debian's Pango and CJK fonts: the briefing PDF (weasyprint) and screenshots need them.
+# For `make run` a failure only warns (the map works without them; the PDF would not).
+pdf-fonts:
+	@fc-list 2>/dev/null | grep -q 'Noto Sans CJK' && /sbin/ldconfig -p | grep -q libpangoft2 || \
+	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 ) || \
+	  echo "warning: fonts-noto-cjk / Pango not installed: the briefing PDF needs them" >&2
 
-run: install
+# Debian's chromium for the browser tests (never a browser download), poppler to read the PDFs.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null && command -v pdftotext >/dev/null \
+	  && fc-list | grep -q 'Noto Sans CJK' && /sbin/ldconfig -p | grep -q libpangoft2 || \
+	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    chromium chromium-driver poppler-utils fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 )
+
+run: install pdf-fonts
 	$(BIN)/opsmap load --if-empty --progress
 	$(BIN)/opsmap serve
 
@@ -42,6 +52,7 @@ bench: install-test browser
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/map.py
+	$(BIN)/python bench/briefing.py
 
 clean:
 	rm -rf $(VENV) var *.egg-info

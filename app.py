@@ -1,4 +1,4 @@
-"""opsmap: the command-line entry point (``opsmap load | streets | serve``) and ``server``.
+"""opsmap: the command-line entry point (``opsmap load | serve | ingest | briefing …``) and ``server``.
 
 ``gunicorn app:server`` serves the app on the configured engines; running this file
 (``python app.py``) is ``opsmap serve``.
@@ -133,6 +133,37 @@ def _replay(config: settings.Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(config: settings.Config, args: argparse.Namespace) -> int:
+    """``opsmap briefing`` (PDF) and ``opsmap tables`` (workbook), frozen at the cut-off."""
+    import datetime as dt
+    import time
+    from pathlib import Path
+
+    from dashboard import briefing
+    from data.report import cutoff_at
+    from data.store import make_engine, migrate
+
+    try:
+        day, cut = dt.date.fromisoformat(args.date), dt.time.fromisoformat(args.cutoff)
+    except ValueError as exc:
+        print(f"opsmap {args.command}: --date/--cutoff: {exc}", file=sys.stderr)
+        return 2
+    engine = make_engine(config.sqlalchemy_url)
+    migrate(engine)
+    try:
+        street = briefing.street_id_of(engine, config)
+    except LookupError as exc:
+        print(f"opsmap {args.command}: {exc}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    report = briefing.make(engine, config, street, cutoff_at(day, cut))
+    body = briefing.pdf(engine, config, report) if args.command == "briefing" else briefing.workbook(report)
+    out = briefing.write(Path(args.out), body)
+    print(f"wrote {out} ({len(body):,} bytes, {report.street['name']} {day} as of {cut:%H:%M}, "
+          f"{time.perf_counter() - start:.2f} s)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     settings.add_arguments(common)
@@ -161,6 +192,13 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--speed", type=float, default=None,
                      help="days per day of real time (e.g. 86400 = one day per second); default: no pacing")
     rep.set_defaults(run=_replay)
+    for name, default, what in (("briefing", "briefing.pdf", "the A4 morning briefing (PDF)"),
+                                ("tables", "tables.xlsx", "the summary tables per committee (xlsx)")):
+        export = sub.add_parser(name, parents=[common], help=f"write {what}, frozen at the cut-off")
+        export.add_argument("--date", required=True, help="the briefing's date, e.g. 2022-04-10")
+        export.add_argument("--cutoff", default="07:00", help="data up to this Shanghai time (default 07:00)")
+        export.add_argument("--out", default=default, help=f"output file (default {default})")
+        export.set_defaults(run=_export)
     return root
 
 
@@ -168,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     config = settings.load(args)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
+    for chatty in ("alembic", "weasyprint", "fontTools"):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     return int(args.run(config, args))
 
 

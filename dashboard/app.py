@@ -6,7 +6,7 @@ from typing import Any
 
 from dash import Dash, Input, Output, dcc, html
 
-from dashboard import map_page, officer_page, screen_page
+from dashboard import briefing, map_page, officer_page, screen_page
 from dashboard.api import api
 from data.cache import Cache
 from data.privacy import Hasher
@@ -25,6 +25,7 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
                              OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config,
                              OPSMAP_CACHE=Cache())
     app.server.register_blueprint(api)
+    app.server.register_blueprint(briefing.routes)
     pages = {"/": map_page, "/screen": screen_page, "/officer": officer_page}
     app.layout = html.Div([dcc.Location(id="page-url"), html.Div(id="page")])
 

@@ -1,0 +1,322 @@
+"""The 8 a.m. morning briefing: HTML (``/briefing``, print styles), A4 PDF and the summary workbook.
+
+Why one HTML for page and PDF: what the street reads on screen at 8:00 and what it prints
+are the same document, so they cannot differ. The numbers come from ``data.report`` (frozen
+at the cut-off); this module only lays them out. Only masked personal data reaches it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from flask import Blueprint, Response, abort, current_app, request
+from shapely.geometry import shape
+from sqlalchemy import Engine
+
+from data import queries, report, rules
+from data.report import CATEGORY_LABELS, COMMITTEE_COLUMNS, Report
+from data.settings import Config, datasets_path
+from data.store import session_factory
+from layers import basemap, boundaries, cases, gates, observations, workorders
+from layers.base import Query, sla_of
+
+MAP_W, MAP_H = 640.0, 420.0
+LIST_LIMIT = 30
+HEADINGS = {"committee": "居委", "compound": "小区", "address": "地址", "person": "人员（脱敏）", "start": "开始",
+            "planned_end": "计划解除", "ends": "期满", "day": "第N天", "checked_in_today": "今日已打卡",
+            "last_checkin": "最近打卡", "phone": "电话（脱敏）", "origin": "来源地", "status": "状态", "gate": "出入口",
+            "created": "时间", "order": "工单号", "category": "类别", "priority": "紧急程度", "state": "状态",
+            "open_hours": "已开（小时）", "sla": "时限", "description": "诉求", "guards": "在岗/应岗", "shop": "商铺",
+            "last_report": "最近核实", "time": "时间", "kind": "类型", "severity": "级别", "message": "内容",
+            "opened_24h": "24小时新开", "closed_24h": "24小时关闭", "open": "在办", "overdue": "超时",
+            **COMMITTEE_COLUMNS}
+SHEETS = {"返沪登记": "registrations", "居家观察": "observations", "工单": "orders"}
+CSS = """
+@page { size: A4; margin: 14mm 12mm; @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt; } }
+body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Micro Hei", sans-serif; font-size: 9.5pt;
+       color: #212529; margin: 0; }
+.briefing { max-width: 190mm; margin: 0 auto; }
+h1 { font-size: 17pt; color: #c92a2a; margin: 0 0 2mm; }
+h2 { font-size: 12pt; border-left: 4px solid #c92a2a; padding-left: 2mm; margin: 5mm 0 2mm; break-after: avoid; }
+.meta { color: #495057; font-size: 8.5pt; }
+table { border-collapse: collapse; width: 100%; margin: 1mm 0 2mm; break-inside: auto; }
+th, td { border: 0.5pt solid #adb5bd; padding: 0.8mm 1.5mm; text-align: left; vertical-align: top; }
+th { background: #f1f3f5; font-weight: 600; }
+td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td:first-child { white-space: nowrap; }
+tr.total td { font-weight: 700; background: #fff5f5; }
+.headline { display: grid; grid-template-columns: repeat(5, 1fr); gap: 2mm; margin: 2mm 0; }
+.headline div { border: 0.5pt solid #ced4da; border-radius: 2mm; padding: 1.5mm; text-align: center; }
+.headline b { display: block; font-size: 15pt; color: #c92a2a; }
+.facts { margin: 1mm 0; }
+svg { width: 100%; height: auto; border: 0.5pt solid #dee2e6; }
+.toolbar { display: flex; gap: 3mm; align-items: center; padding: 3mm; background: #f1f3f5; margin-bottom: 4mm;
+           flex-wrap: wrap; font-family: sans-serif; }
+.toolbar a { padding: 1.5mm 3mm; background: #1c7ed6; color: #fff; border-radius: 1mm; text-decoration: none; }
+@media print { .toolbar { display: none; } }
+"""
+
+
+def make(engine: Engine, config: Config, street_id: str, cutoff: dt.datetime) -> Report:
+    """The report of a street at ``cutoff`` from the configured database."""
+    with session_factory(engine)() as session:
+        return report.build(session, street_id, cutoff, datasets_path(config), sla_of(config))
+
+
+def street_id_of(engine: Engine, config: Config, name: str | None = None) -> str:
+    """The street to report on: the one named, else the configured one, else the only one loaded."""
+    with session_factory(engine)() as session:
+        loaded = queries.streets(session)
+    wanted = name or config.street
+    chosen = next((s for s in loaded if wanted in (s.name, s.id)), loaded[0] if loaded and not name else None)
+    if chosen is None:
+        raise LookupError(f"street {wanted!r} is not loaded (loaded: {', '.join(s.name for s in loaded) or 'none'})")
+    return chosen.id
+
+
+# --- HTML -----------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "<td>是</td>" if value else "<td>否</td>"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f'<td class="n">{value:g}</td>'
+    return f"<td>{escape('' if value is None or (isinstance(value, float) and pd.isna(value)) else str(value))}</td>"
+
+
+def table(df: pd.DataFrame, total: dict[str, Any] | None = None, limit: int | None = None) -> str:
+    """A DataFrame as an HTML table with Chinese headings (escaped), optionally a 合计 row."""
+    if df.empty:
+        return '<p class="facts">无</p>'
+    shown = df if limit is None else df.head(limit)
+    head = "".join(f"<th>{escape(HEADINGS.get(c, c))}</th>" for c in df.columns)
+    rows = "".join("<tr>" + "".join(_cell(v.item() if hasattr(v, "item") else v) for v in r) + "</tr>"
+                   for r in shown.itertuples(index=False))
+    if total is not None:
+        rows += '<tr class="total">' + "".join(_cell(total.get(c, "合计" if i == 0 else ""))
+                                               for i, c in enumerate(df.columns)) + "</tr>"
+    more = f'<p class="meta">另有 {len(df) - len(shown)} 条，见汇总表。</p>' if len(shown) < len(df) else ""
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{more}"
+
+
+def _headline(r: Report) -> str:
+    street = r.summary["cases"]["street"]
+    boxes = "".join(f"<div>{CATEGORY_LABELS[c]}<b>{street[c]['new_24h']}</b>累计 {street[c]['total']}</div>"
+                    for c in CATEGORY_LABELS)
+    lines = "".join(f"<li>{CATEGORY_LABELS[c]}：24小时新增 {street[c]['new_24h']}，累计 {street[c]['total']}</li>"
+                    for c in CATEGORY_LABELS)
+    official = ""
+    for key, label in (("district", r.street["district"]), ("city", "上海市")):
+        o = r.summary["cases"][key]
+        if o:
+            official += (f"<li>{escape(label)}（{o['date']} 官方通报）：确诊新增 {o['confirmed']['new']}，"
+                         f"无症状新增 {o['asymptomatic']['new']}；累计确诊 {o['confirmed']['total']}，"
+                         f"累计无症状 {o['asymptomatic']['total']}</li>")
+    tiers = r.summary["tiers"]
+    zones = f"封控区 {tiers['sealed']}、管控区 {tiers['controlled']}、防范区 {tiers['precaution']}（小区数）"
+    return f'<div class="headline">{boxes}</div><ul class="facts">{lines}{official}<li>{zones}</li></ul>'
+
+
+
+def _trend(r: Report) -> str:
+    """Confirmed per day over 14 days (bars), and 7- and 14-day sums per category."""
+    t = r.trend
+    top = max(1, int(t["confirmed"].max()))
+    w, h, bw = 640, 140, 640 / 14
+    bars = "".join(
+        f'<rect x="{i * bw + 4:.1f}" y="{h - 20 - v / top * (h - 40):.1f}" width="{bw - 8:.1f}" '
+        f'height="{v / top * (h - 40):.1f}" fill="#c92a2a"/><text x="{i * bw + bw / 2:.1f}" '
+        f'y="{h - 24 - v / top * (h - 40):.1f}" font-size="10" text-anchor="middle">{v}</text>'
+        f'<text x="{i * bw + bw / 2:.1f}" y="{h - 6}" font-size="9" text-anchor="middle">{d:%m-%d}</text>'
+        for i, (d, v) in enumerate(zip(t["day"], t["confirmed"], strict=True)))
+    sums = pd.DataFrame([{"category": CATEGORY_LABELS[c], "last_7": int(t[c].tail(7).sum()),
+                          "last_14": int(t[c].sum())} for c in CATEGORY_LABELS])
+    sums.columns = ["类别", "近7天", "近14天"]
+    return f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="确诊趋势">{bars}</svg>{table(sums)}'
+
+
+def _svg_map(engine: Engine, config: Config, r: Report) -> str:
+    """A static map of the street at the cut-off: roads, water, committees, the day's points."""
+    q = Query.from_config(config, r.street["id"], r.cutoff)
+    day_q = Query(q.street_id, q.at, case_window=dt.timedelta(days=1), sla=q.sla)
+    with session_factory(engine)() as s:
+        base, bounds = basemap.features(s, q), boundaries.features(s, q)
+        points = [("cases", f) for f in cases.features(s, day_q)["features"]
+                  if f["properties"]["kind"] == "confirmed"]
+        points += [("observations", f) for f in observations.features(s, q)["features"]
+                   if f["properties"]["kind"] == "active"]
+        points += [("gates", f) for f in gates.features(s, q)["features"]
+                   if f["properties"]["kind"] == "closed" or f["properties"]["understaffed"]]
+        points += [("workorders", f) for f in workorders.features(s, q)["features"] if f["properties"]["overdue"]]
+    street = shape(bounds["features"][0]["geometry"])
+    minx, miny, maxx, maxy = street.bounds
+    kx = 0.8660  # cos(30°): metres per degree of longitude against latitude near Shanghai
+    scale = min(MAP_W / ((maxx - minx) * kx), MAP_H / (maxy - miny)) * 0.96
+
+    def xy(lng: float, lat: float) -> str:
+        return f"{(lng - minx) * kx * scale + 8:.1f},{(maxy - lat) * scale + 8:.1f}"
+
+    def path(geom: dict[str, Any]) -> str:
+        kind, coords = geom["type"], geom["coordinates"]
+        lines = {"LineString": [coords], "MultiLineString": coords, "Polygon": coords,
+                 "MultiPolygon": [ring for poly in coords for ring in poly]}.get(kind, [])
+        return " ".join("M" + " L".join(xy(*c[:2]) for c in line) for line in lines)
+
+    parts = []
+    for f in base["features"]:
+        water = f["properties"]["kind"] == "water"
+        fill = "#d0ebff" if water and "Polygon" in f["geometry"]["type"] else "none"
+        parts.append(f'<path d="{path(f["geometry"])}" fill="{fill}" '
+                     f'stroke="{"#a5d8ff" if water else "#dee2e6"}" stroke-width="{2 if water else 1}"/>')
+    for f in bounds["features"]:
+        street_edge = f["properties"]["kind"] == "street"
+        parts.append(f'<path d="{path(f["geometry"])}" fill="none" stroke="{"#e8590c" if street_edge else "#4dabf7"}" '
+                     f'stroke-width="{2.5 if street_edge else 1}" stroke-dasharray="{"" if street_edge else "4 3"}"/>')
+    style = {"cases": ("#c92a2a", 4), "observations": ("#7048e8", 3.5), "gates": ("#212529", 3),
+             "workorders": ("#1c7ed6", 4)}
+    for layer, f in points:
+        colour, radius = style[layer]
+        x, y = xy(*f["geometry"]["coordinates"][:2]).split(",")
+        parts.append(f'<circle cx="{x}" cy="{y}" r="{radius}" fill="{colour}" fill-opacity="0.85"/>')
+    counts = {k: sum(1 for layer, _ in points if layer == k) for k in style}
+    legend = "　".join(f'<span style="color:{style[k][0]}">●</span> {label} {counts[k]}' for k, label in
+                      (("cases", "24小时确诊"), ("observations", "居家观察"), ("gates", "关闭/值守不足出入口"),
+                       ("workorders", "超时工单")))
+    return (f'<svg viewBox="0 0 {MAP_W + 16:.0f} {MAP_H + 16:.0f}" role="img" aria-label="街道示意图">'
+            f'{"".join(parts)}</svg><p class="meta">{legend}。底图：OpenStreetMap（ODbL）；居委辖区为合成数据。</p>')
+
+
+def render(engine: Engine, config: Config, r: Report, toolbar: str = "") -> str:
+    """The whole briefing as one HTML document (the page and the PDF)."""
+    s = r.summary
+    orders, gates_now, shops_now = s["work_orders"], s["facilities"]["gates"], s["facilities"]["shops"]
+    alerts_24h = sum(s["alerts_24h"].values())
+    ending_today = int((r.observations_ending["ends"] == "今日").sum()) if not r.observations_ending.empty else 0
+    cut = r.cutoff.astimezone(rules.SHANGHAI)
+    sections = [
+        f"<h1>{escape(r.street['name'])} 疫情防控晨报</h1>",
+        f'<p class="meta">{escape(r.street["district"])} · {r.day:%Y年%m月%d日} · 数据截至 {cut:%Y-%m-%d %H:%M}'
+        f"（此后的事件不计入，重新生成结果相同） · 生成于 {dt.datetime.now(rules.SHANGHAI):%Y-%m-%d %H:%M}</p>",
+        "<h2>一、疫情概况（24小时新增 / 累计）</h2>", _headline(r),
+        "<h2>二、分居委情况（较前一日）</h2>", table(r.committees, {"committee": "合计", **r.totals()}),
+        "<h2>三、近7天、14天趋势（确诊，按日）</h2>", _trend(r),
+        "<h2>四、街道示意图（截至发布时点）</h2>", _svg_map(engine, config, r),
+        "<h2>五、12345 工单</h2>",
+        f'<p class="facts">24小时新开 {orders["opened_24h"]}，24小时关闭 {orders["closed_24h"]}，'
+        f'在办 {orders["open"]}，超时 {orders["overdue"]}。</p>',
+        table(r.orders_by_category, {"category": "合计", **{c: int(r.orders_by_category[c].sum())
+                                                           for c in ("opened_24h", "closed_24h", "open", "overdue")}}),
+        "<p class=\"facts\">在办时间最长的工单：</p>",
+        table(r.longest_open[["committee", "order", "category", "state", "open_hours", "sla", "description"]]),
+        "<h2>六、小区出入口</h2>",
+        f'<p class="facts">关闭 {gates_now["closed"]}，限制通行 {gates_now["restricted"]}，'
+        f'值守不足 {gates_now["understaffed"]}（共列出 {len(r.gates)} 个关闭或值守不足的出入口）。</p>',
+        table(r.gates, limit=LIST_LIMIT),
+        "<h2>七、居家观察</h2>",
+        f'<p class="facts">在观 {s["work"]["key_person_visit"]["target"]}，24小时新增 {len(r.observations_started)}，'
+        f"今日期满 {ending_today}，明日期满 {len(r.observations_ending) - ending_today}，"
+        f"昨日未打卡 {len(r.missed_checkins)}。</p>",
+        "<p class=\"facts\">今日、明日期满：</p>", table(r.observations_ending, limit=LIST_LIMIT),
+        "<p class=\"facts\">昨日未打卡：</p>", table(r.missed_checkins, limit=LIST_LIMIT),
+        "<h2>八、沿街商铺</h2>",
+        f'<p class="facts">关闭 {shops_now["closed"]}，待核实 {shops_now["unverified"]}，营业 {shops_now["open"]}'
+        f'（共 {shops_now["total"]} 家）。</p>', table(r.shops, limit=LIST_LIMIT),
+        "<h2>九、近24小时预警</h2>", f'<p class="facts">共 {alerts_24h} 条。</p>', table(r.alerts, limit=LIST_LIMIT),
+    ]
+    return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(r.street["name"])} 晨报 '
+            f'{r.day}</title><style>{CSS}</style></head><body>{toolbar}<main class="briefing">'
+            f'{"".join(sections)}</main></body></html>')
+
+
+def pdf(engine: Engine, config: Config, r: Report) -> bytes:
+    """The briefing as an A4 PDF (weasyprint; needs a CJK font such as Debian's fonts-noto-cjk)."""
+    from weasyprint import HTML  # imported here: it loads Pango, which only the briefing needs
+
+    return HTML(string=render(engine, config, r)).write_pdf()
+
+
+def workbook(r: Report) -> bytes:
+    """The summary tables: 汇总 (the briefing's committee table) and one sheet per table, by committee."""
+    out = io.BytesIO()
+    summary_sheet = pd.concat([r.committees, pd.DataFrame([{"committee": "合计", **r.totals()}])], ignore_index=True)
+    with pd.ExcelWriter(out, engine="openpyxl") as xl:
+        frames = {"汇总": summary_sheet, **{name: getattr(r, attr).sort_values("committee", kind="stable")
+                                          for name, attr in SHEETS.items()}}
+        for name, df in frames.items():
+            df.rename(columns=HEADINGS).to_excel(xl, sheet_name=name, index=False)
+            sheet = xl.sheets[name]
+            sheet.freeze_panes = "A2"
+            for col in sheet.columns:
+                sheet.column_dimensions[col[0].column_letter].width = min(
+                    40, max(8, *(len(str(c.value or "")) * 1.8 for c in col[:50])))
+        about = pd.DataFrame({"项目": ["街道", "日期", "数据截至", "说明"],
+                              "内容": [r.street["name"], r.day.isoformat(), r.cutoff.isoformat(),
+                                     "身份证号、电话均已脱敏；数据按截至时点冻结，与晨报一致"]})
+        about.to_excel(xl, sheet_name="说明", index=False)
+    return out.getvalue()
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+routes = Blueprint("opsmap_briefing", __name__)
+
+
+def _request_report() -> tuple[Engine, Config, Report]:
+    engine, config = current_app.config["OPSMAP_ENGINE"], current_app.config["OPSMAP_CONFIG"]
+    try:
+        day = dt.date.fromisoformat(request.args.get("date") or dt.datetime.now(rules.SHANGHAI).date().isoformat())
+        cut = dt.time.fromisoformat(request.args.get("cutoff") or "07:00")
+    except ValueError as exc:
+        abort(Response(f"date/cutoff: {exc} (use date=2022-04-10&cutoff=07:00)", status=400))
+    try:
+        street = street_id_of(engine, config, request.args.get("street"))
+    except LookupError as exc:
+        abort(Response(str(exc), status=404))
+    return engine, config, make(engine, config, street, report.cutoff_at(day, cut))
+
+
+@routes.get("/briefing")
+def page() -> Response:
+    """The briefing on screen, with a date/cut-off form and the PDF and workbook downloads."""
+    engine, config, r = _request_report()
+    params = f"street={r.street['id']}&date={r.day}&cutoff={r.cutoff.astimezone(rules.SHANGHAI):%H:%M}"
+    toolbar = (f'<form class="toolbar" method="get"><input type="hidden" name="street" value="{r.street["id"]}">'
+               f'<label>日期 <input type="date" name="date" value="{r.day}"></label>'
+               f'<label>截至 <input type="time" name="cutoff" value="{r.cutoff.astimezone(rules.SHANGHAI):%H:%M}">'
+               f'</label><button type="submit">生成</button>'
+               f'<a id="briefing-pdf" href="/briefing.pdf?{params}">下载 PDF</a>'
+               f'<a id="briefing-xlsx" href="/briefing.xlsx?{params}">下载汇总表</a></form>')
+    return Response(render(engine, config, r, toolbar), mimetype="text/html")
+
+
+@routes.get("/briefing.pdf")
+def pdf_download() -> Response:
+    engine, config, r = _request_report()
+    return _attachment(pdf(engine, config, r), "application/pdf", f"briefing-{r.street['id']}-{r.day}.pdf")
+
+
+@routes.get("/briefing.xlsx")
+def xlsx_download() -> Response:
+    _, _, r = _request_report()
+    return _attachment(workbook(r), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                       f"tables-{r.street['id']}-{r.day}.xlsx")
+
+
+def _attachment(body: bytes, mimetype: str, name: str) -> Response:
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def write(path: Path, body: bytes) -> Path:
+    """Write an export atomically (a half-written briefing is never left at ``path``)."""
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(body)
+    tmp.replace(path)
+    return path

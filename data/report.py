@@ -1,0 +1,238 @@
+"""The morning briefing's numbers and the summary tables, frozen at a cut-off.
+
+Why from history only: the 8 a.m. briefing must give the same numbers when it is reopened
+a week later, so everything here is computed from events stamped up to the cut-off (state
+history, case reports, check-ins), never from current state. The headline numbers are
+``data.summary.summary`` at the cut-off — the same function the summary API answers with — and
+the per-committee totals are computed once here for both the PDF and the workbook.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from data import queries, rules
+from data.models import (
+    Alert,
+    Case,
+    Committee,
+    Compound,
+    Gate,
+    HealthCheckIn,
+    HomeObservation,
+    ReturneeRegistration,
+    Shop,
+    Street,
+)
+from data.store import states_as_of
+from data.summary import CATEGORIES, summary
+
+DAY = dt.timedelta(days=1)
+LONGEST = 10
+REGISTRATION_DAYS = 14
+CATEGORY_LABELS = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接",
+                   "home_observation": "居家观察", "released": "解除观察"}
+#: per-committee totals: column → heading (the PDF and the workbook's 汇总 sheet share them)
+COMMITTEE_COLUMNS = {"committee": "居委", "confirmed_24h": "确诊（24小时）", "confirmed_prev": "确诊（前24小时）",
+                     "change": "增减", "observing": "居家观察在观", "missed": "昨日未打卡",
+                     "registrations": "返沪登记（14天）", "orders_open": "在办工单", "orders_overdue": "超时工单"}
+UNASSIGNED = "（未分配居委）"
+
+
+def cutoff_at(day: dt.date, cutoff: dt.time = dt.time(7, 0)) -> dt.datetime:
+    """The cut-off moment of the briefing for ``day``, Shanghai time."""
+    return dt.datetime.combine(day, cutoff, rules.SHANGHAI)
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the briefing and the tables show, as of ``cutoff``."""
+
+    street: dict[str, str]
+    day: dt.date
+    cutoff: dt.datetime
+    summary: dict[str, Any]
+    committees: pd.DataFrame  # COMMITTEE_COLUMNS, one row per committee (+ UNASSIGNED when needed)
+    trend: pd.DataFrame  # 14 rows, oldest first: day, one column per category
+    orders_by_category: pd.DataFrame
+    longest_open: pd.DataFrame
+    gates: pd.DataFrame  # closed or understaffed at the cut-off
+    observations_started: pd.DataFrame
+    observations_ending: pd.DataFrame  # today and tomorrow
+    missed_checkins: pd.DataFrame
+    shops: pd.DataFrame  # closed or unverified
+    alerts: pd.DataFrame  # last 24 h
+    registrations: pd.DataFrame  # workbook: per committee, masked
+    observations: pd.DataFrame  # workbook: active at the cut-off, day N/14 and check-in status
+    orders: pd.DataFrame  # workbook: open at the cut-off or closed in the last 24 h, with SLA status
+
+    def totals(self) -> dict[str, int]:
+        """The committee table's column sums (the workbook's 合计 row)."""
+        return {c: int(self.committees[c].sum()) for c in COMMITTEE_COLUMNS if c != "committee"}
+
+
+def _local(t: dt.datetime | None) -> str:
+    return "" if t is None else t.astimezone(rules.SHANGHAI).strftime("%Y-%m-%d %H:%M")
+
+
+def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=columns)
+
+
+def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
+          sla: dict[str, dict[str, dt.timedelta]]) -> Report:
+    """The report of ``street_id`` frozen at ``cutoff``."""
+    street = session.get(Street, street_id)
+    if street is None:
+        raise LookupError(f"street {street_id!r} is not loaded")
+    day = rules.local_day(cutoff)
+    names = dict(session.execute(select(Committee.id, Committee.name).where(Committee.street_id == street_id)
+                                 .order_by(Committee.id)).all())
+    per: dict[str, dict[str, Any]] = {cid: {c: 0 for c in COMMITTEE_COLUMNS} | {"committee": name}
+                                      for cid, name in names.items()}
+
+    def row(committee_id: str | None) -> dict[str, Any]:
+        key = committee_id if committee_id in per else UNASSIGNED
+        return per.setdefault(key, {c: 0 for c in COMMITTEE_COLUMNS} | {"committee": UNASSIGNED})
+
+    # cases: per committee, and the 14-day trend
+    cases = session.execute(select(Case.category, Case.reported_at, Compound.committee_id)
+                            .join(Compound, Compound.id == Case.compound_id)
+                            .where(Compound.street_id == street_id, Case.reported_at > cutoff - 14 * DAY,
+                                   Case.reported_at <= cutoff)).all()
+    trend = {k: {c: 0 for c in CATEGORIES} for k in range(14)}
+    for category, reported_at, committee_id in cases:
+        age = int((cutoff - reported_at) / DAY)  # 0: the 24 h to the cut-off
+        trend[age][category] += 1
+        if category == "confirmed" and age < 2:
+            row(committee_id)["confirmed_24h" if age == 0 else "confirmed_prev"] += 1
+    trend_df = pd.DataFrame([{"day": (day - k * DAY), **trend[k]} for k in range(13, -1, -1)])
+
+    # observations as they stood at the cut-off
+    obs_rows = session.execute(select(HomeObservation, Compound.committee_id, Compound.name)
+                               .join(Compound, Compound.id == HomeObservation.compound_id)
+                               .where(Compound.street_id == street_id, HomeObservation.start_at <= cutoff)
+                               .order_by(HomeObservation.start_at, HomeObservation.id)).all()
+    periods = queries.observation_periods(session, [o for o, _, _ in obs_rows], cutoff)
+    day_start = dt.datetime.combine(day, dt.time(), rules.SHANGHAI)
+    checked = {oid: ts for oid, ts in session.execute(
+        select(HealthCheckIn.observation_id, HealthCheckIn.ts).where(
+            HealthCheckIn.ts >= day_start - DAY, HealthCheckIn.ts <= cutoff,
+            HealthCheckIn.observation_id.in_([o.id for o, _, _ in obs_rows])).order_by(HealthCheckIn.ts))}
+    yesterday = set(session.scalars(select(HealthCheckIn.observation_id).where(
+        HealthCheckIn.ts >= day_start - DAY, HealthCheckIn.ts < day_start)))
+    started, ending, missed, active = [], [], [], []
+    for obs, committee_id, compound in obs_rows:
+        p = periods[obs.id]
+        base = {"committee": names.get(committee_id, UNASSIGNED), "compound": compound, "address": obs.address,
+                "person": obs.person.id_masked, "start": _local(obs.start_at), "planned_end": _local(p.planned_end)}
+        if obs.start_at > cutoff - DAY:
+            started.append(base)
+        if not p.active:
+            continue
+        row(committee_id)["observing"] += 1
+        ends = rules.local_day(p.planned_end)
+        if ends in (day, day + DAY):
+            ending.append(base | {"ends": "今日" if ends == day else "明日"})
+        if obs.start_at < day_start - DAY and obs.id not in yesterday:
+            missed.append(base | {"day": f"{p.day}/{p.days}"})
+            row(committee_id)["missed"] += 1
+        last = checked.get(obs.id)
+        active.append(base | {"day": f"{p.day}/{p.days}", "checked_in_today": last is not None and last >= day_start,
+                              "last_checkin": _local(last)})
+    obs_cols = ["committee", "compound", "address", "person", "start", "planned_end"]
+
+    # returnee registrations of the last 14 days (masked)
+    regs = []
+    reg_from = cutoff - REGISTRATION_DAYS * DAY
+    for reg in session.scalars(select(ReturneeRegistration).where(
+            ReturneeRegistration.created_at > reg_from, ReturneeRegistration.created_at <= cutoff,
+            ReturneeRegistration.committee_id.in_(list(names)))
+            .order_by(ReturneeRegistration.created_at, ReturneeRegistration.id)):
+        row(reg.committee_id)["registrations"] += 1
+        regs.append({"committee": names[reg.committee_id], "person": reg.person_masked, "phone": reg.phone_masked or "",
+                     "origin": reg.origin, "status": reg.status, "gate": reg.gate_id or "",
+                     "created": _local(reg.created_at)})
+
+    # work orders at the cut-off (the same set and clocks as the summary's counts)
+    orders, by_cat = [], {}
+    for order, state in queries.street_orders(session, street_id, cutoff):
+        name = state.get("state", order.state)
+        committee_id = state.get("committee_id", order.committee_id)
+        clocks = queries.order_clocks(order, state, cutoff, sla)
+        late = max((c.overdue_by for c in clocks), default=dt.timedelta(0))
+        cat = by_cat.setdefault(order.category, {"category": order.category, "opened_24h": 0, "closed_24h": 0,
+                                                 "open": 0, "overdue": 0})
+        cat["opened_24h"] += order.created_at > cutoff - DAY
+        closed_now = name == "closed" and any(e.to_state == "closed" and cutoff - DAY < e.ts <= cutoff
+                                              for e in order.events)
+        cat["closed_24h"] += closed_now
+        is_open = name in rules.OPEN_STATES
+        if not (is_open or closed_now):
+            continue
+        overdue = is_open and late > dt.timedelta(0)
+        if is_open:
+            cat["open"] += 1
+            cat["overdue"] += overdue
+            row(committee_id)["orders_open"] += 1
+            row(committee_id)["orders_overdue"] += overdue
+        sla_text = f"超时 {int(late.total_seconds() // 60)} 分钟" if overdue else "正常" if is_open else "已关闭"
+        orders.append({"committee": names.get(committee_id, UNASSIGNED), "order": order.id,
+                       "category": order.category, "priority": state.get("priority", order.priority), "state": name,
+                       "created": _local(order.created_at),
+                       "open_hours": round((cutoff - order.created_at) / dt.timedelta(hours=1), 1),
+                       "sla": sla_text, "description": order.description})
+    orders_df = _frame(orders, ["committee", "order", "category", "priority", "state", "created", "open_hours",
+                                "sla", "description"])
+    open_orders = orders_df[orders_df["sla"] != "已关闭"]
+
+    # gates and shops as they stood at the cut-off
+    gate_rows = session.execute(select(Gate, Compound.name, Compound.committee_id).join(Compound)
+                                .where(Compound.street_id == street_id).order_by(Gate.id)).all()
+    gstates = states_as_of(session, "gate", cutoff, [g.id for g, _, _ in gate_rows])
+    gates = []
+    for g, compound, cid in gate_rows:
+        st = gstates.get(g.id)
+        guards = 0 if st is None else int(st.get("guards_on_duty", 0))
+        if st is not None and (st["status"] == "closed" or guards < g.guards_required):
+            gates.append({"committee": names.get(cid, UNASSIGNED), "compound": compound, "gate": g.name,
+                          "status": st["status"], "guards": f"{guards}/{g.guards_required}"})
+    shop_rows = session.scalars(select(Shop).where(Shop.street_id == street_id).order_by(Shop.id)).all()
+    sstates = states_as_of(session, "shop", cutoff, [s.id for s in shop_rows])
+    shops = [{"committee": names.get(s.committee_id, UNASSIGNED), "shop": s.name, "category": s.category,
+              "status": sstates[s.id]["status"], "last_report": _local(_parse(sstates[s.id].get("last_report_at")))}
+             for s in shop_rows if s.id in sstates and sstates[s.id]["status"] in ("closed", "unverified")]
+
+    alerts = [{"time": _local(a.ts), "kind": a.kind, "severity": a.severity, "message": a.message}
+              for a in session.scalars(select(Alert).where(Alert.ts > cutoff - DAY, Alert.ts <= cutoff,
+                                                           Alert.geom.is_not(None)).order_by(Alert.ts.desc(), Alert.id))
+              if street.geom.covers(a.geom)]
+
+    committees = pd.DataFrame(list(per.values()), columns=list(COMMITTEE_COLUMNS))
+    committees["change"] = committees["confirmed_24h"] - committees["confirmed_prev"]
+    return Report(
+        street={"id": street.id, "name": street.name, "district": street.district}, day=day, cutoff=cutoff,
+        summary=summary(session, street_id, cutoff, datasets, sla), committees=committees, trend=trend_df,
+        orders_by_category=_frame(sorted(by_cat.values(), key=lambda r: r["category"]),
+                                  ["category", "opened_24h", "closed_24h", "open", "overdue"]),
+        longest_open=open_orders.sort_values("open_hours", ascending=False, kind="stable").head(LONGEST),
+        gates=_frame(gates, ["committee", "compound", "gate", "status", "guards"]),
+        observations_started=_frame(started, obs_cols),
+        observations_ending=_frame(ending, [*obs_cols, "ends"]),
+        missed_checkins=_frame(missed, [*obs_cols, "day"]),
+        shops=_frame(shops, ["committee", "shop", "category", "status", "last_report"]),
+        alerts=_frame(alerts, ["time", "kind", "severity", "message"]),
+        registrations=_frame(regs, ["committee", "person", "phone", "origin", "status", "gate", "created"]),
+        observations=_frame(active, [*obs_cols, "day", "checked_in_today", "last_checkin"]),
+        orders=orders_df)
+
+
+def _parse(value: str | None) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)

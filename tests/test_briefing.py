@@ -1,0 +1,242 @@
+"""brf: the morning briefing and its tables are frozen at the cut-off, agree with the summary
+API and with each other, and the 2022 replay gives the source CSV's counts per committee."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from sqlalchemy import select
+
+from dashboard import briefing
+from data import streams
+from data.geodata import read_case_addresses
+from data.ingest import Worker
+from data.loader import load_street
+from data.models import Compound, CompoundAddress
+from data.report import COMMITTEE_COLUMNS, cutoff_at
+from data.settings import PROJECT_ROOT, load
+from data.simulator import replay_2022
+from data.store import session_factory
+from tests.conftest import DATASETS, ENGINES, SEED, _engine, person_id, phone
+
+DAY = dt.date(2022, 4, 10)
+CUTOFF = cutoff_at(DAY)
+TZ = dt.timezone(dt.timedelta(hours=8))
+ID_OR_PHONE = re.compile(r"\d{17}[\dXx]|1[3-9]\d{9}")
+
+
+def _apply(engine, client, config, consumer: str) -> None:
+    worker = Worker(engine, client, config, consumer=consumer)
+    while worker.step(block_ms=50):
+        pass
+
+
+def _send(client, stream: str, events: list[dict]) -> None:
+    streams.append(client, stream, [json.dumps(e, ensure_ascii=False) for e in events])
+
+
+def _day_before(data) -> dict[str, list[dict]]:
+    """Work of 2022-04-09 besides the published cases: observations, check-ins, a returnee,
+    orders (one overdue), a gate closed: so every table of the briefing has rows."""
+    t = lambda h, m=0: dt.datetime(2022, 4, 9, h, m, tzinfo=TZ).isoformat()  # noqa: E731
+    c = data.compounds
+    obs = [{"event_id": f"b-o{i}", "ts": t(8) if i else "2022-03-28T09:00:00+08:00", "person_id": person_id(600 + i),
+            "category": "home_observation", "compound_id": c[i * 30].id} for i in range(4)]
+    return {
+        "cases": obs,
+        "health": [{"event_id": f"b-h{i}", "ts": t(9, i), "person_id": person_id(600 + i), "temperature": 36.6}
+                   for i in (1, 2)],
+        "checkins": [{"event_id": "b-r1", "ts": t(10), "gate_id": data.gates[5].id, "direction": "in",
+                      "person_id": person_id(700), "phone": phone(700), "category": "returnee", "temperature": 36.5,
+                      "origin": "江苏省苏州市"}],
+        "workorders": [
+            {"event_id": "b-w1", "ts": t(11), "order_id": "B-1", "action": "create", "category": "supplies",
+             "priority": "normal", "description": "缺米面", "lat": c[3].lat, "lng": c[3].lng},
+            {"event_id": "b-w2", "ts": t(11, 10), "order_id": "B-1", "action": "dispatch",
+             "committee_id": c[3].committee_id, "assignee": "居委"},
+            {"event_id": "b-w3", "ts": t(20), "order_id": "B-2", "action": "create", "category": "medical_need",
+             "priority": "urgent", "description": "透析", "lat": c[9].lat, "lng": c[9].lng}],
+        "facilities": [{"event_id": "b-f1", "ts": t(12), "facility_id": data.gates[8].id, "status": "closed",
+                        "guards_on_duty": 2, "reporter": "巡查"},
+                       {"event_id": "b-f2", "ts": t(12), "facility_id": data.shops[2].id, "status": "closed",
+                        "reporter": "巡查"}],
+    }
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def replayed(request, tmp_path_factory, redis_url):
+    """A street with the published lists of 2022-03-25 … 04-12 and a day of work, all ingested."""
+    import redis
+
+    tmp = tmp_path_factory.mktemp(f"brf-{request.param}")
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    for engine in _engine(request.param, tmp):
+        url = engine.url.render_as_string(hide_password=False)
+        config = load(environ={"OPSMAP_VAR_DIR": str(tmp), "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef",
+                               "DATABASE_URL": url})
+        data = load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)
+        list(replay_2022(engine, client, DATASETS, "南京东路", dt.date(2022, 3, 25), dt.date(2022, 4, 12), None))
+        for stream, events in _day_before(data).items():
+            _send(client, stream, events)
+        _apply(engine, client, config, f"brf-{request.param}")
+        yield {"engine": engine, "data": data, "config": config, "client": client, "tmp": tmp, "url": url}
+    client.flushdb()
+
+
+def _pdf_text(body: bytes, tmp) -> str:
+    path = tmp / "b.pdf"
+    path.write_bytes(body)
+    return subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def _committee_rows(text: str) -> dict[str, list[int]]:
+    """The committee table of section 二 as read back from the PDF's text."""
+    part = text[text.index("二、"):text.index("三、")]
+    rows = re.finditer(r"^(合计|\S.*?居委会)\s+(-?\d+(?:\s+-?\d+)*)\s*$", part, re.M)
+    return {m[1]: [int(v) for v in m[2].split()] for m in rows}
+
+
+def test_brf001_2022_replay_gives_the_csv_count_per_committee(replayed, tmp_path):
+    rp = replayed
+    with session_factory(rp["engine"])() as s:
+        committee_of = dict(s.execute(select(CompoundAddress.address, Compound.committee_id).join(Compound)).all())
+        street = rp["data"].street
+        names = {c.id: c.name for c in rp["data"].committees}
+    csv = read_case_addresses(DATASETS, street.geom)
+    expected = {name: 0 for name in names.values()}
+    for address in set(csv[csv["date"] == DAY]["address"]):
+        expected[names[committee_of[address]]] += 1
+    assert sum(expected.values()) > 20  # the lists of that day are long in 南京东路
+
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL"}}
+    env |= {"DATABASE_URL": rp["url"], "OPSMAP_VAR_DIR": str(rp["tmp"])}
+    out = tmp_path / "briefing.pdf"
+    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "briefing", "--date", "2022-04-10",
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = _committee_rows(_pdf_text(out.read_bytes(), tmp_path))
+    assert {name: rows[name][0] for name in expected} == expected
+    assert rows["合计"][0] == sum(expected.values())
+
+
+def test_brf002_pdf_holds_the_summary_api_numbers_and_renders_chinese(replayed, tmp_path, artifacts):
+    from dashboard.app import create_app
+
+    rp = replayed
+    web = create_app(rp["config"], None).server.test_client()
+    api = web.get(f"/api/v1/summary?street={rp['data'].street.id}&as_of={CUTOFF.isoformat()}").get_json()
+    got = web.get(f"/briefing.pdf?date={DAY}&cutoff=07:00")
+    assert got.status_code == 200 and got.mimetype == "application/pdf"
+    text = _pdf_text(got.data, tmp_path)
+    labels = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接", "home_observation": "居家观察",
+              "released": "解除观察"}
+    for key, label in labels.items():
+        c = api["cases"]["street"][key]
+        assert f"{label}：24小时新增 {c['new_24h']}，累计 {c['total']}" in text
+    o = api["work_orders"]
+    assert f"24小时新开 {o['opened_24h']}，24小时关闭 {o['closed_24h']}，在办 {o['open']}，超时 {o['overdue']}" in text
+    g, sh = api["facilities"]["gates"], api["facilities"]["shops"]
+    assert f"关闭 {g['closed']}，限制通行 {g['restricted']}，值守不足 {g['understaffed']}" in text
+    assert f"关闭 {sh['closed']}，待核实 {sh['unverified']}，营业 {sh['open']}" in text
+    assert f"在观 {api['work']['key_person_visit']['target']}" in text
+    assert f"共 {sum(api['alerts_24h'].values())} 条" in text
+    assert api["cases"]["street"]["confirmed"]["new_24h"] > 0 and o["open"] == 2 and o["overdue"] == 1
+    fonts = subprocess.run(["pdffonts", str(tmp_path / "b.pdf")], capture_output=True, text=True).stdout
+    assert "CJK" in fonts  # the Chinese text is set in an embedded CJK font, not missing-glyph boxes
+    subprocess.run(["pdftoppm", "-r", "70", "-png", str(tmp_path / "b.pdf"), str(artifacts / "briefing-page")],
+                   check=True)
+    assert (artifacts / "briefing-page-1.png").stat().st_size > 20_000
+    page = web.get(f"/briefing?date={DAY}")
+    assert page.status_code == 200 and b'id="briefing-pdf"' in page.data and b'id="briefing-xlsx"' in page.data
+    assert b"@media print" in page.data and not ID_OR_PHONE.search(page.data.decode())
+
+
+def _numbers(rp) -> tuple[dict, dict]:
+    r = briefing.make(rp["engine"], rp["config"], rp["data"].street.id, CUTOFF)
+    frames = {k: getattr(r, k).to_dict("records") for k in ("committees", "trend", "orders_by_category",
+                                                               "longest_open", "gates", "observations_started",
+                                                               "observations_ending", "missed_checkins", "shops",
+                                                               "alerts", "registrations", "observations", "orders")}
+    return {k: v for k, v in r.summary.items()}, frames
+
+
+def test_brf003_same_numbers_when_regenerated_after_later_events(replayed, tmp_path):
+    rp = replayed
+    before = _numbers(rp)
+    pdf_before = _pdf_text(briefing.pdf(rp["engine"], rp["config"], briefing.make(
+        rp["engine"], rp["config"], rp["data"].street.id, CUTOFF)), tmp_path)
+    later = lambda m: (CUTOFF + dt.timedelta(minutes=m)).isoformat()  # noqa: E731
+    c = rp["data"].compounds
+    _send(rp["client"], "cases", [{"event_id": "late-1", "ts": later(5), "person_id": person_id(900),
+                                   "category": "confirmed", "compound_id": c[0].id}])
+    _send(rp["client"], "workorders", [{"event_id": "late-2", "ts": later(6), "order_id": "B-1", "action": "accept"},
+                                       {"event_id": "late-3", "ts": later(7), "order_id": "B-1", "action": "resolve",
+                                        "note": "已送达"}])
+    _send(rp["client"], "facilities", [{"event_id": "late-4", "ts": later(8), "facility_id": rp["data"].gates[8].id,
+                                        "status": "open", "guards_on_duty": 3, "reporter": "巡查"}])
+    _send(rp["client"], "health", [{"event_id": "late-5", "ts": later(9), "person_id": person_id(600),
+                                    "temperature": 36.4}])
+    _apply(rp["engine"], rp["client"], rp["config"], "brf-late")
+    with session_factory(rp["engine"])() as s:
+        from data.models import HomeObservation
+
+        obs = s.scalars(select(HomeObservation).order_by(HomeObservation.id)).first()
+    _send(rp["client"], "observations", [{"event_id": "late-6", "ts": later(10), "observation_id": obs.id,
+                                          "action": "extend", "days": 3, "reporter": "居委"}])
+    _apply(rp["engine"], rp["client"], rp["config"], "brf-late")
+    after = _numbers(rp)
+    assert {k: v for k, v in after[0].items() if before[0].get(k) != v} == {}
+    assert {k: v for k, v in after[1].items() if before[1].get(k) != v} == {}
+    pdf_after = _pdf_text(briefing.pdf(rp["engine"], rp["config"], briefing.make(
+        rp["engine"], rp["config"], rp["data"].street.id, CUTOFF)), tmp_path)
+    strip = lambda t: re.sub(r"生成于 \S+ \S+", "", t)  # noqa: E731 - only the generation time differs
+    assert strip(pdf_after) == strip(pdf_before)
+    now = briefing.make(rp["engine"], rp["config"], rp["data"].street.id, CUTOFF + dt.timedelta(hours=1))
+    assert now.summary["cases"]["street"]["confirmed"]["total"] == before[0]["cases"]["street"]["confirmed"][
+        "total"] + 1  # the later events are there: they only do not count before their time
+
+
+def test_brf004_workbook_totals_equal_the_pdf(replayed, tmp_path):
+    rp = replayed
+    r = briefing.make(rp["engine"], rp["config"], rp["data"].street.id, CUTOFF)
+    body = briefing.workbook(r)
+    sheets = pd.read_excel(io.BytesIO(body), sheet_name=None)
+    assert list(sheets) == ["汇总", "返沪登记", "居家观察", "工单", "说明"]
+    summary = sheets["汇总"].set_index("居委")
+    total = summary.loc["合计"]
+    pdf_rows = _committee_rows(_pdf_text(briefing.pdf(rp["engine"], rp["config"], r), tmp_path))
+    headings = [h for k, h in COMMITTEE_COLUMNS.items() if k != "committee"]
+    assert [int(total[h]) for h in headings] == pdf_rows["合计"]
+    for name, row in summary.drop(index="合计").iterrows():
+        assert [int(row[h]) for h in headings] == pdf_rows[name]
+    assert int(total["返沪登记（14天）"]) == len(sheets["返沪登记"]) == 1
+    assert int(total["居家观察在观"]) == len(sheets["居家观察"]) == 4
+    assert int(total["在办工单"]) == int((sheets["工单"]["时限"] != "已关闭").sum()) == 2
+    assert int(total["昨日未打卡"]) == 1  # the observation from 03-28 without a check-in on 04-09
+    flat = "\n".join(df.to_csv() for df in sheets.values())
+    assert not ID_OR_PHONE.search(flat), "an unmasked ID or phone number in the workbook"
+    assert "****" in sheets["返沪登记"]["电话（脱敏）"].iloc[0]
+
+
+def test_brf005_cli_writes_the_workbook(replayed, tmp_path):
+    rp = replayed
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL"}}
+    env |= {"DATABASE_URL": rp["url"], "OPSMAP_VAR_DIR": str(rp["tmp"])}
+    out = tmp_path / "t.xlsx"
+    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "tables", "--date", "2022-04-10",
+                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert pd.read_excel(out, sheet_name="汇总").iloc[-1]["居委"] == "合计"
+    bad = subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "tables", "--date", "2022-13-01"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--date" in bad.stderr
