@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from data.settings import PROJECT_ROOT
-from tests.conftest import BROWSER, post_event
+from tests.conftest import BROWSER, change_subscribers, post_event, wait_live
 
 pytestmark = BROWSER
 
@@ -27,7 +27,7 @@ def test_map001_street_boundary_and_compounds_show_without_errors(app_url, brows
     page.wait_for_function("document.querySelectorAll('.opsmap-compound').length >= 200", timeout=30_000)
     page.wait_for_selector("path[stroke='#e8590c']", state="attached")  # the street boundary
     assert page.locator(".opsmap-compound").count() == 344
-    assert page.locator("#map-title").inner_text() == "南京东路 战疫图"
+    page.locator("#map-title", has_text="南京东路 战疫图").wait_for()
     page.locator("#panel-cases").wait_for()
     assert "疫情发展" in page.locator("#panel-cases").inner_text()
     assert "封控" in page.locator("#panel-cases").inner_text() and "排摸" in page.locator("#panel-work").inner_text()
@@ -62,7 +62,9 @@ def test_map003_serve_ingests_posted_events_in_the_background(app_url, app_var):
         time.sleep(0.1)
 
 
-def _page(browser, url, errors):
+def _page(browser, url, errors, app_var=None):
+    """The map page loaded; with ``app_var``, also listening to live changes."""
+    listening = change_subscribers(app_var) if app_var else 0
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -70,6 +72,8 @@ def _page(browser, url, errors):
     page.goto(url)
     page.wait_for_function("document.querySelectorAll('.opsmap-compound').length >= 200", timeout=30_000)
     page.wait_for_function("document.querySelectorAll('.opsmap-gates').length >= 400", timeout=30_000)
+    if app_var:
+        wait_live(app_var, listening)
     return page
 
 
@@ -114,7 +118,7 @@ def test_map006_posted_events_reach_map_and_feed_and_names_stay_text(app_url, ap
     db.execute("UPDATE shop SET name = ? WHERE id = ?", (xss, shop_id))
     db.commit()
     errors: list[str] = []
-    page = _page(browser, app_url, errors)
+    page = _page(browser, app_url, errors, app_var)
     took = []
     for i, status in enumerate(["closed", "open", "closed", "open", "closed"]):
         start = time.monotonic()
@@ -197,8 +201,10 @@ def test_scr002_an_urgent_alert_interrupts_with_a_banner(app_url, app_var, brows
     from tests.conftest import person_id
 
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    listening = change_subscribers(app_var)
     page.goto(app_url + "/screen")
     page.wait_for_function("document.querySelectorAll('.opsmap-gates').length >= 400", timeout=30_000)
+    wait_live(app_var, listening)
     db = sqlite3.connect(app_var / "opsmap.db")
     gate, compound = db.execute("SELECT id, compound_id FROM gate ORDER BY id DESC LIMIT 1").fetchone()
     now = datetime.datetime.now(datetime.UTC)

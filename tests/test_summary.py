@@ -61,8 +61,10 @@ def test_sum003_read_api(api, scenario):
     street, at = scn["data"].street.id, quote(scn["at"](6).isoformat())
     fc = api.get(f"/api/v1/layers/alerts?street={street}&as_of={at}").get_json()
     assert sorted(f["properties"]["kind"] for f in fc["features"]) == ["closed_gate_scan", "fever"]
-    gate = api.get(f"/api/v1/entities/gates/{scn['gate'].id}").get_json()
-    assert gate["history"][0]["status"] == "closed"
+    gate = api.get(f"/api/v1/entities/gates/{scn['gate'].id}?as_of={at}").get_json()
+    assert gate["history"][0]["status"] == "closed" and gate["status"] == "closed"
+    before = api.get(f"/api/v1/entities/gates/{scn['gate'].id}?as_of={quote(scn['at'](0).isoformat())}").get_json()
+    assert before["status"] == "open" and before["history"][0]["status"] == "open"  # the drill-down of that moment
     assert api.get("/api/v1/entities/gates/nope").status_code == 404
     assert api.get("/api/v1/entities/nope/x").status_code == 404
     numbers = api.get(f"/api/v1/summary?street={street}&as_of={at}").get_json()
