@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -32,11 +34,39 @@ api = Blueprint("opsmap_api", __name__)
 GZIP_MIN_BYTES = 8192
 
 
+@dataclass(frozen=True)
+class Encoded:
+    """A JSON answer ready to send — body, its gzip and ETag made once — so a cached layer
+    costs a lookup per request, not a compression and a hash of megabytes."""
+
+    body: bytes
+    gz: bytes | None  # only bodies of GZIP_MIN_BYTES or more
+    etag: str
+
+    @classmethod
+    def of(cls, obj: Any) -> Encoded:
+        body = _json(obj)
+        gz = gzip.compress(body, compresslevel=5) if len(body) >= GZIP_MIN_BYTES else None
+        return cls(body, gz, hashlib.blake2b(body, digest_size=16).hexdigest())
+
+    def response(self, max_age: int) -> Response:
+        """The answer in the encoding the client accepts, conditional on its ETag."""
+        zipped = self.gz is not None and "gzip" in request.headers.get("Accept-Encoding", "")
+        response = Response(self.gz if zipped else self.body, mimetype="application/json")
+        if zipped:
+            response.headers["Content-Encoding"] = "gzip"
+        response.vary.add("Accept-Encoding")
+        response.set_etag(self.etag + ("-gz" if zipped else ""))
+        response.cache_control.max_age = max_age
+        response.cache_control.public = True
+        return response.make_conditional(request)
+
+
 @api.after_request
 def compress(response: Response) -> Response:
     """Gzip large JSON answers (layers with many points) for clients that accept it."""
     if (response.status_code != 200 or response.direct_passthrough or response.mimetype != "application/json"
-            or "gzip" not in request.headers.get("Accept-Encoding", "")
+            or "Content-Encoding" in response.headers or "gzip" not in request.headers.get("Accept-Encoding", "")
             or response.content_length is None or response.content_length < GZIP_MIN_BYTES):
         return response
     response.set_data(gzip.compress(response.get_data(), compresslevel=5))
@@ -136,13 +166,9 @@ def layer_features(layer_id: str) -> Response:
         return to_gcj02(fc) if config.tile_crs == "gcj02" else fc
 
     params = (layer_id, query.street_id, query.committee_id, query.at.isoformat() if past else "live")
-    response = Response(cached("layer", params, past, lambda: _json(compute()), _min_version()),
-                        mimetype="application/json")
+    encoded = cached("layer", params, past, lambda: Encoded.of(compute()), _min_version())
     # a past moment never changes: browsers may keep it; the present is revalidated by its ETag
-    response.cache_control.max_age = 3600 if past else 0
-    response.cache_control.public = True
-    response.add_etag()
-    return response.make_conditional(request)
+    return encoded.response(3600 if past else 0)
 
 
 @api.get("/api/v1/entities/<kind>/<entity_id>")

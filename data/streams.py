@@ -9,6 +9,7 @@ handled in one place.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -24,8 +25,10 @@ FEED_STREAMS = (*STREAMS, "alerts")
 LAG_COUNT_CAP = 100_000  # on Redis 6.2 lag is counted entry by entry; beyond this it reads as the cap
 
 
+@functools.cache
 def connect(url: str) -> redis.Redis:
-    """A client for ``url``; decoding is left off so payload bytes pass through unchanged."""
+    """The process's client for ``url`` (one connection pool, shared by threads, so a request
+    does not open a TCP connection); decoding is left off so payload bytes pass unchanged."""
     return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
 
 
