@@ -14,7 +14,6 @@ from typing import Any
 
 import dash_leaflet as dl
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from dash_extensions import EventSource
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,6 +27,7 @@ from dashboard.map_page import (
     layer_control,
     layer_id,
     layer_url,
+    live_events,
     message_version,
     street_viewport,
 )
@@ -47,20 +47,21 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     return html.Div(className="opsmap-screen", children=[
         html.Header(className="screen-header", children=[
             html.H1(f"{street.name if street else ''} {tr('战疫图', config.language)}", id="screen-title"),
-            html.Span(id="screen-focus", className="screen-focus"),
+            html.Span(tr("全街道", config.language), id="screen-focus", className="screen-focus"),
             html.Span(id="screen-staleness", className="staleness"),
             html.Span(id="screen-clock", className="screen-clock"),
         ]),
         html.Div(className="screen-body", children=[
             dl.Map(id="screen-map", className="screen-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
-                   zoomControl=False, children=[*tiles, layer_control(PAGE, config.language)]),
+                   zoomControl=False, bounds=street_viewport(street)["bounds"] if street else None,
+                   children=[*tiles, layer_control(PAGE, config.language)]),
             html.Aside(className="screen-panels", children=[
                 html.Div(id="screen-cases"), html.Div(id="screen-work"), html.Div(id="screen-feed")]),
         ]),
         html.Div(id="screen-banner", className="screen-banner hidden"),
         dcc.Store(id="screen-street", data=street.id if street else None),
         dcc.Store(id="screen-banner-until", data=0),
-        EventSource(id="screen-events", url="/api/v1/stream"),
+        *live_events("screen-events"),
         dcc.Interval(id="screen-tick", interval=1000),
     ])
 
@@ -68,7 +69,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
 def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_url: str | None) -> None:
     """The screen's callbacks: refetch changed layers, panels, urgent interrupts, clock, rotation."""
 
-    @app.callback(Output(layer_id(ALL, PAGE), "url"), Input("screen-street", "data"), Input("screen-events", "message"))
+    @app.callback(Output(layer_id(ALL, PAGE), "url"), Input("screen-street", "data"), Input("screen-events", "data"))
     def refetch_layers(street_id: str | None, message: str | None) -> list[Any]:
         keys = [layer.id for layer in layers.LAYERS]
         if not street_id:
@@ -79,7 +80,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                 for k in keys]
 
     @app.callback(Output("screen-cases", "children"), Output("screen-work", "children"),
-                  Output("screen-feed", "children"), Input("screen-street", "data"), Input("screen-events", "message"))
+                  Output("screen-feed", "children"), Input("screen-street", "data"), Input("screen-events", "data"))
     def refresh_panels(street_id: str | None, message: str | None) -> tuple[Any, ...]:
         if not street_id:
             return [], [], []
@@ -93,13 +94,13 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     @app.callback(Output("screen-banner", "children"), Output("screen-banner", "className"),
                   Output("screen-banner-until", "data"), Output("screen-map", "viewport"),
                   Output("screen-focus", "children"),
-                  Input("screen-events", "message"), Input("screen-tick", "n_intervals"),
+                  Input("screen-events", "data"), Input("screen-tick", "n_intervals"),
                   State("screen-banner-until", "data"), State("screen-street", "data"))
     def interrupt_or_rotate(message: str | None, tick: int | None, until: float,
                             street_id: str | None) -> tuple[Any, ...]:
         """An urgent alert takes the screen; when its time is up, the street (or the next committee)."""
         now = dt.datetime.now(dt.UTC).timestamp()
-        if "screen-events.message" in ctx.triggered_prop_ids:  # may arrive together with a tick
+        if "screen-events.data" in ctx.triggered_prop_ids:  # may arrive together with a tick
             urgent = json.loads(message or "{}").get("urgent") or []
             if not urgent:
                 return (no_update,) * 5
@@ -125,18 +126,21 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
 
 def _idle(sessions: sessionmaker[Session], street_id: str, tick: int, rotate_s: float,
           banner_ended: bool, lang: str) -> tuple[Any, ...]:
-    """Without an alert: the whole street, or every ``rotate_s`` seconds the next committee."""
-    hidden = ([], "screen-banner hidden", 0)
+    """Without an alert: back to the whole street when a banner's time is up, and every
+    ``rotate_s`` seconds the next committee. A tick never hides a banner it has not seen end:
+    its ``banner_ended`` may be read before an urgent message's callback has returned."""
     rotating = rotate_s > 0
-    if not banner_ended and tick > 1 and not (rotating and tick % int(rotate_s) == 0):
+    due = rotating and tick > 0 and tick % int(rotate_s) == 0
+    if not banner_ended and not due:
         return (no_update,) * 5
+    banner = ([], "screen-banner hidden", 0) if banner_ended else (no_update,) * 3
     with sessions() as session:
         street = session.get(Street, street_id)
         if not rotating:
-            return (*hidden, street_viewport(street), tr("全街道", lang))
+            return (*banner, street_viewport(street), tr("全街道", lang))
         committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
                                      .order_by(Committee.id)).all()
     com = committees[(tick // int(rotate_s)) % len(committees)]
     minx, miny, maxx, maxy = com.geom.bounds
     view = {"bounds": [[miny, minx], [maxy, maxx]], "options": {"padding": [24, 24]}, "transition": "flyToBounds"}
-    return (*hidden, view, com.name)
+    return (*banner, view, com.name)
