@@ -10,6 +10,7 @@ import datetime as dt
 import gzip
 import hashlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -230,54 +231,32 @@ def post_events(stream: str) -> tuple[Response, int]:
 
 @api.get("/api/v1/stream")
 def change_stream() -> Response:
-    """Server-sent events: one message per ingested batch (which streams changed), so the
-    screen refetches what changed without polling; a comment line every 15 s keeps it open."""
-    url = current_app.config.get("OPSMAP_REDIS_URL")
-    if not url:
+    """Server-sent change notices (which streams and entity kinds changed, urgent alerts), so
+    pages refetch what changed without polling. Each message carries the id of the last
+    notice in it; a reconnect (Last-Event-ID) or ``since=<id>`` resumes after it, so a page
+    misses nothing between its render and its connection or across a network blip. The
+    first notice goes out at once; what follows within COALESCE_S is merged into one."""
+    client = _client()
+    if client is None:
         abort(503, "no Redis configured")
-    pubsub = streams.connect(url).pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(streams.CHANGES)
+    since = request.headers.get("Last-Event-ID") or request.args.get("since") or ""
+    if not re.fullmatch(r"\d+-\d+", since):
+        since = streams.changes_top(client)
 
     def events() -> Iterator[str]:
-        try:
-            yield "retry: 2000\n\n"
-            while True:
-                msg = pubsub.get_message(timeout=15.0)
-                if msg is None:
-                    yield ": keep-alive\n\n"
-                    continue
-                yield f"data: {msg['data'].decode()}\n\n"  # the first change goes out at once …
-                merged = _gather(pubsub, COALESCE_S)  # … what follows within the window, merged
-                if merged is not None:
-                    yield f"data: {json.dumps(merged)}\n\n"
-        finally:
-            pubsub.close()
+        last = since
+        yield "retry: 2000\n\n"
+        while True:
+            notices = streams.changes_since(client, last, 15_000)
+            if not notices:
+                yield ": keep-alive\n\n"
+                continue
+            last = notices[-1][0]
+            yield f"id: {last}\ndata: {json.dumps(streams.merge_notices([n for _, n in notices]))}\n\n"
+            time.sleep(COALESCE_S)  # a busy ingest: the next message merges what came meanwhile
 
     return Response(events(), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-
-
-def _gather(pubsub: Any, window_s: float) -> dict[str, Any] | None:
-    """Merge the batches announced within ``window_s`` into one message (None if none), so a
-    busy ingest makes the screen refetch a few times a second at most, not once per batch."""
-    merged: dict[str, Any] | None = None
-    deadline = time.monotonic() + window_s
-    while (left := deadline - time.monotonic()) > 0:
-        msg = pubsub.get_message(timeout=left)
-        if msg is None:
-            continue
-        more = json.loads(msg["data"])
-        if merged is None:
-            merged = more
-            continue
-        for key in ("applied", "dead"):
-            merged[key] += more[key]
-        for key in ("streams", "kinds"):
-            merged[key] = sorted(set(merged[key]) | set(more[key]))
-        merged["urgent"] += more["urgent"]
-        merged["version"] = max(merged.get("version") or 0, more.get("version") or 0)
-        merged["at"] = more["at"]
-    return merged
 
 
 @api.get("/api/v1/feed")

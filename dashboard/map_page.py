@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 
 import dash_leaflet as dl
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from dash_extensions import EventSource
 from dash_extensions.javascript import Namespace
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -56,6 +56,17 @@ def parse_as_of(value: str | None) -> dt.datetime | None:
         return dt.datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=rules.SHANGHAI)
     except ValueError:
         return None
+
+
+def live_events(store_id: str) -> list[Any]:
+    """The page's live change notices: assets/live.js keeps one SSE connection open for the
+    marker element and puts each message into the store ``store_id`` (callbacks read its data).
+    The marker names the newest notice at render time, so the connection starts from there
+    and nothing that happens between the render and the connection is missed."""
+    url = current_app.config.get("OPSMAP_REDIS_URL")
+    since = streams.changes_top(streams.connect(url)) if url else ""
+    return [dcc.Store(id=store_id), html.Div(hidden=True, **{"data-opsmap-stream": "/api/v1/stream",
+                                                              "data-store": store_id, "data-since": since})]
 
 
 def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetime | None, version: str) -> str:
@@ -110,7 +121,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                 html.Div(id="panel-detail-slot"), html.Div(id="panel-cases-slot"),
                 html.Div(id="panel-work-slot"), html.Div(id="panel-feed-slot")]),
         ]),
-        EventSource(id="map-events", url="/api/v1/stream"),
+        *live_events("map-events"),
         dcc.Interval(id="map-tick", interval=10_000),
     ])
 
@@ -135,7 +146,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
 
     @app.callback(Output(layer_id(ALL), "url"),
                   Input("map-street", "value"), Input("map-committee", "value"), Input("map-asof", "value"),
-                  Input("map-events", "message"))
+                  Input("map-events", "data"))
     def refetch_layers(street_id: str | None, committee: str | None, as_of_text: str | None,
                        message: str | None) -> list[Any]:
         """New layer URLs: all on a new street, filter or moment; live, only the changed layers."""
@@ -152,7 +163,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
 
     @app.callback(Output("map-title", "children"), Output("panel-cases-slot", "children"),
                   Output("panel-work-slot", "children"), Output("panel-feed-slot", "children"),
-                  Input("map-street", "value"), Input("map-asof", "value"), Input("map-events", "message"))
+                  Input("map-street", "value"), Input("map-asof", "value"), Input("map-events", "data"))
     def refresh_panels(street_id: str | None, as_of_text: str | None, message: str | None) -> tuple[Any, ...]:
         """The numbers beside the map and the feed, for the moment shown."""
         if not street_id:

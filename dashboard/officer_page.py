@@ -14,14 +14,21 @@ from typing import Any
 
 import dash_leaflet as dl
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from dash_extensions import EventSource
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import layers
 from dashboard import components
 from dashboard.i18n import tr
-from dashboard.map_page import SHANGHAI_CENTRE, changed_layers, layer_control, layer_id, layer_url, message_version
+from dashboard.map_page import (
+    SHANGHAI_CENTRE,
+    changed_layers,
+    layer_control,
+    layer_id,
+    layer_url,
+    live_events,
+    message_version,
+)
 from data import actions, streams
 from data.models import Committee
 from data.settings import Config
@@ -54,7 +61,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                children=[layer_control(PAGE, lang, SHOWN)]),
         dcc.Store(id="officer-selected"),
         dcc.Store(id="officer-done", data=0),
-        EventSource(id="officer-events", url="/api/v1/stream"),
+        *live_events("officer-events"),
     ])
 
 
@@ -87,19 +94,20 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     lang = config.language
     engine = app.server.config["OPSMAP_ENGINE"]
 
-    def query(committee: str) -> Query:
+    def query(committee: str | None) -> Query | None:
+        """Now, for one committee; None when it is not loaded (a phone may remember an old one)."""
         with sessions() as session:
-            street_id = session.get(Committee, committee).street_id
-        return Query.from_config(config, street_id, dt.datetime.now(dt.UTC), committee)
+            found = session.get(Committee, committee) if committee else None
+        return Query.from_config(config, found.street_id, dt.datetime.now(dt.UTC), committee) if found else None
 
     @app.callback(Output("officer-list", "children"), Output(layer_id(ALL, PAGE), "url"),
                   Output("officer-map", "viewport"), Input("officer-committee", "value"),
-                  Input("officer-events", "message"), Input("officer-done", "data"))
+                  Input("officer-events", "data"), Input("officer-done", "data"))
     def refresh(committee: str | None, message: str | None, _: int) -> tuple[Any, ...]:
         keys = [layer.id for layer in SHOWN]
-        if not committee:
-            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], [None] * len(keys), no_update
         q = query(committee)
+        if q is None:
+            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], [None] * len(keys), no_update
         with sessions() as session:
             items = worklist(session, q)
             bounds = session.get(Committee, committee).geom.bounds
@@ -129,11 +137,12 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     @app.callback(Output("officer-detail", "children"), Input("officer-selected", "data"),
                   Input("officer-done", "data"), State("officer-committee", "value"), prevent_initial_call=True)
     def show(selected: dict[str, str] | None, _: int, committee: str | None) -> Any:
-        if not selected or not committee:
+        q = query(committee)
+        if not selected or q is None:
             return None
         layer = layers.BY_ID[selected["layer"]]
         with sessions() as session:
-            detail = layer.detail(session, selected["id"], query(committee))
+            detail = layer.detail(session, selected["id"], q)
         forms = [_form(a, lang) for a in actions.for_layer(layer.id)] if detail else []
         return html.Div(className="officer-detail", **{"data-layer": layer.id, "data-id": selected["id"]},
                         children=[components.detail_panel(layer.id, layer.title, detail, lang), *forms])

@@ -638,9 +638,8 @@ class Worker:
             kinds = sorted({i["entity"].split(":")[0] for i in items if i.get("entity")})
             urgent = [{k: i.get(k) for k in ("ts", "text", "lng", "lat")} for i in items
                       if i.get("severity") == "urgent"]
-            pipe.publish(streams.CHANGES, streams.to_json({"applied": len(out.applied), "dead": len(out.dead),
-                                                           "streams": changed, "kinds": kinds, "urgent": urgent,
-                                                           "version": version, "at": time.time()}))
+            streams.announce(pipe, {"applied": len(out.applied), "dead": len(out.dead), "streams": changed,
+                                    "kinds": kinds, "urgent": urgent, "version": version, "at": time.time()})
             pipe.execute()
         for _, entry_id, _, reason in out.dead:
             log.info("parked %s in opsmap:dead: %s", entry_id, reason)

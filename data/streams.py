@@ -20,7 +20,8 @@ import redis
 from data.events import DEAD, GROUP, STREAMS, stream_key
 
 Entry = tuple[str, str, dict[bytes, bytes]]  # (stream key, entry id, fields)
-CHANGES = "opsmap:changes"  # pub/sub channel: one message per ingested batch
+CHANGES = "opsmap:changes"  # capped stream of change notices, one per ingested batch
+CHANGES_KEEP = 1000  # about: enough for a page to catch up after a reconnect
 FEED_STREAMS = (*STREAMS, "alerts")
 LAG_COUNT_CAP = 100_000  # on Redis 6.2 lag is counted entry by entry; beyond this it reads as the cap
 
@@ -158,3 +159,35 @@ def freshness(client: redis.Redis, now: dt.datetime) -> dict[str, Any]:
     lags = lag(client).values()
     return {"age_s": (now.timestamp() - newest / 1000) if newest else None,
             "lag": sum(v["lag"] + v["pending"] for v in lags)}
+
+
+def announce(pipe: redis.client.Pipeline, notice: dict[str, Any]) -> None:
+    """Queue a change notice on ``pipe`` (ingest sends it in the MULTI of its batch)."""
+    pipe.xadd(CHANGES, {"notice": to_json(notice)}, maxlen=CHANGES_KEEP, approximate=True)
+
+
+def changes_top(client: redis.Redis) -> str:
+    """The id of the newest change notice ("0-0" before the first): where a page starts listening."""
+    newest = client.xrevrange(CHANGES, count=1)
+    return newest[0][0].decode() if newest else "0-0"
+
+
+def changes_since(client: redis.Redis, since: str, block_ms: int) -> list[tuple[str, dict[str, Any]]]:
+    """The notices after ``since`` (waiting up to ``block_ms`` for one), oldest first."""
+    reply = client.xread({CHANGES: since}, block=block_ms)
+    return [(eid.decode(), json.loads(fields[b"notice"])) for _, entries in reply or [] for eid, fields in entries]
+
+
+def merge_notices(notices: list[dict[str, Any]]) -> dict[str, Any]:
+    """Several change notices as one (what changed in any of them, every urgent alert)."""
+    merged = dict(notices[0])
+    for more in notices[1:]:
+        for key in ("applied", "dead"):
+            merged[key] += more[key]
+        for key in ("streams", "kinds"):
+            merged[key] = sorted(set(merged[key]) | set(more[key]))
+        merged["urgent"] = merged["urgent"] + more["urgent"]
+        merged["version"] = max(merged.get("version") or 0, more.get("version") or 0)
+        merged["at"] = more["at"]
+    return merged
+

@@ -293,19 +293,3 @@ def post_event(url: str, stream: str, event: dict) -> None:
                                  headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert resp.status == 202
-
-
-def change_subscribers(app_var: Path) -> int:
-    """How many connections listen to the running app's change stream (one per open page)."""
-    url = json.loads((app_var / "redis" / "server.json").read_text())["url"]
-    return dict(redis.Redis.from_url(url).pubsub_numsub("opsmap:changes")).get(b"opsmap:changes", 0)
-
-
-def wait_live(app_var: Path, before: int, timeout: float = 15) -> None:
-    """Wait until a page opened after ``before`` was counted holds its change-stream connection:
-    Chromium may queue a page's SSE behind its first layer fetches, and a change published
-    before it is open is not replayed. (A stale page dropping meanwhile only makes this wait
-    out its timeout.)"""
-    deadline = time.monotonic() + timeout
-    while change_subscribers(app_var) <= before and time.monotonic() < deadline:
-        time.sleep(0.1)

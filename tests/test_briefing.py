@@ -92,6 +92,14 @@ def replayed(request, tmp_path_factory, redis_url):
     client.flushdb()
 
 
+def _opsmap(rp, *args: str) -> subprocess.CompletedProcess:
+    """The ``opsmap`` command on the replayed street's database (no Redis needed)."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env |= {"DATABASE_URL": rp["url"], "OPSMAP_VAR_DIR": str(rp["tmp"])}
+    return subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), *args], env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
 def _pdf_text(body: bytes, tmp) -> str:
     path = tmp / "b.pdf"
     path.write_bytes(body)
@@ -118,11 +126,8 @@ def test_brf001_2022_replay_gives_the_csv_count_per_committee(replayed, tmp_path
         expected[names[committee_of[address]]] += 1
     assert sum(expected.values()) > 20  # the lists of that day are long in 南京东路
 
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL"}}
-    env |= {"DATABASE_URL": rp["url"], "OPSMAP_VAR_DIR": str(rp["tmp"])}
     out = tmp_path / "briefing.pdf"
-    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "briefing", "--date", "2022-04-10",
-                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    done = _opsmap(rp, "briefing", "--date", "2022-04-10", "--out", str(out))
     assert done.returncode == 0, done.stderr
     rows = _committee_rows(_pdf_text(out.read_bytes(), tmp_path))
     assert {name: rows[name][0] for name in expected} == expected
@@ -229,14 +234,9 @@ def test_brf004_workbook_totals_equal_the_pdf(replayed, tmp_path):
 
 
 def test_brf005_cli_writes_the_workbook(replayed, tmp_path):
-    rp = replayed
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL"}}
-    env |= {"DATABASE_URL": rp["url"], "OPSMAP_VAR_DIR": str(rp["tmp"])}
     out = tmp_path / "t.xlsx"
-    done = subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "tables", "--date", "2022-04-10",
-                           "--out", str(out)], env=env, capture_output=True, text=True, timeout=120)
+    done = _opsmap(replayed, "tables", "--date", "2022-04-10", "--out", str(out))
     assert done.returncode == 0, done.stderr
     assert pd.read_excel(out, sheet_name="汇总").iloc[-1]["居委"] == "合计"
-    bad = subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "tables", "--date", "2022-13-01"],
-                         env=env, capture_output=True, text=True, timeout=60)
+    bad = _opsmap(replayed, "tables", "--date", "2022-13-01")
     assert bad.returncode == 2 and "--date" in bad.stderr

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from data.settings import PROJECT_ROOT
-from tests.conftest import BROWSER, change_subscribers, post_event, wait_live
+from tests.conftest import BROWSER, post_event
 
 pytestmark = BROWSER
 
@@ -62,9 +62,7 @@ def test_map003_serve_ingests_posted_events_in_the_background(app_url, app_var):
         time.sleep(0.1)
 
 
-def _page(browser, url, errors, app_var=None):
-    """The map page loaded; with ``app_var``, also listening to live changes."""
-    listening = change_subscribers(app_var) if app_var else 0
+def _page(browser, url, errors):
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
@@ -72,8 +70,6 @@ def _page(browser, url, errors, app_var=None):
     page.goto(url)
     page.wait_for_function("document.querySelectorAll('.opsmap-compound').length >= 200", timeout=30_000)
     page.wait_for_function("document.querySelectorAll('.opsmap-gates').length >= 400", timeout=30_000)
-    if app_var:
-        wait_live(app_var, listening)
     return page
 
 
@@ -118,7 +114,7 @@ def test_map006_posted_events_reach_map_and_feed_and_names_stay_text(app_url, ap
     db.execute("UPDATE shop SET name = ? WHERE id = ?", (xss, shop_id))
     db.commit()
     errors: list[str] = []
-    page = _page(browser, app_url, errors, app_var)
+    page = _page(browser, app_url, errors)
     took = []
     for i, status in enumerate(["closed", "open", "closed", "open", "closed"]):
         start = time.monotonic()
@@ -201,10 +197,8 @@ def test_scr002_an_urgent_alert_interrupts_with_a_banner(app_url, app_var, brows
     from tests.conftest import person_id
 
     page = browser.new_page(viewport={"width": 1920, "height": 1080})
-    listening = change_subscribers(app_var)
     page.goto(app_url + "/screen")
     page.wait_for_function("document.querySelectorAll('.opsmap-gates').length >= 400", timeout=30_000)
-    wait_live(app_var, listening)
     db = sqlite3.connect(app_var / "opsmap.db")
     gate, compound = db.execute("SELECT id, compound_id FROM gate ORDER BY id DESC LIMIT 1").fetchone()
     now = datetime.datetime.now(datetime.UTC)

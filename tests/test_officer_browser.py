@@ -6,7 +6,7 @@ import datetime as dt
 import sqlite3
 import time
 
-from tests.conftest import BROWSER, change_subscribers, post_event, wait_live
+from tests.conftest import BROWSER, post_event
 
 pytestmark = BROWSER
 PHONE = {"width": 360, "height": 800}
@@ -52,10 +52,8 @@ def _act(page, action: str) -> None:
 def test_off001_accept_arrive_resolve_from_a_phone_shows_on_the_screen(app_url, app_var, browser, artifacts):
     oid, text, committee = _order(app_url, app_var, "off001", dispatch=True)
     screen = browser.new_page(viewport={"width": 1920, "height": 1080})
-    listening = change_subscribers(app_var)
     screen.goto(app_url + "/screen")
     screen.wait_for_selector(f"path.opsmap-id-{oid}.opsmap-kind-dispatched", state="attached", timeout=30_000)
-    wait_live(app_var, listening)
     errors: list[str] = []
     page = _officer(browser, app_url, committee, errors)
     item = page.locator(".officer-item", has_text=text)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from urllib.parse import quote
 
@@ -88,7 +89,6 @@ def test_sum004_layer_responses_are_cacheable(api, scenario):
 
 def test_sum005_large_layers_are_gzipped_for_clients_that_accept_it(api, scenario):
     import gzip
-    import json
 
     street = scenario["data"].street.id
     plain = api.get(f"/api/v1/layers/gates?street={street}")
@@ -122,3 +122,24 @@ def test_sum006_a_cached_live_answer_changes_when_ingest_applies_a_batch(api, sc
         time.sleep(0.1)
     after = api.get(f"/api/v1/summary?street={street}").get_json()
     assert after["cases"]["street"]["confirmed"]["total"] == before + 1
+
+
+def test_sum007_change_stream_resumes_after_the_id_a_page_last_saw(api, client):
+    from data import streams
+
+    since = streams.changes_top(client)
+    pipe = client.pipeline()
+    for n, stream in enumerate(("cases", "facilities")):
+        streams.announce(pipe, {"applied": 1, "dead": 0, "streams": [stream], "kinds": [], "version": n,
+                                "urgent": [{"text": f"u{n}"}], "at": 0})
+    pipe.execute()
+    top = streams.changes_top(client)
+    response = api.get(f"/api/v1/stream?since={since}", buffered=False)
+    chunks = iter(response.response)
+    assert next(chunks).startswith(b"retry:")
+    message = next(chunks).decode()  # both notices sent after ``since``, merged into one message
+    response.close()
+    assert message.startswith(f"id: {top}\ndata: ")
+    merged = json.loads(message.split("data: ", 1)[1])
+    assert merged["streams"] == ["cases", "facilities"] and [u["text"] for u in merged["urgent"]] == ["u0", "u1"]
+    assert merged["applied"] == 2 and merged["version"] == 1
