@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import dash_leaflet as dl
+import redis
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash_extensions.javascript import Namespace
 from flask import current_app
@@ -64,7 +65,10 @@ def live_events(store_id: str) -> list[Any]:
     The marker names the newest notice at render time, so the connection starts from there
     and nothing that happens between the render and the connection is missed."""
     url = current_app.config.get("OPSMAP_REDIS_URL")
-    since = streams.changes_top(streams.connect(url)) if url else ""
+    try:
+        since = streams.changes_top(streams.connect(url)) if url else ""
+    except (redis.RedisError, OSError):  # Redis down: the page still renders; the stream starts from now
+        since = ""
     return [dcc.Store(id=store_id), html.Div(hidden=True, **{"data-opsmap-stream": "/api/v1/stream",
                                                               "data-store": store_id, "data-since": since})]
 
