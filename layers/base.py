@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from data import rules
 from data.models import StateChange, Street
 from data.settings import Config
+from data.store import states_as_of
 
 GeoJSON = dict[str, Any]
 
@@ -97,6 +98,14 @@ def status_history(session: Session, kind: str, entity_id: str, until: dt.dateti
                                                      StateChange.entity_id == entity_id, StateChange.at <= until)
                            .order_by(StateChange.at.desc(), StateChange.id.desc()).limit(limit))
     return [{"at": iso(r.at), **r.attrs, "source": r.source} for r in rows]
+
+
+def entity_as_of(session: Session, model: type[Any], kind: str, entity_id: str,
+                 at: dt.datetime) -> tuple[Any, dict[str, Any]] | None:
+    """An entity and its recorded state at ``at``; None when unknown or not yet there then."""
+    entity = session.get(model, entity_id)
+    state = states_as_of(session, kind, at, [entity_id]).get(entity_id) if entity is not None else None
+    return None if state is None else (entity, state)
 
 
 def street_boundary(session: Session, street_id: str) -> BaseGeometry | None:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from data.models import Alert, CheckIn, Compound, Gate
 from data.store import states_as_of
-from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, parse_time, status_history
+from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, feature, iso, parse_time, status_history
 
 id = "gates"
 title = "小区出入口"
@@ -48,10 +48,10 @@ def features(session: Session, query: Query) -> GeoJSON:
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     """The gate at ``query.at``: status history, guards and roster, the last 20 check-ins
     (masked) and its alerts up to then."""
-    gate = session.get(Gate, entity_id)
-    state = states_as_of(session, "gate", query.at, [entity_id]).get(entity_id) if gate else None
-    if gate is None or state is None:
+    found = entity_as_of(session, Gate, "gate", entity_id, query.at)
+    if found is None:
         return None
+    gate, state = found
     checkins = session.scalars(select(CheckIn).where(CheckIn.gate_id == entity_id, CheckIn.ts <= query.at)
                                .order_by(CheckIn.ts.desc()).limit(20))
     alerts = session.scalars(select(Alert).where(Alert.entity_kind == "gate", Alert.entity_id == entity_id,

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from data.models import Shop
 from data.store import states_as_of
-from layers.base import GeoJSON, LegendEntry, Query, collection, feature, status_history
+from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, feature, status_history
 
 id = "shops"
 title = "沿街商铺"
@@ -34,10 +34,10 @@ def features(session: Session, query: Query) -> GeoJSON:
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     """The shop at ``query.at`` and its status reports up to then, newest first."""
-    shop = session.get(Shop, entity_id)
-    state = states_as_of(session, "shop", query.at, [entity_id]).get(entity_id) if shop else None
-    if shop is None or state is None:
+    found = entity_as_of(session, Shop, "shop", entity_id, query.at)
+    if found is None:
         return None
+    shop, state = found
     return {"id": shop.id, "name": shop.name, "category": shop.category, "status": state["status"],
             "last_report_at": state.get("last_report_at"), "synthetic": shop.synthetic,
             "reports": status_history(session, "shop", entity_id, query.at)}

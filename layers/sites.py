@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from data.models import Site
 from data.store import states_as_of
-from layers.base import GeoJSON, LegendEntry, Query, collection, feature, status_history
+from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, feature, status_history
 
 id = "sites"
 title = "重点场所"
@@ -35,10 +35,10 @@ def features(session: Session, query: Query) -> GeoJSON:
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     """The site at ``query.at`` and its status reports up to then."""
-    site = session.get(Site, entity_id)
-    state = states_as_of(session, "site", query.at, [entity_id]).get(entity_id) if site else None
-    if site is None or state is None:
+    found = entity_as_of(session, Site, "site", entity_id, query.at)
+    if found is None:
         return None
+    site, state = found
     return {"id": site.id, "name": site.name, "kind": site.kind, "label": KINDS[site.kind][0],
             "status": state["status"], "source_ref": site.source_ref, "synthetic": site.synthetic,
             "reports": status_history(session, "site", entity_id, query.at)}
