@@ -19,7 +19,8 @@ from shapely.geometry import shape
 from sqlalchemy import Engine
 
 from data import queries, report, rules
-from data.report import CATEGORY_LABELS, COMMITTEE_COLUMNS, Report
+from data.events import CASE_LABELS
+from data.report import COMMITTEE_COLUMNS, Report
 from data.settings import Config, datasets_path
 from data.store import session_factory
 from layers import basemap, boundaries, cases, gates, observations, workorders
@@ -107,10 +108,10 @@ def table(df: pd.DataFrame, total: dict[str, Any] | None = None, limit: int | No
 
 def _headline(r: Report) -> str:
     street = r.summary["cases"]["street"]
-    boxes = "".join(f"<div>{CATEGORY_LABELS[c]}<b>{street[c]['new_24h']}</b>累计 {street[c]['total']}</div>"
-                    for c in CATEGORY_LABELS)
-    lines = "".join(f"<li>{CATEGORY_LABELS[c]}：24小时新增 {street[c]['new_24h']}，累计 {street[c]['total']}</li>"
-                    for c in CATEGORY_LABELS)
+    boxes = "".join(f"<div>{CASE_LABELS[c]}<b>{street[c]['new_24h']}</b>累计 {street[c]['total']}</div>"
+                    for c in CASE_LABELS)
+    lines = "".join(f"<li>{CASE_LABELS[c]}：24小时新增 {street[c]['new_24h']}，累计 {street[c]['total']}</li>"
+                    for c in CASE_LABELS)
     official = ""
     for key, label in (("district", r.street["district"]), ("city", "上海市")):
         o = r.summary["cases"][key]
@@ -135,8 +136,8 @@ def _trend(r: Report) -> str:
         f'y="{h - 24 - v / top * (h - 40):.1f}" font-size="10" text-anchor="middle">{v}</text>'
         f'<text x="{i * bw + bw / 2:.1f}" y="{h - 6}" font-size="9" text-anchor="middle">{d:%m-%d}</text>'
         for i, (d, v) in enumerate(zip(t["day"], t["confirmed"], strict=True)))
-    sums = pd.DataFrame([{"category": CATEGORY_LABELS[c], "last_7": int(t[c].tail(7).sum()),
-                          "last_14": int(t[c].sum())} for c in CATEGORY_LABELS])
+    sums = pd.DataFrame([{"category": CASE_LABELS[c], "last_7": int(t[c].tail(7).sum()),
+                          "last_14": int(t[c].sum())} for c in CASE_LABELS])
     sums.columns = ["类别", "近7天", "近14天"]
     return f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="确诊趋势">{bars}</svg>{table(sums)}'
 

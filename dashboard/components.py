@@ -14,10 +14,9 @@ from dash import html
 
 from dashboard.i18n import tr
 from data import rules, streams
+from data.events import CASE_LABELS
 from data.settings import Config
 
-CASE_LABELS = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接", "home_observation": "居家观察",
-               "released": "解除观察"}
 WORK_LABELS = {"screening": "排摸", "disinfection": "消毒", "mask_reservation": "口罩预约",
                "mask_distribution": "口罩发放", "key_person_visit": "重点人员"}
 UNIT_LABELS = {"households": "户", "masks": "只", "places": "处", "persons": "人"}

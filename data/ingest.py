@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from data import rules, streams
 from data.cache import VERSION_KEY
-from data.events import Event, EventError, redact, stream_key, validate
+from data.events import CASE_LABELS, Event, EventError, redact, stream_key, validate
 from data.models import (
     Alert,
     Case,
@@ -351,8 +351,7 @@ class Batch:
             record_changes(self.s, "observation", [(str(active.id), ev.ts, {"ended_at": _iso(ev.ts),
                                                                              "end_reason": "released"})],
                            source="event", event_id=ev.event_id)
-        label = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接",
-                 "home_observation": "居家观察", "released": "解除观察"}[d["category"]]
+        label = CASE_LABELS[d["category"]]
         where = compound.name if compound else (d.get("address") or "坐标点")
         extra = {"lng": geom.x, "lat": geom.y} if geom is not None else {}
         self.effects.say("cases", ev.ts, f"case:{d['category']}", f"{label}：{where}", **extra)

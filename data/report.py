@@ -37,8 +37,6 @@ from data.summary import CATEGORIES, summary
 DAY = dt.timedelta(days=1)
 LONGEST = 10
 REGISTRATION_DAYS = 14
-CATEGORY_LABELS = {"confirmed": "确诊", "suspected": "疑似", "close_contact": "密接",
-                   "home_observation": "居家观察", "released": "解除观察"}
 #: per-committee totals: column → heading (the PDF and the workbook's 汇总 sheet share them)
 COMMITTEE_COLUMNS = {"committee": "居委", "confirmed_24h": "确诊（24小时）", "confirmed_prev": "确诊（前24小时）",
                      "change": "增减", "observing": "居家观察在观", "missed": "昨日未打卡",
@@ -121,7 +119,7 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
                                .where(Compound.street_id == street_id, HomeObservation.start_at <= cutoff)
                                .order_by(HomeObservation.start_at, HomeObservation.id)).all()
     periods = queries.observation_periods(session, [o for o, _, _ in obs_rows], cutoff)
-    day_start = dt.datetime.combine(day, dt.time(), rules.SHANGHAI)
+    day_start = rules.day_start(cutoff)
     checked = {oid: ts for oid, ts in session.execute(
         select(HealthCheckIn.observation_id, HealthCheckIn.ts).where(
             HealthCheckIn.ts >= day_start - DAY, HealthCheckIn.ts <= cutoff,

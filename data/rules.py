@@ -129,6 +129,11 @@ def local_day(t: dt.datetime) -> dt.date:
     return t.astimezone(SHANGHAI).date()
 
 
+def day_start(t: dt.datetime) -> dt.datetime:
+    """Midnight in Shanghai of the day ``t`` falls on: where "today" begins for the street."""
+    return dt.datetime.combine(local_day(t), dt.time(), SHANGHAI)
+
+
 def is_outside_shanghai(origin: str | None) -> bool:
     """A returnee's origin counts as outside unless it names Shanghai."""
     return bool(origin) and not any(k in origin.lower() for k in ("上海", "shanghai", "沪"))

@@ -60,10 +60,6 @@ def official(datasets: Path, region: str, day: dt.date) -> dict[str, Any] | None
             "since": rows["date"].min().isoformat()}
 
 
-def _day_start(at: dt.datetime) -> dt.datetime:
-    return dt.datetime.combine(rules.local_day(at), dt.time(), rules.SHANGHAI)
-
-
 def _new_and_total(when: Any, start: dt.datetime, amount: Any) -> tuple[Any, Any]:
     """SUM over a day (``when >= start``) and over all, as two portable aggregate columns."""
     return func.coalesce(func.sum(case((when >= start, amount), else_=0)), 0), func.coalesce(func.sum(amount), 0)
@@ -74,13 +70,13 @@ def _compounds_with_cases_today(session: Session, street_id: str, at: dt.datetim
     return int(session.scalar(select(func.count(func.distinct(Case.compound_id)))
                               .join(Compound, Compound.id == Case.compound_id)
                               .where(Compound.street_id == street_id, Case.category == "confirmed",
-                                     Case.reported_at >= _day_start(at), Case.reported_at <= at)) or 0)
+                                     Case.reported_at >= rules.day_start(at), Case.reported_at <= at)) or 0)
 
 
 def _street_cases(session: Session, street_id: str, at: dt.datetime) -> dict[str, dict[str, int]]:
     """Per category: new since local midnight (``new``), in the 24 h to ``at`` (``new_24h``, what
     the morning briefing reports) and cumulative."""
-    new, total = _new_and_total(Case.reported_at, _day_start(at), 1)
+    new, total = _new_and_total(Case.reported_at, rules.day_start(at), 1)
     new_24h = func.coalesce(func.sum(case((Case.reported_at > at - dt.timedelta(hours=24), 1), else_=0)), 0)
     rows = session.execute(select(Case.category, new, new_24h, total).join(Compound, Compound.id == Case.compound_id)
                            .where(Compound.street_id == street_id, Case.reported_at <= at)
@@ -93,7 +89,7 @@ def _street_cases(session: Session, street_id: str, at: dt.datetime) -> dict[str
 
 def _work(session: Session, street_id: str, at: dt.datetime) -> dict[str, dict[str, Any]]:
     """Per task: done today and in all, against the summed targets of the street."""
-    start = _day_start(at)
+    start = rules.day_start(at)
     targets = dict(session.execute(select(WorkTarget.task, func.sum(WorkTarget.target))
                                    .where(WorkTarget.street_id == street_id).group_by(WorkTarget.task)).all())
     units = dict(session.execute(select(WorkTarget.task, func.min(WorkTarget.unit))
@@ -141,7 +137,7 @@ def _facilities(session: Session, street_id: str, at: dt.datetime) -> dict[str, 
     shops: dict[str, int] = {"open": 0, "closed": 0, "unverified": 0}
     for st in states_as_of(session, "shop", at, shop_ids).values():
         shops[st["status"]] += 1
-    start = _day_start(at)
+    start = rules.day_start(at)
     checked_shops = session.scalar(select(func.count(func.distinct(StateChange.entity_id))).where(
         StateChange.entity_kind == "shop", StateChange.source == "event", StateChange.at >= start,
         StateChange.at <= at, StateChange.entity_id.in_(shop_ids)))

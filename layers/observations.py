@@ -40,7 +40,7 @@ def _in_scope(session: Session, query: Query) -> list[tuple[HomeObservation, str
 def features(session: Session, query: Query) -> GeoJSON:
     rows = _in_scope(session, query)
     periods = queries.observation_periods(session, [o for o, _ in rows], query.at)
-    day_start = dt.datetime.combine(rules.local_day(query.at), dt.time(), rules.SHANGHAI)
+    day_start = rules.day_start(query.at)
     reported = set(session.scalars(select(HealthCheckIn.observation_id).where(
         HealthCheckIn.ts >= day_start, HealthCheckIn.ts <= query.at,
         HealthCheckIn.observation_id.in_([o.id for o, _ in rows]))))
@@ -61,7 +61,7 @@ def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | N
     if obs is None or obs.start_at > query.at:
         return None
     p = queries.observation_periods(session, [obs], query.at)[obs.id]
-    day_start = dt.datetime.combine(rules.local_day(query.at), dt.time(), rules.SHANGHAI)
+    day_start = rules.day_start(query.at)
     checkins = sorted((c for c in obs.checkins if c.ts <= query.at), key=lambda c: c.ts, reverse=True)
     return {"id": obs.id, "address": obs.address, "compound_id": obs.compound_id, "person": obs.person.id_masked,
             "start_at": iso(obs.start_at), "planned_end_at": iso(p.planned_end), "ended_at": iso(p.ended_at),
