@@ -190,14 +190,16 @@ def test_ing006_kill_9_of_an_ingest_process_loses_and_doubles_nothing(loaded, re
     events = [checkin(f"{t}-{i}", gates[i % 50], person_id(i), ts=at(i / 1000)) for i in range(50_000)]
     streams.ensure_group(client)
     first = subprocess.Popen([*cmd, "--consumer", "first"], env=env)
-    for i in range(0, 50_000, 5000):
-        streams.append(client, "checkins", events[i:i + 5000])
-    deadline = time.monotonic() + 120
-    while count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) < 5000:  # mid-stream
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    first.send_signal(signal.SIGKILL)
-    first.wait()
+    try:  # a failed assertion must not leave a worker behind, consuming the next tests' events
+        for i in range(0, 50_000, 5000):
+            streams.append(client, "checkins", events[i:i + 5000])
+        deadline = time.monotonic() + 120
+        while count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) < 5000:  # mid-stream
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
     stored_at_kill = count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%"))
     assert stored_at_kill < 50_000
     second = subprocess.Popen([*cmd, "--consumer", "second"], env=env)
