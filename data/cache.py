@@ -2,8 +2,8 @@
 
 Why: twenty screens asking for the same layer should cost one computation. Live answers
 are keyed by the data version ingest bumps after every applied batch (so an event shows
-at once) and by a 30-second time bucket (time alone changes overdue flags and alert windows);
-answers about a past moment never change and live until evicted.
+at once) and live at most ``live_max_age_s`` (time alone changes overdue flags and alert
+windows); answers about a past moment never change and live until evicted.
 """
 
 from __future__ import annotations
@@ -11,13 +11,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from typing import TypeVar
 
 import redis
 
 T = TypeVar("T")
 VERSION_KEY = "opsmap:version"
+#: change-notice topic → the data version of the last batch that touched it (same hash slot)
+TOPICS_KEY = "{opsmap:version}:topics"
+_BUMP = """local v = redis.call('INCR', KEYS[1])
+for i = 1, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], v) end
+return v"""
 LIVE_MAX_AGE_S = 30.0
 LIVE_STALE_S = 1.0
 
@@ -25,7 +30,8 @@ LIVE_STALE_S = 1.0
 class Cache:
     """Thread-safe LRU with per-entry expiry; concurrent misses on one key compute once."""
 
-    def __init__(self, size: int = 512) -> None:
+    def __init__(self, size: int = 512, live_max_age_s: float = LIVE_MAX_AGE_S) -> None:
+        self._live_max_age_s = live_max_age_s
         self._items: OrderedDict[Hashable, tuple[float, object, object]] = OrderedDict()  # made, tag, value
         self._size = size
         self._lock = threading.Lock()
@@ -35,15 +41,18 @@ class Cache:
         """The value under ``key`` if younger than ``ttl_s``, else computed (once) and kept."""
         return self._get(key, lambda made, _: time.monotonic() - made < ttl_s, compute, None)
 
-    def get_live(self, key: Hashable, version: int, compute: Callable[[], T], min_version: int = 0) -> T:
-        """A live answer: fresh for its data version up to LIVE_MAX_AGE_S; after a newer
-        version, still served while younger than LIVE_STALE_S — unless it predates
-        ``min_version`` (a client that was told of a change must see it)."""
+    def get_live(self, key: Hashable, version: int, compute: Callable[[], T], min_version: int = 0,
+                 max_age_s: float | None = None) -> T:
+        """A live answer: fresh for its data version up to ``max_age_s`` (default
+        ``live_max_age_s``); after a newer version, still served while younger than
+        LIVE_STALE_S — unless it predates ``min_version`` (a client told of a change must see it)."""
+        max_age = self._live_max_age_s if max_age_s is None else max_age_s
+
         def fresh(made: float, made_version: object) -> bool:
             if not isinstance(made_version, int) or made_version < min_version:
                 return False
             age = time.monotonic() - made
-            return age < (LIVE_MAX_AGE_S if made_version == version else LIVE_STALE_S)
+            return age < (max_age if made_version == version else LIVE_STALE_S)
         return self._get(key, fresh, compute, version)
 
     def _get(self, key: Hashable, fresh: Callable[[float, object], bool], compute: Callable[[], T],
@@ -69,11 +78,23 @@ class Cache:
             return value
 
 
-def data_version(client: redis.Redis | None) -> int:
-    """The counter ingest increments after each applied batch (0 without Redis)."""
+def bump_version(client: redis.Redis, topics: Collection[str]) -> int:
+    """The next data version, recorded for each topic the batch touched in the same atomic
+    step, so a topic's version never goes backwards when workers run side by side."""
+    return int(client.eval(_BUMP, 2, VERSION_KEY, TOPICS_KEY, *topics))
+
+
+def data_version(client: redis.Redis | None, topics: Collection[str] | None = None) -> int:
+    """The counter ingest increments after each applied batch (0 without Redis); with
+    ``topics``, the newest version of a batch that touched any of them — what an answer
+    that depends on those topics alone (a layer) is keyed by, so unrelated events (a
+    check-in) do not make it be computed again."""
     if client is None:
         return 0
     try:
-        return int(client.get(VERSION_KEY) or 0)
+        if topics is None:
+            return int(client.get(VERSION_KEY) or 0)
+        return max((int(v) for v in client.hmget(TOPICS_KEY, list(topics)) if v is not None), default=0) \
+            if topics else 0
     except (redis.RedisError, OSError):
         return -1  # unknown: callers should not serve live answers from the cache

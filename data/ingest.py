@@ -32,7 +32,7 @@ from sqlalchemy import Engine, and_, insert, or_, select
 from sqlalchemy.orm import Session, selectinload
 
 from data import rules, streams
-from data.cache import VERSION_KEY
+from data.cache import bump_version
 from data.events import CASE_LABELS, Event, EventError, redact, stream_key, validate
 from data.models import (
     Alert,
@@ -602,9 +602,13 @@ class Worker:
 
     def _finish(self, out: Outcome) -> None:
         """Counters, feed, dead letters and XACK in one MULTI: all happen or none."""
+        fed = [item for eff in out.effects for _, item in eff.feed]
+        changed = sorted({ev.stream for _, _, ev in out.applied} | {"alerts" for i in fed
+                                                                     if i["kind"].startswith("alert:")})
+        kinds = sorted({i["entity"].split(":")[0] for i in fed if i.get("entity")})
         # the new data version first, so the change notice can name it (a crash right after
         # only bumps it once more: harmless)
-        version = int(self.client.incr(VERSION_KEY)) if out.applied or out.effects else None
+        version = bump_version(self.client, streams.topics(changed, kinds)) if out.applied or out.effects else None
         pipe = self.client.pipeline(transaction=True)
         counters: dict[tuple[str, str], int] = defaultdict(int)
         feeds: dict[str, list[str]] = defaultdict(list)
@@ -631,11 +635,7 @@ class Worker:
             pipe.xack(key, streams.GROUP, *ids)
         self._replies(pipe, out)
         if len(pipe):
-            items = [item for eff in out.effects for _, item in eff.feed]
-            changed = sorted({ev.stream for _, _, ev in out.applied} | {"alerts" for i in items
-                                                                         if i["kind"].startswith("alert:")})
-            kinds = sorted({i["entity"].split(":")[0] for i in items if i.get("entity")})
-            urgent = [{k: i.get(k) for k in ("ts", "text", "lng", "lat")} for i in items
+            urgent = [{k: i.get(k) for k in ("ts", "text", "lng", "lat")} for i in fed
                       if i.get("severity") == "urgent"]
             streams.announce(pipe, {"applied": len(out.applied), "dead": len(out.dead), "streams": changed,
                                     "kinds": kinds, "urgent": urgent, "version": version, "at": time.time()})

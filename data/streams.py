@@ -161,6 +161,12 @@ def freshness(client: redis.Redis, now: dt.datetime) -> dict[str, Any]:
             "lag": sum(v["lag"] + v["pending"] for v in lags)}
 
 
+def topics(changed_streams: Iterable[str], kinds: Iterable[str]) -> set[str]:
+    """A batch's change-notice topics: ``stream:<name>`` per stream with an applied event or
+    alert, ``kind:<entity>`` per kind of entity a facility report changed (layers name theirs)."""
+    return {f"stream:{s}" for s in changed_streams} | {f"kind:{k}" for k in kinds}
+
+
 def announce(pipe: redis.client.Pipeline, notice: dict[str, Any]) -> None:
     """Queue a change notice on ``pipe`` (ingest sends it in the MULTI of its batch)."""
     pipe.xadd(CHANGES, {"notice": to_json(notice)}, maxlen=CHANGES_KEEP, approximate=True)

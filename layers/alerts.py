@@ -13,6 +13,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, s
 
 id = "alerts"
 title = "实时预警"
+#: notice topics that may change its features (scans and rules raise alerts; the window moves with the clock)
+changed_by = frozenset({"stream:checkins", "stream:alerts", "clock"})
 KINDS = {"quarantine_violation": ("居家观察外出", "#c92a2a"), "fever": ("发热", "#e8590c"),
          "health_code": ("黄/红码", "#f59f00"), "closed_gate_scan": ("关闭出入口扫码", "#862e9c"),
          "registration_required": ("外省返沪待登记", "#1971c2"), "missed_checkin": ("未健康打卡", "#5f3dc4")}

@@ -61,16 +61,20 @@ class LegendEntry:
 
 
 class Layer(Protocol):
-    """A map layer: identity, legend, features for a query, drill-down for one entity."""
+    """A map layer: identity, legend, features for a query, drill-down for one entity, and
+    which change-notice topics may change its features (``stream:<name>`` — an event on that
+    stream; ``kind:<entity>`` — a facility report on that kind; ``clock`` — time alone), so
+    a page re-asks only the layers a notice concerns."""
 
     id: str
     title: str
+    changed_by: frozenset[str]
 
     def legend(self) -> list[LegendEntry]: ...
 
     def features(self, session: Session, query: Query) -> GeoJSON: ...
 
-    def detail(self, session: Session, entity_id: str) -> dict[str, Any] | None: ...
+    def detail(self, session: Session, entity_id: str, query: Query) -> dict[str, Any] | None: ...
 
 
 def feature(geom: BaseGeometry, **properties: Any) -> GeoJSON:

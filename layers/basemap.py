@@ -17,6 +17,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, feature, street
 
 id = "basemap"
 title = "底图（道路、水系）"
+#: notice topics that may change its features (shipped data: nothing live changes it)
+changed_by: frozenset[str] = frozenset()
 FILE = PROJECT_ROOT / "data" / "datasets" / "basemap_huangpu_wgs84.geojson.gz"
 MARGIN_DEG = 0.004  # about 400 m of context around the street
 

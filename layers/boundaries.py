@@ -12,6 +12,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, feature
 
 id = "boundaries"
 title = "街道与居委"
+#: notice topics that may change its features (geography: nothing live changes it)
+changed_by: frozenset[str] = frozenset()
 
 
 def legend() -> list[LegendEntry]:

@@ -14,6 +14,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, iso, street_bou
 
 id = "cases"
 title = "病例与重点人员"
+#: notice topics that may change its features (a released observation also records a released case)
+changed_by = frozenset({"stream:cases", "stream:observations"})
 #: category → (label, colour, seriousness: the higher wins a cluster's colour)
 CATEGORIES = {"confirmed": ("确诊", "#c92a2a", 5), "suspected": ("疑似", "#e8590c", 4),
               "close_contact": ("密接", "#f59f00", 3), "home_observation": ("居家观察", "#7048e8", 2),

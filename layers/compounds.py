@@ -13,6 +13,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, feature
 
 id = "compounds"
 title = "小区"
+#: notice topics that may change its features (tiers follow the cases)
+changed_by = frozenset({"stream:cases"})
 
 
 def legend() -> list[LegendEntry]:

@@ -14,6 +14,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, f
 
 id = "gates"
 title = "小区出入口"
+#: notice topics that may change its features (facility reports of gates; unconfirmed ones go stale with time)
+changed_by = frozenset({"kind:gate", "clock"})
 
 
 def legend() -> list[LegendEntry]:

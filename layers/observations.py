@@ -15,6 +15,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, s
 
 id = "observations"
 title = "居家观察"
+#: notice topics that may change its features (day N/14 and missed check-ins move with the clock)
+changed_by = frozenset({"stream:cases", "stream:health", "stream:observations", "clock"})
 FADE_DAYS = 3
 
 

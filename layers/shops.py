@@ -13,6 +13,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, f
 
 id = "shops"
 title = "沿街商铺"
+#: notice topics that may change its features (facility reports of shops)
+changed_by = frozenset({"kind:shop"})
 
 
 def legend() -> list[LegendEntry]:

@@ -13,6 +13,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, f
 
 id = "sites"
 title = "重点场所"
+#: notice topics that may change its features (facility reports of sites)
+changed_by = frozenset({"kind:site"})
 KINDS = {"construction_site": ("工地", "#d9480f"), "elderly_care": ("养老机构", "#ae3ec9"),
          "office_building": ("办公楼", "#1971c2"), "market": ("菜场", "#2b8a3e"),
          "metro_entrance": ("地铁出入口", "#364fc7"), "park": ("公园", "#5c940d")}

@@ -13,6 +13,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 
 id = "workorders"
 title = "12345 工单"
+#: notice topics that may change its features (orders turn overdue with the clock)
+changed_by = frozenset({"stream:workorders", "clock"})
 STATES = {"created": ("待派单", "#f08c00"), "dispatched": ("已派单", "#1c7ed6"), "accepted": ("已接单", "#1098ad"),
           "arrived": ("已到场", "#0ca678"), "resolved": ("已办结", "#37b24d"), "reopened": ("重办", "#e8590c"),
           "escalated": ("升级", "#c2255c")}

@@ -8,7 +8,7 @@ import time
 import redis
 
 from data import cache as cache_module
-from data.cache import VERSION_KEY, Cache, data_version
+from data.cache import TOPICS_KEY, VERSION_KEY, Cache, bump_version, data_version
 
 
 def test_cch001_concurrent_misses_compute_once():
@@ -65,3 +65,24 @@ def test_cch005_a_client_told_of_a_change_never_gets_an_older_answer():
     first = cache.get_live("layer", 7, lambda: next(n))
     assert cache.get_live("layer", 8, lambda: next(n)) == first  # a newer version, but nobody asked for it
     assert cache.get_live("layer", 8, lambda: next(n), min_version=8) != first  # the SSE named version 8
+
+
+def test_cch006_a_layer_is_keyed_by_the_version_of_its_own_topics(redis_url):
+    client = redis.Redis.from_url(redis_url)
+    client.delete(VERSION_KEY, TOPICS_KEY)
+    cases = bump_version(client, {"stream:cases", "kind:gate"})
+    checkin = bump_version(client, {"stream:checkins"})
+    assert checkin == cases + 1 == data_version(client)
+    assert data_version(client, frozenset({"stream:cases", "clock"})) == cases  # a check-in left it alone
+    assert data_version(client, frozenset({"kind:gate", "stream:checkins"})) == checkin
+    assert data_version(client, frozenset()) == 0 == data_version(client, frozenset({"clock"}))
+    assert bump_version(client, set()) == checkin + 1  # a batch with no topic still moves the counter
+
+
+def test_cch007_an_answer_may_be_kept_longer_than_the_default_age(monkeypatch):
+    cache, n = Cache(live_max_age_s=0.05), iter(range(100))
+    first = cache.get_live("a", 1, lambda: next(n))
+    kept = cache.get_live("b", 1, lambda: next(n), max_age_s=60)
+    time.sleep(0.1)
+    assert cache.get_live("a", 1, lambda: next(n)) != first  # older than the default: recomputed
+    assert cache.get_live("b", 1, lambda: next(n), max_age_s=60) == kept
