@@ -59,7 +59,7 @@ def _exit_on_signals() -> None:
 def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     import threading
 
-    from dashboard.app import create_app
+    from dashboard.app import create_app, warm
     from data.ingest import run_workers
     from data.redis_server import redis_url
 
@@ -67,6 +67,7 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     stop = threading.Event()
     with redis_url(config) as url:
         app = create_app(config, url)
+        warm(app, config)
         if config.ingest_in_serve:
             run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)
         log.info("serving on http://%s:%s", config.host, config.http_port)
@@ -214,10 +215,12 @@ def main(argv: list[str] | None = None) -> int:
 def __getattr__(name: str) -> Any:
     """``app.server`` for gunicorn, built on first access from the environment's settings."""
     if name == "server":
-        from dashboard.app import create_app
+        from dashboard.app import create_app, warm
 
         config = settings.load()
-        return create_app(config, config.redis_url or None).server
+        app = create_app(config, config.redis_url or None)
+        warm(app, config)
+        return app.server
     raise AttributeError(name)
 
 

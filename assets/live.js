@@ -5,7 +5,8 @@
    element (data-opsmap-stream) gets one EventSource for as long as it is on the page, opened
    from the notice id the page was rendered at (data-since), or from the last one received
    when a re-render replaces the marker; every message becomes the data of the dcc.Store
-   named by data-store. The browser's own reconnects resume via Last-Event-ID. */
+   named by data-store (panels' callbacks read it) and goes to assets/layers.js (which patches
+   the layers it names). The browser's own reconnects resume via Last-Event-ID. */
 (function () {
     "use strict";
     var open = {};
@@ -17,6 +18,9 @@
         var entry = {source: new EventSource(url), el: el, last: since};
         entry.source.onmessage = function (e) {
             entry.last = e.lastEventId || entry.last;
+            if (window.opsmap && window.opsmap.layers) {
+                window.opsmap.layers.notice(JSON.parse(e.data));  // assets/layers.js: patch the named layers
+            }
             if (window.dash_clientside && window.dash_clientside.set_props) {
                 window.dash_clientside.set_props(store, {data: e.data});
             }

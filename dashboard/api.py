@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import gzip
-import hashlib
 import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -22,6 +20,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
 import layers
+from dashboard.answers import GZIP_MIN_BYTES, Encoded
 from data import streams
 from data.cache import Cache, data_version
 from data.crs import to_gcj02
@@ -32,35 +31,6 @@ from data.summary import summary
 from layers.base import Query, sla_of
 
 api = Blueprint("opsmap_api", __name__)
-GZIP_MIN_BYTES = 8192
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A JSON answer ready to send — body, its gzip and ETag made once — so a cached layer
-    costs a lookup per request, not a compression and a hash of megabytes."""
-
-    body: bytes
-    gz: bytes | None  # only bodies of GZIP_MIN_BYTES or more
-    etag: str
-
-    @classmethod
-    def of(cls, obj: Any) -> Encoded:
-        body = _json(obj)
-        gz = gzip.compress(body, compresslevel=5) if len(body) >= GZIP_MIN_BYTES else None
-        return cls(body, gz, hashlib.blake2b(body, digest_size=16).hexdigest())
-
-    def response(self, max_age: int) -> Response:
-        """The answer in the encoding the client accepts, conditional on its ETag."""
-        zipped = self.gz is not None and "gzip" in request.headers.get("Accept-Encoding", "")
-        response = Response(self.gz if zipped else self.body, mimetype="application/json")
-        if zipped:
-            response.headers["Content-Encoding"] = "gzip"
-        response.vary.add("Accept-Encoding")
-        response.set_etag(self.etag + ("-gz" if zipped else ""))
-        response.cache_control.max_age = max_age
-        response.cache_control.public = True
-        return response.make_conditional(request)
 
 
 @api.after_request
@@ -77,6 +47,8 @@ def compress(response: Response) -> Response:
 MAX_BATCH = 1000
 T = TypeVar("T")
 COALESCE_S = 0.3
+#: a live layer that time alone does not change (only its window of days slides) is kept this long per version
+UNTIMED_MAX_AGE_S = 600.0
 
 
 def _sessions() -> sessionmaker[Any]:
@@ -117,16 +89,19 @@ def _json(obj: Any) -> bytes:
 
 
 def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callable[[], T],
-           min_version: int = 0) -> T:
+           min_version: int = 0, topics: frozenset[str] | None = None) -> T:
     """A computed answer from the cache: past moments for an hour, live ones as data/cache.py
-    describes (at most a second behind the data)."""
+    describes (at most a second behind the data). An answer that depends on change-notice
+    ``topics`` alone is keyed by their version; unless it changes with the clock, it then
+    stays fresh for UNTIMED_MAX_AGE_S."""
     cache: Cache = current_app.config["OPSMAP_CACHE"]
     if at_is_past:
         return cache.get((kind, *params), 3600, compute)
-    version = data_version(_client())
+    version = data_version(_client(), topics)
     if version < 0:
         return compute()
-    return cache.get_live((kind, *params), max(version, min_version), compute, min_version)
+    max_age = UNTIMED_MAX_AGE_S if topics is not None and "clock" not in topics else None
+    return cache.get_live((kind, *params), max(version, min_version), compute, min_version, max_age)
 
 
 def summary_at(street: str, at: dt.datetime, at_is_past: bool, min_version: int = 0) -> dict[str, Any]:
@@ -152,7 +127,8 @@ def _is_past(at: dt.datetime) -> bool:
 
 @api.get("/api/v1/layers/<layer_id>")
 def layer_features(layer_id: str) -> Response:
-    """A layer's GeoJSON for a street at ``as_of`` (default now), optionally one committee."""
+    """A layer's GeoJSON for a street at ``as_of`` (default now), optionally one committee;
+    with ``base=<version>`` (the X-Opsmap-Version of an earlier answer), a patch of what changed."""
     layer = layers.BY_ID.get(layer_id)
     if layer is None:
         abort(404, f"no layer {layer_id!r}")
@@ -167,7 +143,13 @@ def layer_features(layer_id: str) -> Response:
         return to_gcj02(fc) if config.tile_crs == "gcj02" else fc
 
     params = (layer_id, query.street_id, query.committee_id, query.at.isoformat() if past else "live")
-    encoded = cached("layer", params, past, lambda: Encoded.of(compute()), _min_version())
+    encoded = cached("layer", params, past, lambda: Encoded.of(compute()), _min_version(), layer.changed_by)
+    base = request.args.get("base")
+    if base:  # a page that shows version ``base``: only what changed since, when that version is known here
+        cache: Cache = current_app.config["OPSMAP_CACHE"]
+        patch = cache.get(("patch", base, encoded.etag), 600, lambda: encoded.patch(base))
+        if patch is not None:
+            return patch.response(None)
     # a past moment never changes: browsers may keep it; the present is revalidated by its ETag
     return encoded.response(3600 if past else 0)
 
@@ -231,8 +213,8 @@ def post_events(stream: str) -> tuple[Response, int]:
 
 @api.get("/api/v1/stream")
 def change_stream() -> Response:
-    """Server-sent change notices (which streams and entity kinds changed, urgent alerts), so
-    pages refetch what changed without polling. Each message carries the id of the last
+    """Server-sent change notices (which streams, entity kinds and layers changed, urgent
+    alerts), so pages ask for what changed without polling. Each message carries the id of the last
     notice in it; a reconnect (Last-Event-ID) or ``since=<id>`` resumes after it, so a page
     misses nothing between its render and its connection or across a network blip. The
     first notice goes out at once; what follows within COALESCE_S is merged into one."""
@@ -252,7 +234,8 @@ def change_stream() -> Response:
                 yield ": keep-alive\n\n"
                 continue
             last = notices[-1][0]
-            yield f"id: {last}\ndata: {json.dumps(streams.merge_notices([n for _, n in notices]))}\n\n"
+            merged = streams.merge_notices([n for _, n in notices])
+            yield f"id: {last}\ndata: {json.dumps({**merged, 'layers': layers.affected(merged)})}\n\n"
             time.sleep(COALESCE_S)  # a busy ingest: the next message merges what came meanwhile
 
     return Response(events(), mimetype="text/event-stream",

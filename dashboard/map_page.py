@@ -1,8 +1,9 @@
 """The command map page (/): every layer on the street's own basemap, the panels beside it,
 a committee filter, an "as of" moment to replay the past, and a drill-down on click.
 
-Live: the page listens to server-sent events (/api/v1/stream) and refetches only the layers
-whose streams changed. Callbacks stay thin: they parse inputs and call ``layers`` and
+Live: the page listens to server-sent events (/api/v1/stream); assets/layers.js loads the
+layers from the URLs a callback gives and patches the ones a notice names with only their
+changed features. Callbacks stay thin: they parse inputs and call ``layers`` and
 ``data``; everything they show is computed there.
 """
 
@@ -15,7 +16,7 @@ from urllib.parse import urlencode
 
 import dash_leaflet as dl
 import redis
-from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash_extensions.javascript import Namespace
 from flask import current_app
 from sqlalchemy import select
@@ -32,12 +33,6 @@ from layers.base import Query
 
 ns = Namespace("opsmap", "map")
 SHANGHAI_CENTRE = [31.23, 121.47]
-#: which layers a change on each stream can affect (the rest are not refetched) …
-AFFECTS = {"checkins": {"alerts"}, "alerts": {"alerts"}, "facilities": set(),
-           "cases": {"cases", "observations", "compounds"}, "health": {"observations"},
-           "workorders": {"workorders"}, "work": set(), "observations": {"observations", "cases"}}
-#: … and which layer shows each kind of entity a facility report changed
-KIND_LAYER = {"gate": "gates", "shop": "shops", "site": "sites"}
 
 
 def layer_id(layer_key: Any, page: str = "map") -> dict[str, Any]:
@@ -73,10 +68,24 @@ def live_events(store_id: str) -> list[Any]:
                                                               "data-store": store_id, "data-since": since})]
 
 
-def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetime | None, version: str) -> str:
+def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetime | None) -> str:
     params = {"street": street_id, **({"committee": committee} if committee else {}),
-              **({"as_of": as_of.isoformat()} if as_of else {"v": version})}
+              **({"as_of": as_of.isoformat()} if as_of else {})}
     return f"/api/v1/layers/{key}?{urlencode(params)}"
+
+
+def layer_sources(page: str, keys: list[str], config: Config, street_id: str | None, committee: str | None = None,
+                  as_of: dt.datetime | None = None) -> dict[str, Any]:
+    """What assets/layers.js loads into a page's layers (the data of the store ``<page>-sources``):
+    each layer's URL, whether it is live (then patched after change notices) and how often the
+    layers that change with time alone are checked."""
+    return {"page": page, "live": as_of is None, "refresh_s": config.map_refresh_s, "timely": list(layers.TIMELY),
+            "layers": {k: layer_url(k, street_id, committee, as_of) if street_id else None for k in keys}}
+
+
+def register_sources(app: Dash, page: str) -> None:
+    """Hand the page's layer sources (store ``<page>-sources``) to assets/layers.js whenever set."""
+    app.clientside_callback(ClientsideFunction("opsmap", "showLayers"), Input(f"{page}-sources", "data"))
 
 
 def layer_control(page: str, lang: str, shown: tuple[Any, ...] = layers.LAYERS) -> dl.LayersControl:
@@ -125,7 +134,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                 html.Div(id="panel-detail-slot"), html.Div(id="panel-cases-slot"),
                 html.Div(id="panel-work-slot"), html.Div(id="panel-feed-slot")]),
         ]),
-        *live_events("map-events"),
+        *live_events("map-events"), dcc.Store(id="map-sources"),
         dcc.Interval(id="map-tick", interval=10_000),
     ])
 
@@ -148,22 +157,14 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     def go_live(_: int | None) -> str:
         return ""
 
-    @app.callback(Output(layer_id(ALL), "url"),
-                  Input("map-street", "value"), Input("map-committee", "value"), Input("map-asof", "value"),
-                  Input("map-events", "data"))
-    def refetch_layers(street_id: str | None, committee: str | None, as_of_text: str | None,
-                       message: str | None) -> list[Any]:
-        """New layer URLs: all on a new street, filter or moment; live, only the changed layers."""
-        keys = [layer.id for layer in layers.LAYERS]
-        if not street_id:
-            return [None] * len(keys)
-        as_of = parse_as_of(as_of_text)
-        changed = changed_layers(message) if ctx.triggered_id == "map-events" else None
-        if as_of is not None and changed is not None:  # replaying the past: live changes do not apply
-            return [no_update] * len(keys)
-        version = message_version(message) if changed is not None else dt.datetime.now(dt.UTC).strftime("t%H%M%S%f")
-        return [layer_url(k, street_id, committee, as_of, version) if changed is None or k in changed else no_update
-                for k in keys]
+    register_sources(app, "map")
+
+    @app.callback(Output("map-sources", "data"),
+                  Input("map-street", "value"), Input("map-committee", "value"), Input("map-asof", "value"))
+    def choose_layers(street_id: str | None, committee: str | None, as_of_text: str | None) -> dict[str, Any]:
+        """The layers for a street, filter and moment (live ones are then kept current in the browser)."""
+        return layer_sources("map", [layer.id for layer in layers.LAYERS], config, street_id, committee,
+                             parse_as_of(as_of_text))
 
     @app.callback(Output("map-title", "children"), Output("panel-cases-slot", "children"),
                   Output("panel-work-slot", "children"), Output("panel-feed-slot", "children"),
@@ -214,13 +215,3 @@ def message_version(message: str | None) -> str:
         return str(json.loads(message or "{}").get("version") or 0)
     except ValueError:
         return "0"
-
-
-def changed_layers(message: str | None) -> set[str]:
-    """The layers an SSE change message affects."""
-    try:
-        change = json.loads(message or "{}")
-    except ValueError:
-        return set()
-    out = set().union(*(AFFECTS.get(s, set()) for s in change.get("streams", [])))
-    return out | {KIND_LAYER[k] for k in change.get("kinds", []) if k in KIND_LAYER}

@@ -22,12 +22,11 @@ from dashboard import components
 from dashboard.i18n import tr
 from dashboard.map_page import (
     SHANGHAI_CENTRE,
-    changed_layers,
     layer_control,
     layer_id,
-    layer_url,
+    layer_sources,
     live_events,
-    message_version,
+    register_sources,
 )
 from data import actions, streams
 from data.models import Committee
@@ -61,7 +60,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                children=[layer_control(PAGE, lang, SHOWN)]),
         dcc.Store(id="officer-selected"),
         dcc.Store(id="officer-done", data=0),
-        *live_events("officer-events"),
+        *live_events("officer-events"), dcc.Store(id="officer-sources"),
     ])
 
 
@@ -100,26 +99,30 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             found = session.get(Committee, committee) if committee else None
         return Query.from_config(config, found.street_id, dt.datetime.now(dt.UTC), committee) if found else None
 
-    @app.callback(Output("officer-list", "children"), Output(layer_id(ALL, PAGE), "url"),
-                  Output("officer-map", "viewport"), Input("officer-committee", "value"),
-                  Input("officer-events", "data"), Input("officer-done", "data"))
-    def refresh(committee: str | None, message: str | None, _: int) -> tuple[Any, ...]:
-        keys = [layer.id for layer in SHOWN]
+    register_sources(app, PAGE)
+
+    @app.callback(Output("officer-sources", "data"), Output("officer-map", "viewport"),
+                  Input("officer-committee", "value"))
+    def choose_layers(committee: str | None) -> tuple[Any, ...]:
+        """The committee's layers (then kept current in the browser), and the map on its area."""
         q = query(committee)
         if q is None:
-            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], [None] * len(keys), no_update
+            return layer_sources(PAGE, [layer.id for layer in SHOWN], config, None), no_update
+        with sessions() as session:
+            minx, miny, maxx, maxy = session.get(Committee, committee).geom.bounds
+        return layer_sources(PAGE, [layer.id for layer in SHOWN], config, q.street_id, committee), \
+            {"bounds": [[miny, minx], [maxy, maxx]], "transition": "fitBounds"}
+
+    @app.callback(Output("officer-list", "children"), Input("officer-committee", "value"),
+                  Input("officer-events", "data"), Input("officer-done", "data"))
+    def refresh(committee: str | None, _: str | None, __: int) -> list[Any]:
+        """The work list, redrawn on every change notice and after each action."""
+        q = query(committee)
+        if q is None:
+            return [html.Li(tr("请先选择居委", lang), className="officer-empty")]
         with sessions() as session:
             items = worklist(session, q)
-            bounds = session.get(Committee, committee).geom.bounds
-        live = ctx.triggered_id == "officer-events"
-        changed = changed_layers(message) if live else None
-        version = message_version(message) if live else dt.datetime.now(dt.UTC).strftime("t%H%M%S%f")
-        urls = [layer_url(k, q.street_id, committee, None, version) if changed is None or k in changed else no_update
-                for k in keys]
-        viewport = no_update if live else {"bounds": [[bounds[1], bounds[0]], [bounds[3], bounds[2]]],
-                                           "transition": "fitBounds"}
-        return [_item(i, lang) for i in items] or [html.Li(tr("暂无待办", lang), className="officer-empty")], \
-            urls, viewport
+        return [_item(i, lang) for i in items] or [html.Li(tr("暂无待办", lang), className="officer-empty")]
 
     @app.callback(Output("officer-selected", "data"),
                   Input({"type": "officer-item", "layer": ALL, "id": ALL}, "n_clicks"),

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import dash_leaflet as dl
-from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,12 +23,11 @@ from dashboard.api import summary_at
 from dashboard.i18n import tr
 from dashboard.map_page import (
     SHANGHAI_CENTRE,
-    changed_layers,
     layer_control,
-    layer_id,
-    layer_url,
+    layer_sources,
     live_events,
     message_version,
+    register_sources,
     street_viewport,
 )
 from data import queries, rules, streams
@@ -61,23 +60,19 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
         html.Div(id="screen-banner", className="screen-banner hidden"),
         dcc.Store(id="screen-street", data=street.id if street else None),
         dcc.Store(id="screen-banner-until", data=0),
-        *live_events("screen-events"),
+        *live_events("screen-events"), dcc.Store(id="screen-sources"),
         dcc.Interval(id="screen-tick", interval=1000),
     ])
 
 
 def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_url: str | None) -> None:
-    """The screen's callbacks: refetch changed layers, panels, urgent interrupts, clock, rotation."""
+    """The screen's callbacks: layers, panels, urgent interrupts, clock, rotation."""
 
-    @app.callback(Output(layer_id(ALL, PAGE), "url"), Input("screen-street", "data"), Input("screen-events", "data"))
-    def refetch_layers(street_id: str | None, message: str | None) -> list[Any]:
-        keys = [layer.id for layer in layers.LAYERS]
-        if not street_id:
-            return [None] * len(keys)
-        changed = changed_layers(message) if ctx.triggered_id == "screen-events" else None
-        version = message_version(message) if changed is not None else dt.datetime.now(dt.UTC).strftime("t%H%M%S%f")
-        return [layer_url(k, street_id, None, None, version) if changed is None or k in changed else no_update
-                for k in keys]
+    register_sources(app, PAGE)
+
+    @app.callback(Output("screen-sources", "data"), Input("screen-street", "data"))
+    def choose_layers(street_id: str | None) -> dict[str, Any]:
+        return layer_sources(PAGE, [layer.id for layer in layers.LAYERS], config, street_id)
 
     @app.callback(Output("screen-cases", "children"), Output("screen-work", "children"),
                   Output("screen-feed", "children"), Input("screen-street", "data"), Input("screen-events", "data"))

@@ -95,6 +95,10 @@ SETTINGS: tuple[Setting, ...] = (
             "A gate whose status was last confirmed longer ago than this is marked on the map.", float),
     Setting("OPSMAP_ALERT_WINDOW_MINUTES", "60", "Alerts of this many recent minutes show on the map.", float),
     Setting("OPSMAP_CASE_WINDOW_DAYS", "14", "Case reports of this many recent days show on the map.", float),
+    Setting("OPSMAP_MAP_REFRESH_S", "60",
+            "Layers that change with time alone (overdue orders, stale gates, the alert window, missed "
+            "check-ins) lag the clock by at most this many seconds: pages re-ask them twice per period and "
+            "receive only changed features. 0: they change only on events.", float),
     Setting("OPSMAP_STALE_AFTER_S", "300",
             "The staleness indicator turns red when no event has arrived for this many seconds …", float),
     Setting("OPSMAP_STALE_LAG", "1000", "… or when more events than this wait to be ingested.", int),

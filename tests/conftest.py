@@ -229,6 +229,9 @@ BROWSER = [pytest.mark.browser,  # pytestmark of the browser test modules
               pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium missing: run `make test`")]
 
 
+MAP_REFRESH_S = 4  # the app under test lets time-dependent layers lag the clock by at most this
+
+
 @pytest.fixture(scope="session")
 def app_var(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("var")
@@ -240,7 +243,8 @@ def app_url(app_var: Path) -> Iterator[str]:
     (one app for all browser tests of the session)."""
     var = app_var
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
-    env |= {"OPSMAP_VAR_DIR": str(var), "OPSMAP_HTTP_PORT": str(free_port())}
+    env |= {"OPSMAP_VAR_DIR": str(var), "OPSMAP_HTTP_PORT": str(free_port()),
+            "OPSMAP_MAP_REFRESH_S": str(MAP_REFRESH_S)}
     opsmap = [sys.executable, str(PROJECT_ROOT / "app.py")]
     subprocess.run([*opsmap, "load", "--if-empty"], env=env, check=True, timeout=300, cwd=PROJECT_ROOT)
     proc = subprocess.Popen([*opsmap, "serve"], env=env, cwd=PROJECT_ROOT)

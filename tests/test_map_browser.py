@@ -62,8 +62,8 @@ def test_map003_serve_ingests_posted_events_in_the_background(app_url, app_var):
         time.sleep(0.1)
 
 
-def _page(browser, url, errors):
-    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+def _page(browser, url, errors, page=None):
+    page = page or browser.new_page(viewport={"width": 1600, "height": 1000})
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.on("dialog", lambda d: errors.append(f"dialog opened: {d.message}"))
@@ -114,7 +114,10 @@ def test_map006_posted_events_reach_map_and_feed_and_names_stay_text(app_url, ap
     db.execute("UPDATE shop SET name = ? WHERE id = ?", (xss, shop_id))
     db.commit()
     errors: list[str] = []
-    page = _page(browser, app_url, errors)
+    shop_answers: list = []  # every answer the page got for the shops layer
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.on("response", lambda r: shop_answers.append(r) if "/api/v1/layers/shops?" in r.url else None)
+    page = _page(browser, app_url, errors, page)
     took = []
     for i, status in enumerate(["closed", "open", "closed", "open", "closed"]):
         start = time.monotonic()
@@ -127,6 +130,14 @@ def test_map006_posted_events_reach_map_and_feed_and_names_stay_text(app_url, ap
     print(f"event→map: median {took[2] * 1000:.0f} ms, max {took[-1] * 1000:.0f} ms over {len(took)} events")
     (artifacts / "event-to-map-ms.txt").write_text(" ".join(f"{t * 1000:.0f}" for t in took))
     assert took[-1] < 2.0
+    # the layer was loaded whole once; each change then brought only the changed shop
+    whole = [r for r in shop_answers if "base=" not in r.url]
+    patches = [r.json() for r in shop_answers if "base=" in r.url]
+    assert len(whole) == 1 and len(whole[0].json()["features"]) > 100
+    assert len(patches) >= 5 and all(p["type"] == "Patch" and p["remove"] == [] for p in patches)
+    assert all([f["id"] for f in p["upsert"]] in ([shop_id], []) for p in patches)
+    assert [p["upsert"][0]["properties"]["kind"] for p in patches if p["upsert"]] == \
+        ["closed", "open", "closed", "open", "closed"]
     feed = page.locator("#panel-feed")
     feed.get_by_text(f"{xss} → closed").first.wait_for()
     page.locator(f"path.opsmap-id-{shop_id}").hover(force=True)
@@ -171,6 +182,37 @@ def test_map007_replaying_2022_04_10_shows_the_real_compounds_with_cases(app_url
                            timeout=15_000)
     assert "回放 2022-04-10" in page.locator("#map-title").inner_text()
     page.wait_for_function("document.querySelectorAll('.opsmap-cluster, path.opsmap-cases').length > 0")
+    assert errors == []
+
+
+def test_map008_an_order_turns_overdue_on_the_map_with_no_event(app_url, app_var, browser):
+    """Time alone makes an order overdue: the page re-asks the time-dependent layers and gets
+    only what changed (the test app lets them lag the clock by MAP_REFRESH_S)."""
+    import sqlite3
+
+    from tests.conftest import MAP_REFRESH_S
+
+    lat, lng = sqlite3.connect(app_var / "opsmap.db").execute(
+        "SELECT lat, lng FROM compound ORDER BY id LIMIT 1").fetchone()
+    errors: list[str] = []
+    order_answers: list = []
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.on("response", lambda r: order_answers.append(r) if "/api/v1/layers/workorders?" in r.url else None)
+    page = _page(browser, app_url, errors, page)
+    oid = f"map008-{int(time.time())}"
+    due = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=3)  # urgent: dispatched within 5 min
+    post_event(app_url, "workorders", {
+        "event_id": oid, "ts": (due - datetime.timedelta(minutes=5)).isoformat(), "order_id": oid,
+        "action": "create", "category": "medical_need", "priority": "urgent", "description": "需配药",
+        "lat": lat, "lng": lng})
+    marker = f"path.opsmap-id-{oid}"
+    page.wait_for_selector(marker, state="attached", timeout=5000)
+    assert "opsmap-overdue" not in page.locator(marker).get_attribute("class")
+    page.wait_for_selector(f"{marker}.opsmap-overdue", state="attached", timeout=(3 + MAP_REFRESH_S + 3) * 1000)
+    assert datetime.datetime.now(datetime.UTC) > due
+    turned = [r.json() for r in order_answers if "base=" in r.url and "&v=" not in r.url]  # the timer's asks
+    assert any(f["id"] == oid and f["properties"]["overdue"] for p in turned if p["type"] == "Patch"
+               for f in p["upsert"])
     assert errors == []
 
 

@@ -130,8 +130,8 @@ def test_sum007_change_stream_resumes_after_the_id_a_page_last_saw(api, client):
     since = streams.changes_top(client)
     pipe = client.pipeline()
     for n, stream in enumerate(("cases", "facilities")):
-        streams.announce(pipe, {"applied": 1, "dead": 0, "streams": [stream], "kinds": [], "version": n,
-                                "urgent": [{"text": f"u{n}"}], "at": 0})
+        streams.announce(pipe, {"applied": 1, "dead": 0, "streams": [stream], "kinds": ["gate"] * n,
+                                "version": n, "urgent": [{"text": f"u{n}"}], "at": 0})
     pipe.execute()
     top = streams.changes_top(client)
     response = api.get(f"/api/v1/stream?since={since}", buffered=False)
@@ -143,3 +143,55 @@ def test_sum007_change_stream_resumes_after_the_id_a_page_last_saw(api, client):
     merged = json.loads(message.split("data: ", 1)[1])
     assert merged["streams"] == ["cases", "facilities"] and [u["text"] for u in merged["urgent"]] == ["u0", "u1"]
     assert merged["applied"] == 2 and merged["version"] == 1
+    assert merged["layers"] == ["compounds", "gates", "cases", "observations"]  # what a page re-asks, drawing order
+
+
+def test_sum008_a_page_that_names_its_version_receives_only_the_changed_features(api, scenario, redis_url):
+    from data import streams
+    from data.ingest import Worker
+
+    scn = scenario
+    street, gate = scn["data"].street.id, scn["data"].gates[41]
+    url = f"/api/v1/layers/gates?street={street}"
+    first = api.get(url)
+    v1 = first.headers["X-Opsmap-Version"]
+    assert first.headers["ETag"].strip('"') == v1
+    assert api.get(f"{url}&base=unknown").get_json() == first.get_json()  # a version not known here: whole
+    same = api.get(f"{url}&base={v1}")
+    assert same.get_json() == {"type": "Patch", "base": v1, "version": v1, "upsert": [], "remove": []}
+    assert "no-store" in same.headers["Cache-Control"]
+
+    client = redis.Redis.from_url(redis_url)
+    status = "restricted" if next(f for f in first.get_json()["features"]
+                                  if f["id"] == gate.id)["properties"]["kind"] != "restricted" else "open"
+    streams.append(client, "facilities", [json.dumps({
+        "event_id": f"sum008-{time.time()}", "ts": dt.datetime.now(dt.UTC).isoformat(), "facility_id": gate.id,
+        "status": status, "guards_on_duty": 2, "reporter": "巡查"})])
+    cfg = load(environ={"OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef"})
+    Worker(scn["engine"], client, cfg, consumer="sum008").step(block_ms=100)
+    version = int(client.get("opsmap:version"))
+    patch = api.get(f"{url}&base={v1}&v={version}").get_json()
+    whole = api.get(f"{url}&v={version}")
+    assert patch["base"] == v1 and patch["version"] == whole.headers["X-Opsmap-Version"] != v1
+    assert [f["id"] for f in patch["upsert"]] == [gate.id] and patch["remove"] == []
+    assert patch["upsert"][0]["properties"]["kind"] == status
+    merged = {f["id"]: f for f in first.get_json()["features"]} | {f["id"]: f for f in patch["upsert"]}
+    assert merged == {f["id"]: f for f in whole.get_json()["features"]}  # base + patch = the new version
+
+
+def test_sum009_a_patch_names_features_that_went_away():
+    from dashboard.answers import Encoded
+
+    def fc(*features: tuple[str, str]) -> dict:
+        return {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "id": i, "geometry": {"type": "Point", "coordinates": [121.48, 31.23]},
+             "properties": {"id": i, "kind": kind}} for i, kind in features]}
+
+    old, new = Encoded.of(fc(("a", "open"), ("b", "open"), ("c", "open"))), Encoded.of(fc(("a", "open"), ("c", "x")))
+    assert json.loads(new.body) == fc(("a", "open"), ("c", "x"))
+    patch = json.loads(new.patch(old.etag).body)
+    assert [f["id"] for f in patch["upsert"]] == ["c"] and patch["remove"] == ["b"]
+    assert new.patch("never-seen") is None
+    no_ids = Encoded.of({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": None,
+                                                                   "properties": {}}]})
+    assert no_ids.parts is None and no_ids.patch(old.etag) is None  # without ids: always whole
