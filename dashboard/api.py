@@ -229,7 +229,7 @@ def change_stream() -> Response:
         last = since
         yield "retry: 2000\n\n"
         while True:
-            notices = streams.changes_since(client, last, 15_000)
+            notices = streams.changes_since(client, last, streams.LONGEST_BLOCK_S * 1000)
             if not notices:
                 yield ": keep-alive\n\n"
                 continue

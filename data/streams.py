@@ -26,11 +26,17 @@ FEED_STREAMS = (*STREAMS, "alerts")
 LAG_COUNT_CAP = 100_000  # on Redis 6.2 lag is counted entry by entry; beyond this it reads as the cap
 
 
+LONGEST_BLOCK_S = 15  # the longest blocking read here (the change stream's wait for a notice)
+
+
 @functools.cache
 def connect(url: str) -> redis.Redis:
     """The process's client for ``url`` (one connection pool, shared by threads, so a request
-    does not open a TCP connection); decoding is left off so payload bytes pass unchanged."""
-    return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True)
+    does not open a TCP connection); decoding is left off so payload bytes pass unchanged.
+    Its socket timeout outlasts every blocking read here: redis-py's default of 5 s broke
+    a change stream after 5 quiet seconds, and the page then waited for its reconnect."""
+    return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True,
+                                socket_timeout=LONGEST_BLOCK_S + 10)
 
 
 def append(client: redis.Redis, stream: str, events: Iterable[str | bytes], reply: bool = False) -> list[str]:

@@ -146,6 +146,26 @@ def test_sum007_change_stream_resumes_after_the_id_a_page_last_saw(api, client):
     assert merged["layers"] == ["compounds", "gates", "cases", "observations"]  # what a page re-asks, drawing order
 
 
+def test_sum010_a_change_stream_outlives_quiet_seconds(api, client):
+    """redis-py's default socket timeout (5 s) once ended the stream after 5 quiet seconds."""
+    import threading
+
+    from data import streams
+
+    response = api.get(f"/api/v1/stream?since={streams.changes_top(client)}", buffered=False)
+    chunks = iter(response.response)
+    assert next(chunks).startswith(b"retry:")
+    notice = {"applied": 1, "dead": 0, "streams": ["cases"], "kinds": [], "version": 1, "urgent": [], "at": 0}
+    later = threading.Timer(7, lambda: streams.announce(pipe := client.pipeline(), notice) or pipe.execute())
+    later.start()
+    try:
+        message = next(chunks).decode()  # blocks in XREAD for 7 s
+    finally:
+        later.cancel()
+        response.close()
+    assert json.loads(message.split("data: ", 1)[1])["layers"] == ["compounds", "cases", "observations"]
+
+
 def test_sum008_a_page_that_names_its_version_receives_only_the_changed_features(api, scenario, redis_url):
     from data import streams
     from data.ingest import Worker
