@@ -93,6 +93,10 @@
     }
 
     function show(sources) {
+        var key = JSON.stringify(sources || null);
+        if (current && current.key === key) {
+            return;  // the same layers again (a callback re-run with the same inputs): keep them
+        }
         generation += 1;
         clearInterval(timer);
         current = null;
@@ -110,7 +114,7 @@
                 render(entry);
             }
         });
-        current = {live: sources.live, layers: entries};
+        current = {key: key, live: sources.live, layers: entries};
         if (sources.live && sources.refresh_s > 0) {
             timer = setInterval(function () {
                 sources.timely.forEach(function (key) { update(key, null); });

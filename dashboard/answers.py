@@ -9,6 +9,7 @@ so a later version can answer "what changed since version X" without X's body.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import threading
@@ -76,13 +77,18 @@ def _parts(obj: Any) -> dict[str, bytes] | None:
 
 @dataclass(frozen=True)
 class Encoded:
-    """A JSON answer ready to send — body, its gzip and ETag made once — so a cached layer
+    """A JSON answer ready to send — body, ETag and gzip made once — so a cached layer
     costs a lookup per request, not an encoding, a compression and a hash of megabytes."""
 
     body: bytes
-    gz: bytes | None  # only bodies of GZIP_MIN_BYTES or more
     etag: str
     parts: Mapping[str, bytes] | None = None  # a FeatureCollection's features by id, as in the body
+
+    @functools.cached_property
+    def gz(self) -> bytes | None:
+        """The gzipped body (bodies of GZIP_MIN_BYTES or more), made when first asked: a version
+        that only ever answers patches never pays for compressing megabytes."""
+        return gzip.compress(self.body, compresslevel=5) if len(self.body) >= GZIP_MIN_BYTES else None
 
     @classmethod
     def of(cls, obj: Any) -> Encoded:
@@ -95,8 +101,7 @@ class Encoded:
 
     @classmethod
     def _of_body(cls, body: bytes, parts: Mapping[str, bytes] | None = None) -> Encoded:
-        gz = gzip.compress(body, compresslevel=5) if len(body) >= GZIP_MIN_BYTES else None
-        return cls(body, gz, hashlib.blake2b(body, digest_size=16).hexdigest(), parts)
+        return cls(body, hashlib.blake2b(body, digest_size=16).hexdigest(), parts)
 
     def patch(self, base: str) -> Encoded | None:
         """What changed since version ``base``: ``{"type": "Patch", "base", "version", "upsert":

@@ -180,6 +180,7 @@ def test_sum008_a_page_that_names_its_version_receives_only_the_changed_features
     same = api.get(f"{url}&base={v1}")
     assert same.get_json() == {"type": "Patch", "base": v1, "version": v1, "upsert": [], "remove": []}
     assert "no-store" in same.headers["Cache-Control"]
+    assert api.get(f"{url}&v=1000000000").status_code == 200  # a forged version must not pin the answer
 
     client = redis.Redis.from_url(redis_url)
     status = "restricted" if next(f for f in first.get_json()["features"]
