@@ -5,7 +5,9 @@ the last week at random points of the street, starts the real app (``opsmap serv
 own embedded Redis) and measures
 - first paint: from navigation until the clustered cases and the compounds are on the map,
   in headless Debian chromium (median of 3 page loads);
-- API latency: 20 concurrent clients requesting every layer and the summary, p50/p95.
+- API latency: 20 concurrent clients requesting every layer and the summary, p50/p95;
+- one new case on that map: bytes of the patch the page receives against the whole layer,
+  and the time from the POST until the page has merged and drawn it (median of 5).
 Goals (issue): first paint ≤ 1.5 s, API p95 ≤ 100 ms.
 Run: ``make bench`` or ``.venv/bin/python bench/map.py [N]``.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import json
 import os
 import signal
 import socket
@@ -33,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.loader import load_street
 from data.models import Case
+from data.privacy import id_check_char
 from data.settings import PROJECT_ROOT
 from data.store import make_engine, transaction
 
@@ -41,7 +45,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 CATEGORIES = ["confirmed", "suspected", "close_contact", "home_observation", "released"]
 
 
-def seed_cases(db: Path, n: int) -> str:
+def seed_cases(db: Path, n: int) -> tuple[str, str]:
     engine = make_engine(f"sqlite:///{db}")
     data = load_street(engine, PROJECT_ROOT / "data" / "datasets", "南京东路", 20220410, False)
     rng = np.random.default_rng(1)
@@ -55,7 +59,12 @@ def seed_cases(db: Path, n: int) -> str:
              "source": "bench"} for i, (x, y) in enumerate(xy)]
     with transaction(engine) as session:
         session.execute(insert(Case.__table__), rows)
-    return data.street.id
+    return data.street.id, compounds[0]
+
+
+def resident_id(n: int) -> str:
+    first = f"31010119800101{n % 1000:03d}"
+    return first + id_check_char(first)
 
 
 def free_port() -> int:
@@ -83,6 +92,38 @@ def first_paint(url: str, loads: int = 3) -> list[float]:
     return times
 
 
+def live_case(url: str, street: str, compound: str, n: int = 5) -> tuple[list[float], int, int]:
+    """Post ``n`` new cases one by one to a page showing the map; seconds from each POST until
+    the page has its patch of the cases layer and has drawn two frames after it; and the
+    size (gzip) of the last patch against the whole layer."""
+    from playwright.sync_api import sync_playwright
+
+    took, patch_bytes = [], 0
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        page = browser.new_context(viewport={"width": 1920, "height": 1080}).new_page()
+        page.goto(url)
+        page.wait_for_function("document.querySelectorAll('.opsmap-cluster').length > 0", timeout=120_000)
+        for i in range(n):
+            event = {"event_id": f"bench-live-{time.time()}-{i}", "ts": dt.datetime.now(dt.UTC).isoformat(),
+                     "person_id": resident_id(900 + i), "category": "confirmed", "compound_id": compound}
+            with page.expect_response(lambda r: "/api/v1/layers/cases?" in r.url and "base=" in r.url,
+                                      timeout=30_000) as answer:
+                start = time.perf_counter()
+                post = urllib.request.Request(f"{url}/api/v1/events/cases", data=json.dumps(event).encode(),
+                                              headers={"Content-Type": "application/json"}, method="POST")
+                urllib.request.urlopen(post, timeout=10).read()
+            body = answer.value.json()
+            assert body["type"] == "Patch", "the page got the whole layer, not a patch"
+            patch_bytes = len(answer.value.body())
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+            took.append(time.perf_counter() - start)
+        browser.close()
+    whole = urllib.request.urlopen(urllib.request.Request(f"{url}/api/v1/layers/cases?street={street}",
+                                                          headers={"Accept-Encoding": "gzip"}), timeout=300)
+    return took, patch_bytes, len(whole.read())
+
+
 def _get(url: str) -> float:
     """One request as a browser makes it (gzip accepted); seconds until the body is read."""
     start = time.perf_counter()
@@ -106,7 +147,7 @@ def api_latency(url: str, street: str, clients: int = 20, per_client: int = 30) 
 
 def main(n: int = 100_000) -> None:
     with tempfile.TemporaryDirectory() as var:
-        street = seed_cases(Path(var) / "opsmap.db", n)
+        street, compound = seed_cases(Path(var) / "opsmap.db", n)
         port = free_port()
         env = {**os.environ, "OPSMAP_VAR_DIR": var, "OPSMAP_HTTP_PORT": str(port), "OPSMAP_LOG_LEVEL": "WARNING"}
         env.pop("DATABASE_URL", None)
@@ -127,6 +168,10 @@ def main(n: int = 100_000) -> None:
                 q = statistics.quantiles(times, n=100)
                 print(f"API {label:<16} {len(times):>4} requests: p50 {q[49] * 1000:6.0f} ms  "
                       f"p95 {q[94] * 1000:6.0f} ms  goal p95 ≤ 100 ms")
+            took, patch_bytes, whole_bytes = live_case(url, street, compound)
+            print(f"a new case on the {n:,}-point map: drawn {statistics.median(took) * 1000:.0f} ms after its POST "
+                  f"(median; {', '.join(f'{t * 1000:.0f}' for t in took)}); patch {patch_bytes:,} bytes, "
+                  f"whole layer {whole_bytes:,} bytes (gzip)")
         finally:
             app.send_signal(signal.SIGTERM)
             app.wait(timeout=30)
