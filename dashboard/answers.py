@@ -107,8 +107,7 @@ class Encoded:
         """What changed since version ``base``: ``{"type": "Patch", "base", "version", "upsert":
         [features new or changed], "remove": [ids gone]}``; None when ``base`` is not a version
         this process remembers (the caller then sends the whole answer)."""
-        old = _history.get(base) if self.parts is not None else None
-        if old is None or self.parts is None:
+        if self.parts is None or (old := _history.get(base)) is None:
             return None
         upsert = [part for fid, part in self.parts.items() if old.get(fid) != hash(part)]
         remove = [fid for fid in old if fid not in self.parts]

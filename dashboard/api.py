@@ -100,8 +100,9 @@ def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callab
     version = data_version(_client(), topics)
     if version < 0:
         return compute()
-    if min_version > version:  # a notice's version, never beyond the counter (a forged v would pin the answer)
-        min_version = min(min_version, data_version(_client()))
+    # the answer need include no more than its topics' newest change (a merged notice may name a
+    # later version; a forged one would pin the answer)
+    min_version = min(min_version, version)
     max_age = UNTIMED_MAX_AGE_S if topics is not None and "clock" not in topics else None
     return cache.get_live((kind, *params), max(version, min_version), compute, min_version, max_age)
 
