@@ -76,7 +76,8 @@ def test_off001_accept_arrive_resolve_from_a_phone_shows_on_the_screen(app_url, 
         assert _state(app_var, oid) == state
     print(f"officer action → /screen (ms): {took}")
     (artifacts / "officer-to-screen-ms.txt").write_text(repr(took))
-    assert "药已送到" in page.locator(".officer-detail").inner_text()  # the timeline shows the note
+    # the timeline shows the note (the drill-down is redrawn after the action; it may land after /screen's patch)
+    page.locator(".officer-detail", has_text="药已送到").wait_for(timeout=5_000)
     page.screenshot(path=str(artifacts / "officer-360x800.png"), full_page=True)
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], f"the page is {width}px wide on a 360px phone"
