@@ -4,11 +4,10 @@
    layer whole into its GeoJSON component and remembers the version it got (the
    X-Opsmap-Version header). On a live page a change notice naming a layer (notice(), from
    assets/live.js) — and, for layers that change with time alone, a timer (twice per
-   OPSMAP_MAP_REFRESH_S) — then asks for
-   a patch from that version (base=…): the server sends only the features that changed or
-   went away, which are merged here. Steps run one at a time per layer, in order; a step
-   begun for an earlier street, filter or moment is dropped. A patch the server cannot make
-   (it no longer knows the version) comes back whole. */
+   OPSMAP_MAP_REFRESH_S) — then asks for a patch from that version (base=…): the server
+   sends only the features that changed or went away, which are merged here. Steps run one
+   at a time per layer, in order; a step begun for an earlier street, filter or moment is
+   dropped. A patch the server cannot make (it no longer knows the version) comes back whole. */
 (function () {
     "use strict";
     var generation = 0;
@@ -55,12 +54,16 @@
         });
     }
 
+    function accept(entry, fc, version) {
+        entry.fc = fc;
+        entry.version = version;
+        render(entry);
+    }
+
     function whole(entry) {
         return fetchJson(entry.url).then(function (got) {
             if (entry.generation === generation) {
-                entry.fc = got.body;
-                entry.version = got.version;
-                render(entry);
+                accept(entry, got.body, got.version);
             }
         });
     }
@@ -76,18 +79,16 @@
                 return;
             }
             if (body.type !== "Patch") {  // the server no longer knew our version
-                entry.fc = body;
-                entry.version = got.version;
-                render(entry);
+                accept(entry, body, got.version);
                 return;
             }
             if (body.base !== entry.version) {
                 throw new Error("patch from " + body.base + ", not " + entry.version);
             }
-            entry.version = body.version;
             if (body.upsert.length || body.remove.length) {
-                entry.fc = merge(entry.fc, body);
-                render(entry);
+                accept(entry, merge(entry.fc, body), body.version);
+            } else {
+                entry.version = body.version;
             }
         });
     }

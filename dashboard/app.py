@@ -49,15 +49,13 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
     return app
 
 
-
-def warm(app: Dash, config: Config) -> threading.Thread:
+def warm(app: Dash, config: Config) -> None:
     """Compute the shown street's live layers and numbers in the background, through the
     same routes and cache as the pages, so the first page after a start does not wait for
     them (the cases layer can hold 100,000 points)."""
     def run() -> None:
         with app.server.config["OPSMAP_SESSIONS"]() as session:
-            loaded = queries.streets(session)
-        street = next((s for s in loaded if s.name == config.street), loaded[0] if loaded else None)
+            street = queries.shown_street(queries.streets(session), config.street)
         if street is None:
             return
         client = app.server.test_client()
@@ -66,6 +64,4 @@ def warm(app: Dash, config: Config) -> threading.Thread:
             if answer.status_code != 200:
                 logging.getLogger(__name__).warning("warming %s: HTTP %s", path, answer.status_code)
 
-    thread = threading.Thread(target=run, name="opsmap-warm", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=run, name="opsmap-warm", daemon=True).start()

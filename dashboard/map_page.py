@@ -110,7 +110,7 @@ def street_viewport(street: Street) -> dict[str, Any]:
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     with sessions() as session:
         loaded = queries.streets(session)
-    chosen = next((s for s in loaded if s.name == config.street), loaded[0] if loaded else None)
+    chosen = queries.shown_street(loaded, config.street)
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     lang = config.language
     return html.Div(className="opsmap", children=[

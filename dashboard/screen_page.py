@@ -41,7 +41,7 @@ CLOCK = "%Y-%m-%d %H:%M:%S"
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     with sessions() as session:
         loaded = queries.streets(session)
-    street = next((s for s in loaded if s.name == config.street), loaded[0] if loaded else None)
+    street = queries.shown_street(loaded, config.street)
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     return html.Div(className="opsmap-screen", children=[
         html.Header(className="screen-header", children=[

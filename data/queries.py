@@ -19,6 +19,11 @@ def streets(session: Session) -> list[Street]:
     return list(session.scalars(select(Street).order_by(Street.name)))
 
 
+def shown_street(loaded: list[Street], name: str) -> Street | None:
+    """The street pages open on: the configured one (OPSMAP_STREET), else the first loaded."""
+    return next((s for s in loaded if s.name == name), loaded[0] if loaded else None)
+
+
 def compound_tiers(session: Session, street_id: str, at: dt.datetime) -> dict[str, str]:
     """Every compound's 2022 three-zone tier at moment ``at``: from the confirmed cases of the
     14 days to that day, reported up to ``at`` (a case later that day does not count yet)."""
