@@ -92,11 +92,14 @@ def layer_control(page: str, lang: str, shown: tuple[Any, ...] = layers.LAYERS) 
     """Layers (all registered ones by default) as toggleable overlays (names passed explicitly:
     dash ≥ 4.2 needs them)."""
     def overlay(layer: Any) -> dl.Overlay:
-        cluster = {"cluster": True, "clusterToLayer": ns("caseCluster"), "superClusterOptions": {"radius": 40}} \
-            if layer.id == "cases" else {}
+        hideout = {"layer": layer.id, "colours": {e.key: e.colour for e in layer.legend()}}
+        cluster = {}
+        if layer.id == "cases":  # clustered in the browser; a cluster's colour is its severest case's
+            cluster = {"cluster": True, "clusterToLayer": ns("caseCluster"), "superClusterOptions": {"radius": 40}}
+            hideout["severest"] = layers.cases.SEVEREST
         return dl.Overlay(name=tr(layer.title, lang), checked=True, children=dl.GeoJSON(
             id=layer_id(layer.id, page), style=ns("style"), pointToLayer=ns("point"), onEachFeature=ns("tooltip"),
-            hideout={"layer": layer.id, "colours": {e.key: e.colour for e in layer.legend()}}, **cluster))
+            hideout=hideout, **cluster))
 
     return dl.LayersControl([overlay(layer) for layer in shown],
                             overlays=[tr(layer.title, lang) for layer in shown], collapsed=page != "map")

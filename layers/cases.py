@@ -20,6 +20,7 @@ changed_by = frozenset({"stream:cases", "stream:observations"})
 CATEGORIES = {"confirmed": ("确诊", "#c92a2a", 5), "suspected": ("疑似", "#e8590c", 4),
               "close_contact": ("密接", "#f59f00", 3), "home_observation": ("居家观察", "#7048e8", 2),
               "released": ("解除观察", "#868e96", 1)}
+SEVEREST = max(severity for _, _, severity in CATEGORIES.values())
 
 
 def legend() -> list[LegendEntry]:

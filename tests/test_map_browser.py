@@ -216,6 +216,39 @@ def test_map008_an_order_turns_overdue_on_the_map_with_no_event(app_url, app_var
     assert errors == []
 
 
+def test_map010_a_cluster_takes_the_colour_of_its_severest_case(app_url, app_var, browser):
+    """Cases at a past moment (nothing else in its window): 20 released and one confirmed at one
+    compound, 20 close contacts and 5 released at the compound farthest from it."""
+    import sqlite3
+
+    from tests.conftest import person_id
+
+    rows = sqlite3.connect(app_var / "opsmap.db").execute("SELECT id, lat, lng FROM compound").fetchall()
+    a = rows[0]
+    b = max(rows, key=lambda r: (r[1] - a[1]) ** 2 + (r[2] - a[2]) ** 2)
+    tag, ts = f"map010-{time.time()}", "2021-03-01T10:00:00+08:00"
+    events = [(a, "released")] * 20 + [(a, "confirmed")] + [(b, "close_contact")] * 20 + [(b, "released")] * 5
+    batch = [{"event_id": f"{tag}-{i}", "ts": ts, "person_id": person_id(100 + i, "19700101"), "category": category,
+              "compound_id": c[0], "lat": c[1], "lng": c[2]} for i, (c, category) in enumerate(events)]
+    req = urllib.request.Request(f"{app_url}/api/v1/events/cases", data=json.dumps(batch).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    assert urllib.request.urlopen(req, timeout=10).status == 202
+    db = sqlite3.connect(app_var / "opsmap.db")
+    deadline = time.monotonic() + 15
+    while db.execute("SELECT count(*) FROM case_report WHERE reported_at LIKE '2021-03-01%'").fetchone()[0] < 46:
+        assert time.monotonic() < deadline, "the cases were not ingested"
+        time.sleep(0.2)
+    errors: list[str] = []
+    page = _page(browser, app_url, errors)
+    page.fill("#map-asof", "2021-03-01 12:00")
+    page.locator("#map-asof").press("Enter")
+    page.wait_for_function("document.querySelectorAll('.opsmap-cluster').length === 2", timeout=15_000)
+    clusters = page.evaluate("[...document.querySelectorAll('.opsmap-cluster')].map(e => [e.dataset.kind, "
+                             "e.textContent])")
+    assert sorted(clusters) == [["close_contact", "25"], ["confirmed", "21"]]
+    assert errors == []
+
+
 @pytest.mark.parametrize(("width", "height"), [(1920, 1080), (3840, 2160)])
 def test_scr001_big_screen_fits_without_scrollbars(app_url, browser, artifacts, width, height):
     page = browser.new_page(viewport={"width": width, "height": height})
