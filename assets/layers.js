@@ -7,12 +7,19 @@
    OPSMAP_MAP_REFRESH_S) — then asks for a patch from that version (base=…): the server
    sends only the features that changed or went away, which are merged here. Steps run one
    at a time per layer, in order; a step begun for an earlier street, filter or moment is
-   dropped. A patch the server cannot make (it no longer knows the version) comes back whole. */
+   dropped. A patch the server cannot make (it no longer knows the version) comes back whole.
+
+   First paint: the page's HTML names the layers it opens on (<script id="opsmap-prefetch">,
+   dashboard/app.py), and they are fetched and parsed as soon as this file runs, while Dash
+   is still booting; show() then takes them instead of asking again. Such an answer may be
+   older than the notice the page's live stream starts from, so on a live page it is
+   followed at once by a patch step. */
 (function () {
     "use strict";
     var generation = 0;
     var current = null;  // {live: bool, layers: {key: entry}}
     var timer = null;
+    var early = {};  // url → promise of {body, version}, started from the page's HTML
 
     function render(entry) {
         window.dash_clientside.set_props({type: entry.page + "-layer", id: entry.key}, {data: entry.fc});
@@ -60,8 +67,17 @@
         render(entry);
     }
 
-    function whole(entry) {
-        return fetchJson(entry.url).then(function (got) {
+    function prefetch() {
+        var named = document.getElementById("opsmap-prefetch");
+        JSON.parse(named ? named.textContent : "[]").forEach(function (url) {
+            early[url] = fetchJson(url);
+            early[url].catch(function () {});  // whole() asks again; not an unhandled rejection
+        });
+    }
+
+    function whole(entry, started) {  // started: the answer the page's HTML asked for, if any
+        var answer = started ? started.catch(function () { return fetchJson(entry.url); }) : fetchJson(entry.url);
+        return answer.then(function (got) {
             if (entry.generation === generation) {
                 accept(entry, got.body, got.version);
             }
@@ -110,12 +126,17 @@
                          version: null, fc: null, queue: Promise.resolve()};
             entries[key] = entry;
             if (entry.url) {
-                enqueue(entry, function () { return whole(entry); });
+                var started = early[entry.url];
+                enqueue(entry, function () { return whole(entry, started); });
+                if (started && sources.live) {
+                    enqueue(entry, function () { return patch(entry, null); });
+                }
             } else {
                 render(entry);
             }
         });
         current = {key: key, live: sources.live, layers: entries};
+        early = {};  // what the page's first layers did not take would only grow stale
         if (sources.live && sources.refresh_s > 0) {
             timer = setInterval(function () {
                 sources.timely.forEach(function (key) { update(key, null); });
@@ -134,9 +155,13 @@
         (message.layers || []).forEach(function (key) { update(key, message.version); });
     }
 
+    prefetch();
     window.opsmap = Object.assign({}, window.opsmap, {layers: {show: show, notice: notice}});
     window.dash_clientside = window.dash_clientside || {};
     window.dash_clientside.opsmap = Object.assign({}, window.dash_clientside.opsmap, {
-        showLayers: function (sources) { show(sources); }
+        showLayers: function (sources) {
+            show(sources);
+            return window.dash_clientside.no_update;
+        }
     });
 })();

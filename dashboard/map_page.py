@@ -33,6 +33,7 @@ from layers.base import Query
 
 ns = Namespace("opsmap", "map")
 SHANGHAI_CENTRE = [31.23, 121.47]
+PAGE = "map"
 
 
 def layer_id(layer_key: Any, page: str = "map") -> dict[str, Any]:
@@ -83,9 +84,24 @@ def layer_sources(page: str, keys: list[str], config: Config, street_id: str | N
             "layers": {k: layer_url(k, street_id, committee, as_of) if street_id else None for k in keys}}
 
 
+def opening_sources(config: Config, street_id: str | None) -> dict[str, Any]:
+    """The layers the page opens on: the shown street, live, every layer. The layout carries
+    them, so they load as soon as the page is drawn rather than after its first callbacks, and
+    dashboard/app.py names their URLs in the page's HTML, so they are fetched while Dash boots."""
+    return layer_sources(PAGE, [layer.id for layer in layers.LAYERS], config, street_id)
+
+
+def source_stores(page: str, sources: dict[str, Any] | None) -> list[dcc.Store]:
+    """A page's layer sources (store ``<page>-sources``, set in its layout to what it opens on)
+    and the store ``<page>-shown`` that assets/layers.js answers into: Dash does not run a
+    callback without an output when the page is drawn, only on later changes."""
+    return [dcc.Store(id=f"{page}-sources", data=sources), dcc.Store(id=f"{page}-shown")]
+
+
 def register_sources(app: Dash, page: str) -> None:
-    """Hand the page's layer sources (store ``<page>-sources``) to assets/layers.js whenever set."""
-    app.clientside_callback(ClientsideFunction("opsmap", "showLayers"), Input(f"{page}-sources", "data"))
+    """Hand the page's layer sources to assets/layers.js when the page is drawn and whenever set."""
+    app.clientside_callback(ClientsideFunction("opsmap", "showLayers"), Output(f"{page}-shown", "data"),
+                            Input(f"{page}-sources", "data"))
 
 
 def layer_control(page: str, lang: str, shown: tuple[Any, ...] = layers.LAYERS) -> dl.LayersControl:
@@ -137,7 +153,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                 html.Div(id="panel-detail-slot"), html.Div(id="panel-cases-slot"),
                 html.Div(id="panel-work-slot"), html.Div(id="panel-feed-slot")]),
         ]),
-        *live_events("map-events"), dcc.Store(id="map-sources"),
+        *live_events("map-events"), *source_stores(PAGE, opening_sources(config, chosen and chosen.id)),
         dcc.Interval(id="map-tick", interval=10_000),
     ])
 
@@ -160,13 +176,14 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     def go_live(_: int | None) -> str:
         return ""
 
-    register_sources(app, "map")
+    register_sources(app, PAGE)
 
     @app.callback(Output("map-sources", "data"),
-                  Input("map-street", "value"), Input("map-committee", "value"), Input("map-asof", "value"))
+                  Input("map-street", "value"), Input("map-committee", "value"), Input("map-asof", "value"),
+                  prevent_initial_call=True)
     def choose_layers(street_id: str | None, committee: str | None, as_of_text: str | None) -> dict[str, Any]:
-        """The layers for a street, filter and moment (live ones are then kept current in the browser)."""
-        return layer_sources("map", [layer.id for layer in layers.LAYERS], config, street_id, committee,
+        """The layers for another street, filter or moment (live ones are then kept current in the browser)."""
+        return layer_sources(PAGE, [layer.id for layer in layers.LAYERS], config, street_id, committee,
                              parse_as_of(as_of_text))
 
     @app.callback(Output("map-title", "children"), Output("panel-cases-slot", "children"),

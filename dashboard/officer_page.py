@@ -27,6 +27,7 @@ from dashboard.map_page import (
     layer_sources,
     live_events,
     register_sources,
+    source_stores,
 )
 from data import actions, streams
 from data.models import Committee
@@ -38,6 +39,11 @@ PAGE = "officer"
 #: what an officer needs on the small map, bottom to top
 SHOWN = tuple(layers.BY_ID[k] for k in ("basemap", "boundaries", "compounds", "shops", "gates", "observations",
                                          "workorders", "alerts"))
+
+
+def opening_sources(config: Config, street_id: str | None) -> None:
+    """None: which layers the page opens on depends on the committee the phone remembers."""
+    return None
 
 
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
@@ -60,7 +66,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                children=[layer_control(PAGE, lang, SHOWN)]),
         dcc.Store(id="officer-selected"),
         dcc.Store(id="officer-done", data=0),
-        *live_events("officer-events"), dcc.Store(id="officer-sources"),
+        *live_events("officer-events"), *source_stores(PAGE, None),
     ])
 
 

@@ -28,6 +28,7 @@ from dashboard.map_page import (
     live_events,
     message_version,
     register_sources,
+    source_stores,
     street_viewport,
 )
 from data import queries, rules, streams
@@ -36,6 +37,12 @@ from data.settings import Config
 
 PAGE = "screen"
 CLOCK = "%Y-%m-%d %H:%M:%S"
+
+
+def opening_sources(config: Config, street_id: str | None) -> dict[str, Any]:
+    """The screen's layers: every layer of the shown street, live; it never shows another
+    (the layout carries them; dashboard/app.py names their URLs in the page's HTML)."""
+    return layer_sources(PAGE, [layer.id for layer in layers.LAYERS], config, street_id)
 
 
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
@@ -60,7 +67,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
         html.Div(id="screen-banner", className="screen-banner hidden"),
         dcc.Store(id="screen-street", data=street.id if street else None),
         dcc.Store(id="screen-banner-until", data=0),
-        *live_events("screen-events"), dcc.Store(id="screen-sources"),
+        *live_events("screen-events"), *source_stores(PAGE, opening_sources(config, street and street.id)),
         dcc.Interval(id="screen-tick", interval=1000),
     ])
 
@@ -69,10 +76,6 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     """The screen's callbacks: layers, panels, urgent interrupts, clock, rotation."""
 
     register_sources(app, PAGE)
-
-    @app.callback(Output("screen-sources", "data"), Input("screen-street", "data"))
-    def choose_layers(street_id: str | None) -> dict[str, Any]:
-        return layer_sources(PAGE, [layer.id for layer in layers.LAYERS], config, street_id)
 
     @app.callback(Output("screen-cases", "children"), Output("screen-work", "children"),
                   Output("screen-feed", "children"), Input("screen-street", "data"), Input("screen-events", "data"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -213,6 +214,63 @@ def test_map008_an_order_turns_overdue_on_the_map_with_no_event(app_url, app_var
     turned = [r.json() for r in order_answers if "base=" in r.url and "&v=" not in r.url]  # the timer's asks
     assert any(f["id"] == oid and f["properties"]["overdue"] for p in turned if p["type"] == "Patch"
                for f in p["upsert"])
+    assert errors == []
+
+
+def _named_layers(url: str) -> list[str]:
+    """The layer URLs a page's HTML names for loading while Dash boots."""
+    html = urllib.request.urlopen(url, timeout=10).read().decode()
+    return json.loads(re.search(r'<script type="application/json" id="opsmap-prefetch">(.*?)</script>', html)[1])
+
+
+def _shop_status(url: str, shop_id: str) -> str:
+    with urllib.request.urlopen(f"{url}/api/v1/entities/shops/{shop_id}", timeout=10) as resp:
+        return json.load(resp)["status"]
+
+
+def test_map009_layers_load_while_dash_boots_and_a_change_meanwhile_still_arrives(app_url, browser):
+    """The page's HTML names the layers the page opens on; the browser fetches them before the
+    page's first callback and takes each once. Such an answer can be older than the notice the
+    live stream starts from: a change landing in between (here while the first callback is
+    held) must still reach the map."""
+    import layers
+
+    every = sorted(layer.id for layer in layers.LAYERS)
+    for path in ("/", "/screen"):
+        assert sorted(re.match(r"/api/v1/layers/(\w+)\?street=S194$", u)[1] for u in _named_layers(app_url + path)) \
+            == every, path
+    assert _named_layers(app_url + "/officer") == []  # its layers depend on the committee the phone remembers
+    assert _named_layers(app_url + "/nope") == []
+
+    with urllib.request.urlopen(f"{app_url}/api/v1/layers/shops?street=S194", timeout=10) as resp:
+        shop = next(f for f in json.load(resp)["features"] if not f["properties"]["synthetic"])
+    new = "closed" if shop["properties"]["kind"] != "closed" else "open"
+    order: list[str] = []  # requests in the order the page made them
+    held: list[str] = []
+
+    def change_while_held(route):
+        if not held:  # the first callback (the page's layout): the prefetched layers are already answered
+            held.append(route.request.url)
+            post_event(app_url, "facilities", {"event_id": f"map009-{time.time()}", "reporter": "测试",
+                                               "ts": datetime.datetime.now(datetime.UTC).isoformat(),
+                                               "facility_id": shop["id"], "status": new})
+            deadline = time.monotonic() + 10
+            while _shop_status(app_url, shop["id"]) != new:
+                assert time.monotonic() < deadline, "the event was not ingested"
+                time.sleep(0.1)
+            time.sleep(0.5)  # its change notice is in the stream before the page's render names the newest
+        route.continue_()
+
+    errors: list[str] = []
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.on("request", lambda r: order.append(r.url))
+    page.route("**/_dash-update-component*", change_while_held)
+    page = _page(browser, app_url, errors, page)
+    page.wait_for_selector(f"path.opsmap-id-{shop['id']}.opsmap-kind-{new}", state="attached", timeout=5000)
+    shops = [u for u in order if "/api/v1/layers/shops?" in u]
+    first_callback = next(i for i, u in enumerate(order) if "_dash-update-component" in u)
+    assert order.index(shops[0]) < first_callback and "base=" not in shops[0]
+    assert [u for u in shops if "base=" not in u] == shops[:1], "the layer was fetched whole more than once"
     assert errors == []
 
 
