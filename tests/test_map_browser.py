@@ -218,8 +218,10 @@ def test_map008_an_order_turns_overdue_on_the_map_with_no_event(app_url, app_var
 
 
 def _named_layers(url: str) -> list[str]:
-    """The layer URLs a page's HTML names for loading while Dash boots."""
+    """The layer URLs a page's HTML names for loading while Dash boots (the page leaves out
+    Dash's polyfill: first paint is bound by the main thread)."""
     html = urllib.request.urlopen(url, timeout=10).read().decode()
+    assert "/_dash-component-suites/dash/deps/react@" in html and "polyfill" not in html
     return json.loads(re.search(r'<script type="application/json" id="opsmap-prefetch">(.*?)</script>', html)[1])
 
 
