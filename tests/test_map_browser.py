@@ -309,6 +309,60 @@ def test_map010_a_cluster_takes_the_colour_of_its_severest_case(app_url, app_var
     assert errors == []
 
 
+def _confirmed_total(url: str) -> int:
+    with urllib.request.urlopen(f"{url}/api/v1/summary?street=S194", timeout=10) as resp:
+        return json.load(resp)["cases"]["street"]["confirmed"]["total"]
+
+
+def test_map011_a_burst_patches_the_map_per_message_and_redraws_panels_at_most_once_a_second(app_url, app_var,
+                                                                                             browser):
+    """Eight cases posted 120 ms apart: every one reaches the map as a patch; the panels'
+    callback (a server round trip and a summary each) runs at most once per second of
+    messages, and ends on the final numbers."""
+    import math
+    import sqlite3
+
+    from tests.conftest import person_id
+
+    compound = sqlite3.connect(app_var / "opsmap.db").execute("SELECT id FROM compound ORDER BY id").fetchone()[0]
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.add_init_script("""window.__messages = [];
+        const Source = window.EventSource;
+        window.EventSource = function (url) {
+            const source = new Source(url);
+            source.addEventListener("message", () => window.__messages.push(performance.now()));
+            return source;
+        };""")
+    redraws: list = []  # the panels' callback, run by a change notice
+    upserted: set[str] = set()
+    page.on("request", lambda r: redraws.append(r) if "_dash-update-component" in r.url
+            and "map-events.data" in (r.post_data or "") else None)
+    page.on("response", lambda r: upserted.update(f["id"] for f in r.json()["upsert"])
+            if "/api/v1/layers/cases?" in r.url and "base=" in r.url else None)
+    errors: list[str] = []
+    page = _page(browser, app_url, errors, page)
+    page.wait_for_timeout(1500)  # the page's own start-up is over
+    page.evaluate("window.__messages = []")
+    redraws.clear()
+    upserted.clear()
+    expected = _confirmed_total(app_url) + 8
+    for i in range(8):
+        post_event(app_url, "cases", {"event_id": f"map011-{time.time()}-{i}", "person_id": person_id(300 + i),
+                                      "ts": datetime.datetime.now(datetime.UTC).isoformat(), "category": "confirmed",
+                                      "compound_id": compound})
+        time.sleep(0.12)
+    row = page.locator("#panel-cases tbody tr", has=page.locator("td", has_text=re.compile("^确诊$")))
+    deadline = time.monotonic() + 10
+    while row.locator("td").nth(2).inner_text() != f"{expected:,}":
+        assert time.monotonic() < deadline, f"the panel shows {row.inner_text()!r}, not a total of {expected}"
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(1200)  # a redraw still held back would have gone out by now
+    messages = page.evaluate("window.__messages")
+    assert len(upserted) == 8, "not every case reached the map"
+    assert 1 <= len(redraws) <= 1 + math.ceil((messages[-1] - messages[0]) / 1000), (len(redraws), messages)
+    assert errors == []
+
+
 @pytest.mark.parametrize(("width", "height"), [(1920, 1080), (3840, 2160)])
 def test_scr001_big_screen_fits_without_scrollbars(app_url, browser, artifacts, width, height):
     page = browser.new_page(viewport={"width": width, "height": height})
