@@ -9,47 +9,78 @@
    at a time per layer, in order; a step begun for an earlier street, filter or moment is
    dropped. A patch the server cannot make (it no longer knows the version) comes back whole.
 
-   First paint: the page's HTML names the layers it opens on (<script id="opsmap-prefetch">,
+   Clustered layers (sources.cluster: the cases, up to 100,000 points) are loaded, patched
+   and indexed by the cluster worker (assets/worker/clusters.js), off the main thread; their
+   GeoJSON component receives only the clusters and points of the map's view, asked again
+   whenever the view moves (view(), from the same callback as show()).
+
+   First paint: the page's HTML carries the sources it opens on (<script id="opsmap-prefetch">,
    dashboard/app.py), and they are fetched and parsed as soon as this file runs, while Dash
    is still booting; show() then takes them instead of asking again. Such an answer may be
    older than the notice the page's live stream starts from, so on a live page it is
    followed at once by a patch step. */
 (function () {
     "use strict";
+    var geo = window.opsmapGeo;  // assets/geojson.js
+    var WORKER_URL = new URL("worker/clusters.js", document.currentScript.src).href;
+    var VIEW_MARGIN = 0.25;  // clusters are asked for this much beyond each edge of the view
     var generation = 0;
     var current = null;  // {live: bool, layers: {key: entry}}
     var timer = null;
-    var early = {};  // url → promise of {body, version}, started from the page's HTML
+    var early = {};  // url → promise of the first answer, started from the page's HTML
+    var earlyClustered = [];
+    var view = null;  // {bbox: [w, s, e, n], zoom} of the page's map
+    var worker = null;
+    var calls = {};
+    var lastCall = 0;
+
+    function ask(op, args, transfer) {  // a message to the cluster worker; a promise of its answer
+        if (!worker) {
+            worker = new Worker(WORKER_URL);
+            worker.onmessage = function (e) {
+                var call = calls[e.data.id];
+                delete calls[e.data.id];
+                if (e.data.error) {
+                    call.reject(new Error(e.data.error));
+                } else {
+                    call.resolve(e.data.result);
+                }
+            };
+        }
+        return new Promise(function (resolve, reject) {
+            lastCall += 1;
+            calls[lastCall] = {resolve: resolve, reject: reject};
+            worker.postMessage(Object.assign({id: lastCall, op: op}, args), transfer || []);
+        });
+    }
+
+    function load(url, cluster) {  // a layer whole: {body, version}, or {version} when the worker keeps it
+        if (!cluster) {
+            return geo.fetchAnswer(url);
+        }
+        return geo.fetchAnswer(url, {}, "arrayBuffer").then(function (got) {  // parsed by the worker, not here
+            return ask("load", {url: url, version: got.version, bytes: got.body, options: cluster}, [got.body]);
+        });
+    }
+
+    function draw(entry) {  // a clustered layer: what the worker has in the map's view
+        if (!view || !entry.version) {
+            return Promise.resolve();
+        }
+        var drawing = entry.drawing = (entry.drawing || 0) + 1;
+        return ask("view", {url: entry.url, bbox: view.bbox, zoom: view.zoom}).then(function (features) {
+            if (entry.generation === generation && entry.drawing === drawing) {
+                set(entry, {type: "FeatureCollection", features: features});
+            }
+        });
+    }
+
+    function set(entry, fc) {
+        window.dash_clientside.set_props({type: entry.page + "-layer", id: entry.key}, {data: fc});
+    }
 
     function render(entry) {
-        window.dash_clientside.set_props({type: entry.page + "-layer", id: entry.key}, {data: entry.fc});
-    }
-
-    function fetchJson(url, options) {
-        return fetch(url, options).then(function (response) {
-            if (!response.ok) {
-                throw new Error(url + ": HTTP " + response.status);
-            }
-            return response.json().then(function (body) {
-                return {body: body, version: response.headers.get("X-Opsmap-Version")};
-            });
-        });
-    }
-
-    function merge(fc, patch) {
-        var gone = new Set(patch.remove.map(String));
-        var fresh = new Map(patch.upsert.map(function (f) { return [String(f.id), f]; }));
-        var features = [];
-        fc.features.forEach(function (f) {
-            var id = String(f.id);
-            if (gone.has(id)) {
-                return;
-            }
-            features.push(fresh.has(id) ? fresh.get(id) : f);
-            fresh.delete(id);
-        });
-        fresh.forEach(function (f) { features.push(f); });
-        return {type: "FeatureCollection", features: features};
+        return entry.cluster ? draw(entry) : set(entry, entry.fc);
     }
 
     function enqueue(entry, step) {
@@ -64,22 +95,30 @@
     function accept(entry, fc, version) {
         entry.fc = fc;
         entry.version = version;
-        render(entry);
+        return render(entry);
     }
 
     function prefetch() {
         var named = document.getElementById("opsmap-prefetch");
-        JSON.parse(named ? named.textContent : "[]").forEach(function (url) {
-            early[url] = fetchJson(url);
-            early[url].catch(function () {});  // whole() asks again; not an unhandled rejection
+        var sources = JSON.parse(named ? named.textContent : "null");
+        Object.keys((sources && sources.layers) || {}).forEach(function (key) {
+            var url = sources.layers[key];
+            var cluster = sources.cluster && sources.cluster[key];
+            if (url) {
+                early[url] = load(url, cluster);
+                early[url].catch(function () {});  // whole() asks again; not an unhandled rejection
+                if (cluster) {
+                    earlyClustered.push(url);
+                }
+            }
         });
     }
 
     function whole(entry, started) {  // started: the answer the page's HTML asked for, if any
-        var answer = started ? started.catch(function () { return fetchJson(entry.url); }) : fetchJson(entry.url);
-        return answer.then(function (got) {
+        var retry = function () { return load(entry.url, entry.cluster); };
+        return (started ? started.catch(retry) : retry()).then(function (got) {
             if (entry.generation === generation) {
-                accept(entry, got.body, got.version);
+                return accept(entry, got.body, got.version);
             }
         });
     }
@@ -89,7 +128,13 @@
             return whole(entry);
         }
         var url = entry.url + "&base=" + encodeURIComponent(entry.version) + (version ? "&v=" + version : "");
-        return fetchJson(url, {cache: "no-store"}).then(function (got) {
+        if (entry.cluster) {
+            return ask("patch", {url: entry.url, from: url, base: entry.version}).then(function (got) {
+                entry.version = got.version;
+                return got.changed && entry.generation === generation ? draw(entry) : null;
+            });
+        }
+        return geo.fetchAnswer(url, {cache: "no-store"}).then(function (got) {
             var body = got.body;
             if (entry.generation !== generation) {
                 return;
@@ -102,9 +147,17 @@
                 throw new Error("patch from " + body.base + ", not " + entry.version);
             }
             if (body.upsert.length || body.remove.length) {
-                accept(entry, merge(entry.fc, body), body.version);
+                accept(entry, geo.merge(entry.fc, body), body.version);
             } else {
                 entry.version = body.version;
+            }
+        });
+    }
+
+    function forget(urls, kept) {  // clustered layers the worker holds that no page shows any more
+        urls.forEach(function (url) {
+            if (!kept[url]) {
+                ask("drop", {url: url});
             }
         });
     }
@@ -114,34 +167,57 @@
         if (current && current.key === key) {
             return;  // the same layers again (a callback re-run with the same inputs): keep them
         }
+        var held = earlyClustered.concat(Object.keys((current && current.layers) || {}).map(function (k) {
+            return current.layers[k].cluster ? current.layers[k].url : null;
+        }).filter(Boolean));
         generation += 1;
         clearInterval(timer);
         current = null;
-        if (!sources) {
-            return;
-        }
         var entries = {};
-        Object.keys(sources.layers).forEach(function (key) {
+        var kept = {};
+        Object.keys((sources && sources.layers) || {}).forEach(function (key) {
             var entry = {key: key, page: sources.page, url: sources.layers[key], generation: generation,
+                         cluster: (sources.cluster && sources.cluster[key]) || null,
                          version: null, fc: null, queue: Promise.resolve()};
             entries[key] = entry;
             if (entry.url) {
                 var started = early[entry.url];
+                kept[entry.url] = true;
                 enqueue(entry, function () { return whole(entry, started); });
                 if (started && sources.live) {
                     enqueue(entry, function () { return patch(entry, null); });
                 }
             } else {
-                render(entry);
+                set(entry, null);
             }
         });
-        current = {key: key, live: sources.live, layers: entries};
+        forget(held, kept);
         early = {};  // what the page's first layers did not take would only grow stale
+        earlyClustered = [];
+        if (!sources) {
+            return;
+        }
+        current = {key: key, live: sources.live, layers: entries};
         if (sources.live && sources.refresh_s > 0) {
             timer = setInterval(function () {
                 sources.timely.forEach(function (key) { update(key, null); });
             }, sources.refresh_s * 500);  // twice per period: the server's answers may be half a period old
         }
+    }
+
+    function moved(bounds, zoom) {  // the map's view (Leaflet bounds [[s, w], [n, e]]): redraw clustered layers
+        if (!bounds || zoom === null || zoom === undefined) {
+            return;
+        }
+        var s = bounds[0][0], w = bounds[0][1], n = bounds[1][0], e = bounds[1][1];
+        var dx = (e - w) * VIEW_MARGIN, dy = (n - s) * VIEW_MARGIN;
+        view = {bbox: [w - dx, s - dy, e + dx, n + dy], zoom: zoom};
+        Object.keys((current && current.layers) || {}).forEach(function (key) {
+            var entry = current.layers[key];
+            if (entry.cluster) {
+                draw(entry).catch(function (err) { console.warn("opsmap layer " + key + ": " + err.message); });
+            }
+        });
     }
 
     function update(key, version) {
@@ -159,8 +235,9 @@
     window.opsmap = Object.assign({}, window.opsmap, {layers: {show: show, notice: notice}});
     window.dash_clientside = window.dash_clientside || {};
     window.dash_clientside.opsmap = Object.assign({}, window.dash_clientside.opsmap, {
-        showLayers: function (sources) {
+        showLayers: function (sources, bounds, zoom) {
             show(sources);
+            moved(bounds, zoom);
             return window.dash_clientside.no_update;
         }
     });

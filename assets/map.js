@@ -20,33 +20,20 @@
         return el;
     }
 
-    // The most serious leaf of a cluster. Why not getLeaves(): that walks every point of every
-    // cluster on each redraw (100,000 on a large street); this walks children depth first,
-    // stops at the first of the severest category, and keeps each cluster's answer for the
-    // index it belongs to (a new index comes with new data), so zooming and panning reuse it.
-    const worstByIndex = new WeakMap();
-
-    function worstLeaf(index, clusterId, severest) {
-        let known = worstByIndex.get(index);
-        if (!known) {
-            known = new Map();
-            worstByIndex.set(index, known);
-        }
-        if (known.has(clusterId)) {
-            return known.get(clusterId);
-        }
-        let worst = null;
-        for (const child of index.getChildren(clusterId)) {
-            const leaf = child.properties.cluster ? worstLeaf(index, child.properties.cluster_id, severest) : child;
-            if (!worst || leaf.properties.severity > worst.properties.severity) {
-                worst = leaf;
-            }
-            if (worst.properties.severity >= severest) {
-                break;
-            }
-        }
-        known.set(clusterId, worst);
-        return worst;
+    // A cluster from the cluster worker (assets/worker/clusters.js): its count, in the colour
+    // of the severest case inside it; a click zooms to where it splits.
+    function cluster(p, latlng, c) {
+        const marker = L.marker(latlng, {icon: L.divIcon({className: "opsmap-cluster", iconSize: [30, 30], html: ""})});
+        marker.on("add", function () {
+            const el = marker.getElement();
+            el.style.background = c;
+            el.dataset.kind = p.kind;
+            el.appendChild(label(p.point_count));
+        });
+        marker.on("click", function () {
+            marker._map.setView(latlng, p.expansion_zoom);
+        });
+        return marker;
     }
 
     window.opsmap = Object.assign({}, window.opsmap, {
@@ -76,6 +63,9 @@
                 const layer = layerOf(context);
                 const p = feature.properties;
                 const c = colour(feature, context);
+                if (p.cluster) {
+                    return cluster(p, latlng, c);
+                }
                 const base = {radius: 6, color: c, weight: 1.5, fillColor: c, fillOpacity: 0.85,
                               className: "opsmap-" + layer + " opsmap-kind-" + p.kind +
                                          (p.id ? " opsmap-id-" + String(p.id).replace(/[^A-Za-z0-9_-]/g, "_") : "")};
@@ -104,22 +94,6 @@
                     base.radius = 4;
                 }
                 return L.circleMarker(latlng, base);
-            },
-            // A cluster of cases takes the colour of the most serious category inside it.
-            caseCluster: function (feature, latlng, index, context) {
-                const worst = worstLeaf(index, feature.properties.cluster_id, context.hideout.severest);
-                const c = colour(worst, context);
-                const n = feature.properties.point_count;
-                const icon = L.divIcon({className: "opsmap-cluster", iconSize: [30, 30],
-                                        html: ""});
-                const marker = L.marker(latlng, {icon: icon});
-                marker.on("add", function () {
-                    const el = marker.getElement();
-                    el.style.background = c;
-                    el.dataset.kind = worst.properties.kind;
-                    el.appendChild(label(n));
-                });
-                return marker;
             },
             tooltip: function (feature, layer) {
                 if (layer.getTooltip && layer.getTooltip()) {

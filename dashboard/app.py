@@ -37,46 +37,45 @@ def page_of(path: str | None) -> ModuleType | None:
 
 
 class OpsmapDash(Dash):
-    """Dash whose page HTML names the layer URLs the page opens on (``<script type=
+    """Dash whose page HTML carries the layer sources the page opens on (``<script type=
     "application/json" id="opsmap-prefetch">``), so assets/layers.js fetches and parses them
     while Dash's own scripts boot instead of after the page's first callbacks, and leaves out
     Dash's @babel/polyfill: ~0.1 s of main-thread work per page load (it also swaps native
     String.prototype.trim for a slower one) for browsers the command center does not use —
     first paint with a 100,000-point layer is bound by that thread, not by the network."""
 
-    def __init__(self, *args: Any, opening: Callable[[str], list[str]], **kwargs: Any) -> None:
+    def __init__(self, *args: Any, opening: Callable[[str], dict[str, Any] | None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._opening = opening
 
     def interpolate_index(self, **kwargs: str) -> str:
-        urls = self._opening(request.path)
-        named = json.dumps(urls).replace("</", "<\\/")
+        sources = self._opening(request.path)
+        named = json.dumps(sources).replace("</", "<\\/")
         tag = f'<script type="application/json" id="{PREFETCH_ID}">{named}</script>'
         # the browser starts the downloads with the HTML; layers.js's fetch() then takes them
         tag += "".join(f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{html_text.escape(url)}">'
-                       for url in urls)
+                       for url in (sources or {}).get("layers", {}).values() if url)
         kwargs["metas"] = kwargs.get("metas", "") + tag
         kwargs["scripts"] = POLYFILL.sub("", kwargs.get("scripts", ""))
         return super().interpolate_index(**kwargs)
 
 
-def opening_urls(sessions: sessionmaker[Session], config: Config) -> Callable[[str], list[str]]:
-    """path → the layer URLs its page opens on (none when the page chooses them later, or when
-    the database cannot say: the page then loads them as usual)."""
-    def urls(path: str) -> list[str]:
+def opening_sources(sessions: sessionmaker[Session], config: Config) -> Callable[[str], dict[str, Any] | None]:
+    """path → the layer sources its page opens on (None when the page chooses them later, or
+    when the database cannot say: the page then loads them as usual)."""
+    def sources(path: str) -> dict[str, Any] | None:
         page = page_of(path)
         if page is None:
-            return []
+            return None
         try:
             with sessions() as session:
                 street = queries.shown_street(queries.streets(session), config.street)
         except SQLAlchemyError as exc:
             logging.getLogger(__name__).warning("no layers named in the page: %s", type(exc).__name__)
-            return []
-        sources = page.opening_sources(config, street and street.id)
-        return [url for url in (sources or {}).get("layers", {}).values() if url]
+            return None
+        return page.opening_sources(config, street and street.id)
 
-    return urls
+    return sources
 
 
 def live_max_age(config: Config) -> float:
@@ -91,8 +90,9 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
     migrate(engine)
     sessions = session_factory(engine)
     app = OpsmapDash(__name__, title="opsmap 战疫图", assets_folder=str(PROJECT_ROOT / "assets"),
+                     assets_path_ignore=["worker"],  # the cluster worker's scripts: not the page's
                      serve_locally=True, update_title=None, suppress_callback_exceptions=True,
-                     opening=opening_urls(sessions, config))
+                     opening=opening_sources(sessions, config))
     app.server.config.update(OPSMAP_ENGINE=engine, OPSMAP_SESSIONS=sessions, OPSMAP_REDIS_URL=redis_url,
                              OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config,
                              OPSMAP_CACHE=Cache(live_max_age_s=live_max_age(config)))

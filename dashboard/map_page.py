@@ -34,6 +34,8 @@ from layers.base import Query
 ns = Namespace("opsmap", "map")
 SHANGHAI_CENTRE = [31.23, 121.47]
 PAGE = "map"
+#: layers clustered by assets/worker/clusters.js (their components receive the view's clusters), with its settings
+CLUSTERED: dict[str, dict[str, Any]] = {layers.cases.id: layers.cases.CLUSTER}
 
 
 def layer_id(layer_key: Any, page: str = "map") -> dict[str, Any]:
@@ -78,10 +80,11 @@ def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetim
 def layer_sources(page: str, keys: list[str], config: Config, street_id: str | None, committee: str | None = None,
                   as_of: dt.datetime | None = None) -> dict[str, Any]:
     """What assets/layers.js loads into a page's layers (the data of the store ``<page>-sources``):
-    each layer's URL, whether it is live (then patched after change notices) and how often the
-    layers that change with time alone are checked."""
+    each layer's URL, whether it is live (then patched after change notices), how often the
+    layers that change with time alone are checked, and which layers the cluster worker holds."""
     return {"page": page, "live": as_of is None, "refresh_s": config.map_refresh_s, "timely": list(layers.TIMELY),
-            "layers": {k: layer_url(k, street_id, committee, as_of) if street_id else None for k in keys}}
+            "layers": {k: layer_url(k, street_id, committee, as_of) if street_id else None for k in keys},
+            "cluster": {k: CLUSTERED[k] for k in keys if k in CLUSTERED}}
 
 
 def opening_sources(config: Config, street_id: str | None) -> dict[str, Any]:
@@ -99,23 +102,20 @@ def source_stores(page: str, sources: dict[str, Any] | None) -> list[dcc.Store]:
 
 
 def register_sources(app: Dash, page: str) -> None:
-    """Hand the page's layer sources to assets/layers.js when the page is drawn and whenever set."""
+    """Hand the page's layer sources to assets/layers.js when the page is drawn and whenever set,
+    and the view of its map (``<page>-map``) whenever it moves: clustered layers are drawn for it."""
     app.clientside_callback(ClientsideFunction("opsmap", "showLayers"), Output(f"{page}-shown", "data"),
-                            Input(f"{page}-sources", "data"))
+                            Input(f"{page}-sources", "data"), Input(f"{page}-map", "bounds"),
+                            Input(f"{page}-map", "zoom"))
 
 
 def layer_control(page: str, lang: str, shown: tuple[Any, ...] = layers.LAYERS) -> dl.LayersControl:
     """Layers (all registered ones by default) as toggleable overlays (names passed explicitly:
     dash ≥ 4.2 needs them)."""
     def overlay(layer: Any) -> dl.Overlay:
-        hideout = {"layer": layer.id, "colours": {e.key: e.colour for e in layer.legend()}}
-        cluster = {}
-        if layer.id == "cases":  # clustered in the browser; a cluster's colour is its severest case's
-            cluster = {"cluster": True, "clusterToLayer": ns("caseCluster"), "superClusterOptions": {"radius": 40}}
-            hideout["severest"] = layers.cases.SEVEREST
         return dl.Overlay(name=tr(layer.title, lang), checked=True, children=dl.GeoJSON(
             id=layer_id(layer.id, page), style=ns("style"), pointToLayer=ns("point"), onEachFeature=ns("tooltip"),
-            hideout=hideout, **cluster))
+            hideout={"layer": layer.id, "colours": {e.key: e.colour for e in layer.legend()}}))
 
     return dl.LayersControl([overlay(layer) for layer in shown],
                             overlays=[tr(layer.title, lang) for layer in shown], collapsed=page != "map")

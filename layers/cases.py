@@ -1,5 +1,5 @@
 """Cases layer: case reports by category over the recent window, clustered in the browser;
-a cluster takes the colour of the most serious category inside it (assets/map.js)."""
+a cluster takes the colour of the most serious category inside it (assets/worker/clusters.js)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ CATEGORIES = {"confirmed": ("确诊", "#c92a2a", 5), "suspected": ("疑似", "#e
               "close_contact": ("密接", "#f59f00", 3), "home_observation": ("居家观察", "#7048e8", 2),
               "released": ("解除观察", "#868e96", 1)}
 SEVEREST = max(severity for _, _, severity in CATEGORIES.values())
+#: clustered in the browser, off the page's main thread (assets/worker/clusters.js): supercluster's
+#: radius in pixels, and the seriousness at which the search for a cluster's colour can stop
+CLUSTER = {"radius": 40, "severest": SEVEREST}
 
 
 def legend() -> list[LegendEntry]:

@@ -217,8 +217,8 @@ def test_map008_an_order_turns_overdue_on_the_map_with_no_event(app_url, app_var
     assert errors == []
 
 
-def _named_layers(url: str) -> list[str]:
-    """The layer URLs a page's HTML names for loading while Dash boots (the page leaves out
+def _named_sources(url: str) -> dict | None:
+    """The layer sources a page's HTML names for loading while Dash boots (the page leaves out
     Dash's polyfill: first paint is bound by the main thread)."""
     html = urllib.request.urlopen(url, timeout=10).read().decode()
     assert "/_dash-component-suites/dash/deps/react@" in html and "polyfill" not in html
@@ -237,12 +237,12 @@ def test_map009_layers_load_while_dash_boots_and_a_change_meanwhile_still_arrive
     held) must still reach the map."""
     import layers
 
-    every = sorted(layer.id for layer in layers.LAYERS)
     for path in ("/", "/screen"):
-        assert sorted(re.match(r"/api/v1/layers/(\w+)\?street=S194$", u)[1] for u in _named_layers(app_url + path)) \
-            == every, path
-    assert _named_layers(app_url + "/officer") == []  # its layers depend on the committee the phone remembers
-    assert _named_layers(app_url + "/nope") == []
+        named = _named_sources(app_url + path)
+        assert named["layers"] == {layer.id: f"/api/v1/layers/{layer.id}?street=S194" for layer in layers.LAYERS}
+        assert list(named["cluster"]) == ["cases"] and named["live"]
+    assert _named_sources(app_url + "/officer") is None  # its layers depend on the committee the phone remembers
+    assert _named_sources(app_url + "/nope") is None
 
     with urllib.request.urlopen(f"{app_url}/api/v1/layers/shops?street=S194", timeout=10) as resp:
         shop = next(f for f in json.load(resp)["features"] if not f["properties"]["synthetic"])
@@ -306,6 +306,11 @@ def test_map010_a_cluster_takes_the_colour_of_its_severest_case(app_url, app_var
     clusters = page.evaluate("[...document.querySelectorAll('.opsmap-cluster')].map(e => [e.dataset.kind, "
                              "e.textContent])")
     assert sorted(clusters) == [["close_contact", "25"], ["confirmed", "21"]]
+    # a click zooms to where the cluster splits: its 21 cases, at one point, then show one by one
+    page.locator(".opsmap-cluster[data-kind=confirmed]").click()
+    page.wait_for_function("document.querySelectorAll('path.opsmap-cases').length === 21", timeout=10_000)
+    assert page.locator("path.opsmap-cases.opsmap-kind-confirmed").count() == 1
+    assert page.locator("path.opsmap-cases.opsmap-kind-released").count() == 20
     assert errors == []
 
 
@@ -316,9 +321,9 @@ def _confirmed_total(url: str) -> int:
 
 def test_map011_a_burst_patches_the_map_per_message_and_redraws_panels_at_most_once_a_second(app_url, app_var,
                                                                                              browser):
-    """Eight cases posted 120 ms apart: every one reaches the map as a patch; the panels'
-    callback (a server round trip and a summary each) runs at most once per second of
-    messages, and ends on the final numbers."""
+    """Eight cases posted 120 ms apart: every one reaches the map as a patch and is drawn (the
+    cluster worker merges and re-indexes); the panels' callback (a server round trip and a
+    summary each) runs at most once per second of messages, and ends on the final numbers."""
     import math
     import sqlite3
 
@@ -342,6 +347,9 @@ def test_map011_a_burst_patches_the_map_per_message_and_redraws_panels_at_most_o
     errors: list[str] = []
     page = _page(browser, app_url, errors, page)
     page.wait_for_timeout(1500)  # the page's own start-up is over
+    drawn = ("[...document.querySelectorAll('.opsmap-cluster')].reduce((n, e) => n + Number(e.textContent), 0)"
+             " + document.querySelectorAll('path.opsmap-cases').length")  # cases drawn in the view
+    before = page.evaluate(drawn)
     page.evaluate("window.__messages = []")
     redraws.clear()
     upserted.clear()
@@ -359,6 +367,7 @@ def test_map011_a_burst_patches_the_map_per_message_and_redraws_panels_at_most_o
     page.wait_for_timeout(1200)  # a redraw still held back would have gone out by now
     messages = page.evaluate("window.__messages")
     assert len(upserted) == 8, "not every case reached the map"
+    page.wait_for_function(f"{drawn} === {before + 8}", timeout=5000)
     assert 1 <= len(redraws) <= 1 + math.ceil((messages[-1] - messages[0]) / 1000), (len(redraws), messages)
     assert errors == []
 
