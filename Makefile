@@ -52,6 +52,7 @@ bench: install-test browser
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/map.py
+	$(BIN)/python bench/map.py 0
 	$(BIN)/python bench/briefing.py
 
 clean:
