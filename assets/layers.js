@@ -46,6 +46,14 @@
                     call.resolve(e.data.result);
                 }
             };
+            worker.onerror = function (e) {  // the worker itself failed: nothing it was asked will be answered
+                var pending = calls;
+                calls = {};
+                worker = null;  // the next question starts a new one (its layers then load whole again)
+                Object.keys(pending).forEach(function (id) {
+                    pending[id].reject(new Error("cluster worker: " + (e.message || "failed")));
+                });
+            };
         }
         return new Promise(function (resolve, reject) {
             lastCall += 1;
@@ -157,7 +165,7 @@
     function forget(urls, kept) {  // clustered layers the worker holds that no page shows any more
         urls.forEach(function (url) {
             if (!kept[url]) {
-                ask("drop", {url: url});
+                ask("drop", {url: url}).catch(function () {});  // a worker that failed holds nothing to drop
             }
         });
     }

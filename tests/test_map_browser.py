@@ -372,6 +372,35 @@ def test_map011_a_burst_patches_the_map_per_message_and_redraws_panels_at_most_o
     assert errors == []
 
 
+def test_map012_when_the_cluster_worker_fails_a_new_one_loads_the_cases(app_url, app_var, browser):
+    """The cluster worker cannot load its library once (a 404): what it was asked fails, the
+    rest of the map is drawn as usual, and the case layer is loaded again by a new worker."""
+    import sqlite3
+
+    from tests.conftest import person_id
+
+    compound = sqlite3.connect(app_var / "opsmap.db").execute("SELECT id FROM compound ORDER BY id").fetchone()[0]
+    post_event(app_url, "cases", {"event_id": f"map012-{time.time()}", "person_id": person_id(412),
+                                  "ts": datetime.datetime.now(datetime.UTC).isoformat(), "category": "suspected",
+                                  "compound_id": compound})
+    failed: list[str] = []
+
+    def fail_once(route):
+        if not failed:
+            failed.append(route.request.url)
+            route.fulfill(status=404, body="gone")
+        else:
+            route.continue_()
+
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    page.route("**/assets/worker/supercluster.min.js", fail_once)
+    page.goto(app_url)
+    page.wait_for_function("document.querySelectorAll('.opsmap-compound').length === 344", timeout=30_000)
+    page.wait_for_function("document.querySelectorAll('.opsmap-cluster, path.opsmap-cases').length > 0",
+                           timeout=15_000)
+    assert len(failed) == 1
+
+
 @pytest.mark.parametrize(("width", "height"), [(1920, 1080), (3840, 2160)])
 def test_scr001_big_screen_fits_without_scrollbars(app_url, browser, artifacts, width, height):
     page = browser.new_page(viewport={"width": width, "height": height})
