@@ -89,27 +89,33 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         return (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
                 components.feed_panel(feed, lang))
 
-    @app.callback(Output("screen-banner", "children"), Output("screen-banner", "className"),
-                  Output("screen-banner-until", "data"), Output("screen-map", "viewport"),
-                  Output("screen-focus", "children"),
-                  Input("screen-events", "data"), Input("screen-tick", "n_intervals"),
-                  State("screen-banner-until", "data"), State("screen-street", "data"))
-    def interrupt_or_rotate(message: str | None, tick: int | None, until: float,
-                            street_id: str | None) -> tuple[Any, ...]:
-        """An urgent alert takes the screen; when its time is up, the street (or the next committee)."""
-        now = dt.datetime.now(dt.UTC).timestamp()
-        if "screen-events.data" in ctx.triggered_prop_ids:  # may arrive together with a tick
-            urgent = json.loads(message or "{}").get("urgent") or []
-            if not urgent:
-                return (no_update,) * 5
-            alert = urgent[-1]
-            view = {"center": [alert["lat"], alert["lng"]], "zoom": 18, "transition": "flyTo"} \
-                if alert.get("lng") is not None else no_update
-            return ([html.Span(tr("紧急", config.language), className="banner-tag"), html.Span(alert["text"])],
-                    "screen-banner", now + config.screen_banner_s, view, tr("紧急处置", config.language))
-        if until and now < until:
+    # Two callbacks on the same outputs, not one on both inputs: Dash drops the result of a
+    # callback still in flight when the same callback is triggered again, so a clock tick
+    # arriving during an urgent alert's round trip would lose its banner.
+    banner = (Output("screen-banner", "children", allow_duplicate=True),
+              Output("screen-banner", "className", allow_duplicate=True),
+              Output("screen-banner-until", "data", allow_duplicate=True),
+              Output("screen-map", "viewport", allow_duplicate=True),
+              Output("screen-focus", "children", allow_duplicate=True))
+
+    @app.callback(*banner, Input("screen-events", "data"), prevent_initial_call=True)
+    def interrupt(message: str | None) -> tuple[Any, ...]:
+        """An urgent alert takes the screen: a banner for OPSMAP_SCREEN_BANNER_S, the map on its point."""
+        urgent = json.loads(message or "{}").get("urgent") or []
+        if not urgent:
             return (no_update,) * 5
-        if not street_id:
+        alert = urgent[-1]
+        view = {"center": [alert["lat"], alert["lng"]], "zoom": 18, "transition": "flyTo"} \
+            if alert.get("lng") is not None else no_update
+        return ([html.Span(tr("紧急", config.language), className="banner-tag"), html.Span(alert["text"])],
+                "screen-banner", dt.datetime.now(dt.UTC).timestamp() + config.screen_banner_s, view,
+                tr("紧急处置", config.language))
+
+    @app.callback(*banner, Input("screen-tick", "n_intervals"), State("screen-banner-until", "data"),
+                  State("screen-street", "data"), prevent_initial_call=True)
+    def rotate(tick: int | None, until: float, street_id: str | None) -> tuple[Any, ...]:
+        """When a banner's time is up, the street again (or, rotating, the next committee)."""
+        if not street_id or (until and dt.datetime.now(dt.UTC).timestamp() < until):
             return (no_update,) * 5
         return _idle(sessions, street_id, tick or 0, config.screen_rotate_s, bool(until), config.language)
 
