@@ -31,7 +31,11 @@ FIELD_LABELS = {"name": "名称", "status": "状态", "compound": "小区", "gua
                 "sla": "时限", "person": "观察对象", "active": "观察中", "checked_in_today": "今日已打卡",
                 "days": "计划天数", "milestone": "节点", "deadline": "期限", "met_at": "完成时间", "overdue": "超时",
                 "overdue_minutes": "超时分钟", "ended_at": "结束时间",
-                "action": "动作", "to_state": "新状态", "note": "备注", "temperature": "体温", "symptoms": "症状"}
+                "action": "动作", "to_state": "新状态", "note": "备注", "temperature": "体温", "symptoms": "症状",
+                "tier": "分区", "tier_history": "分区记录", "cases": "病例", "observations": "居家观察",
+                "date": "日期"}
+#: values the API gives as codes, shown by their names (field → code → label)
+VALUE_LABELS = {"tier": {"sealed": "封控", "controlled": "管控", "precaution": "防范"}}
 HIDDEN = {"id", "synthetic", "source_ref", "compound_id", "has_outline", "end_reason", "entity"}
 
 
@@ -119,10 +123,12 @@ def feed_panel(items: list[dict[str, Any]], lang: str = "zh") -> html.Div:
 ISO_TIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
 
 
-def _scalar(value: Any, lang: str) -> str:
-    """A drill-down value as read on a screen: times in Shanghai to the minute, yes/no."""
+def _scalar(value: Any, lang: str, field: str = "") -> str:
+    """A drill-down value as read on a screen: times in Shanghai to the minute, yes/no, codes by name."""
     if value is None:
         return ""
+    if field in VALUE_LABELS:
+        return tr(VALUE_LABELS[field].get(value, str(value)), lang)
     if isinstance(value, bool):
         return tr("是" if value else "否", lang)
     if isinstance(value, str) and ISO_TIME.match(value):
@@ -130,15 +136,15 @@ def _scalar(value: Any, lang: str) -> str:
     return str(value)
 
 
-def _value(value: Any, lang: str) -> Any:
+def _value(value: Any, lang: str, field: str = "") -> Any:
     if isinstance(value, list) and value and isinstance(value[0], dict):
         keys = [k for k in value[0] if k not in HIDDEN]
         return html.Table(className="opsmap-subtable", children=[
             html.Thead(html.Tr([html.Th(tr(FIELD_LABELS.get(k, k), lang)) for k in keys])),
-            html.Tbody([html.Tr([html.Td(_scalar(row.get(k), lang)) for k in keys]) for row in value[:20]])])
+            html.Tbody([html.Tr([html.Td(_scalar(row.get(k), lang, k)) for k in keys]) for row in value[:20]])])
     if isinstance(value, list):
         return "、".join(str(v) for v in value)
-    return _scalar(value, lang)
+    return _scalar(value, lang, field)
 
 
 def detail_panel(kind: str, title: str, detail: dict[str, Any] | None, lang: str = "zh") -> html.Div:
@@ -146,7 +152,7 @@ def detail_panel(kind: str, title: str, detail: dict[str, Any] | None, lang: str
     if detail is None:
         return html.Div(className="opsmap-card", id="panel-detail",
                         children=[html.H2(tr(title, lang)), html.P(tr("无详情", lang))])
-    rows = [html.Tr([html.Th(tr(FIELD_LABELS.get(k, k), lang)), html.Td(_value(v, lang))])
+    rows = [html.Tr([html.Th(tr(FIELD_LABELS.get(k, k), lang)), html.Td(_value(v, lang, k))])
             for k, v in detail.items() if k not in HIDDEN]
     return html.Div(className="opsmap-card", id="panel-detail", **{"data-kind": kind}, children=[
         html.H2(f"{tr(title, lang)} · {detail.get('name') or detail.get('label') or detail.get('id')}"),

@@ -40,7 +40,7 @@ EN: dict[str, str] = {
     "类型": "Type", "内容": "Message", "时间": "Time", "报告时间": "Reported", "来源": "Source", "级别": "Severity",
     "最近上报": "Last report", "时限": "SLA clocks", "观察对象": "Person", "观察中": "Under observation",
     "今日已打卡": "Checked in today", "计划天数": "Planned days", "节点": "Milestone", "期限": "Deadline",
-    "完成时间": "Met at",
+    "完成时间": "Met at", "分区": "Tier", "分区记录": "Tier history", "病例": "Cases", "日期": "Date",
     "动作": "Action", "新状态": "New state", "体温": "Temperature", "超时分钟": "Minutes overdue", "结束时间": "Ended",
     # officer page and actions
     "网格员 · 今日待办": "Officer · To do", "选择居委": "Choose committee", "我的姓名": "My name",

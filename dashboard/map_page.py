@@ -27,7 +27,7 @@ from dashboard import components
 from dashboard.api import summary_at
 from dashboard.i18n import tr
 from data import queries, rules, streams
-from data.models import Committee, Street
+from data.models import Committee, Compound, Street
 from data.settings import Config
 from layers.base import Query
 
@@ -139,6 +139,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                          options=[{"label": f"{s.district} · {s.name}", "value": s.id} for s in loaded],
                          value=chosen.id if chosen else None),
             dcc.Dropdown(id="map-committee", className="committee-select", placeholder=tr("全部居委", lang)),
+            dcc.Dropdown(id="map-compound", className="compound-select", placeholder=tr("小区", lang)),
             html.Label([tr("时点 ", lang), dcc.Input(id="map-asof", type="text", debounce=True, size="22",
                                                    placeholder=tr("实时（或 2022-04-10 08:00）", lang))],
                        className="asof"),
@@ -207,6 +208,13 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         return (title, components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
                 components.feed_panel(feed, lang))
 
+    def detail_of(layer: Any, entity: str, street_id: str | None, as_of_text: str | None) -> Any:
+        """The drill-down of one entity, for the moment shown."""
+        query = Query.from_config(config, street_id or "", parse_as_of(as_of_text) or dt.datetime.now(dt.UTC))
+        with sessions() as session:
+            detail = layer.detail(session, entity, query)
+        return components.detail_panel(layer.id, layer.title, detail, config.language)
+
     @app.callback(Output("panel-detail-slot", "children"), Input(layer_id(ALL), "clickData"),
                   State("map-street", "value"), State("map-asof", "value"), prevent_initial_call=True)
     def drill_down(_: list[Any], street_id: str | None, as_of_text: str | None) -> Any:
@@ -214,14 +222,36 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         clicked = ctx.triggered[0]["value"] if ctx.triggered else None
         if not trigger or not clicked or clicked.get("properties", {}).get("cluster"):
             return no_update
-        layer = layers.BY_ID[trigger["id"]]
         entity = clicked.get("id") or clicked.get("properties", {}).get("id")
         if entity is None:
             return no_update
-        query = Query.from_config(config, street_id or "", parse_as_of(as_of_text) or dt.datetime.now(dt.UTC))
+        return detail_of(layers.BY_ID[trigger["id"]], str(entity), street_id, as_of_text)
+
+    @app.callback(Output("map-compound", "options"), Output("map-compound", "value"),
+                  Input("map-street", "value"), Input("map-committee", "value"))
+    def compound_options(street_id: str | None, committee: str | None) -> tuple[list[dict[str, str]], None]:
+        """The last step of street → committee → compound: the compounds to choose from."""
+        if not street_id:
+            return [], None
         with sessions() as session:
-            detail = layer.detail(session, str(entity), query)
-        return components.detail_panel(layer.id, layer.title, detail, config.language)
+            found = queries.compounds_of(session, street_id, committee)
+        return [{"label": c.name, "value": c.id} for c in found], None
+
+    @app.callback(Output("map-map", "viewport", allow_duplicate=True),
+                  Output("panel-detail-slot", "children", allow_duplicate=True),
+                  Input("map-compound", "value"), State("map-street", "value"), State("map-asof", "value"),
+                  prevent_initial_call=True)
+    def choose_compound(compound_id: str | None, street_id: str | None, as_of_text: str | None) -> tuple[Any, Any]:
+        """A chosen compound: the map flies to it and its drill-down opens."""
+        if not compound_id:
+            return no_update, no_update
+        with sessions() as session:
+            found = session.get(Compound, compound_id)
+            if found is None:
+                return no_update, no_update
+            centre = [found.lat, found.lng]
+        return ({"center": centre, "zoom": 18, "transition": "flyTo"},
+                detail_of(layers.compounds, compound_id, street_id, as_of_text))
 
     @app.callback(Output("map-clock", "children"), Output("map-staleness", "className"),
                   Output("map-staleness", "children"), Input("map-tick", "n_intervals"))

@@ -19,6 +19,12 @@ def streets(session: Session) -> list[Street]:
     return list(session.scalars(select(Street).order_by(Street.name)))
 
 
+def compounds_of(session: Session, street_id: str, committee_id: str | None = None) -> list[Compound]:
+    """A street's compounds, or one committee's, by name (the map's compound selector)."""
+    stmt = select(Compound).where(Compound.street_id == street_id).order_by(Compound.name, Compound.id)
+    return list(session.scalars(stmt if committee_id is None else stmt.where(Compound.committee_id == committee_id)))
+
+
 def shown_street(loaded: list[Street], name: str) -> Street | None:
     """The street pages open on: the configured one (OPSMAP_STREET), else the first loaded."""
     return next((s for s in loaded if s.name == name), loaded[0] if loaded else None)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from data import queries
-from data.models import Compound
-from layers.base import GeoJSON, LegendEntry, Query, collection, feature
+from data import queries, rules
+from data.events import CASE_LABELS
+from data.models import Case, Compound, HomeObservation
+from data.store import states_as_of
+from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 
 id = "compounds"
 title = "小区"
 #: notice topics that may change its features (tiers follow the cases)
 changed_by = frozenset({"stream:cases"})
+TIER_DAYS = 14  # days of tier history a drill-down shows
 
 
 def legend() -> list[LegendEntry]:
@@ -36,12 +40,34 @@ def features(session: Session, query: Query) -> GeoJSON:
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
-    """Name, address, households, published addresses and gates of one compound."""
+    """The compound at ``query.at``: its tier then and on each of the 14 days before (封控 for
+    seven days after a confirmed case, 管控 for the seven after that), its gates as they were,
+    its cases of the case window and the home observations running then (day N/14, masked)."""
     c = session.scalar(select(Compound).where(Compound.id == entity_id)
                        .options(selectinload(Compound.addresses), selectinload(Compound.gates)))
     if c is None:
         return None
+    at, day = query.at, rules.local_day(query.at)
+    first = rules.day_start(query.at) - dt.timedelta(days=2 * TIER_DAYS)  # cases that tier the first day shown
+    cases = session.execute(select(Case.category, Case.reported_at).where(
+        Case.compound_id == c.id, Case.reported_at > min(first, at - query.case_window), Case.reported_at <= at)
+        .order_by(Case.reported_at.desc())).all()
+    confirmed = [rules.local_day(t) for category, t in cases if category == "confirmed"]
+    days = [day - dt.timedelta(days=n) for n in range(TIER_DAYS - 1, -1, -1)]
+    gates = sorted(c.gates, key=lambda g: g.id)
+    states = states_as_of(session, "gate", at, [g.id for g in gates])
+    observations = session.scalars(select(HomeObservation).where(HomeObservation.compound_id == c.id,
+                                                                 HomeObservation.start_at <= at)).all()
+    periods = queries.observation_periods(session, list(observations), at)
     return {"id": c.id, "name": c.name, "address": c.address, "committee_id": c.committee_id,
             "households": c.households, "has_outline": c.has_outline,
+            "tier": rules.tier(confirmed, day),
+            "tier_history": [{"date": d.isoformat(), "tier": rules.tier(confirmed, d)} for d in days],
             "addresses": [a.address for a in c.addresses],
-            "gates": [{"id": g.id, "name": g.name, "status": g.status} for g in c.gates]}
+            "gates": [{"id": g.id, "name": g.name, "status": states[g.id]["status"],
+                       "guards_on_duty": states[g.id].get("guards_on_duty", 0)} for g in gates if g.id in states],
+            "cases": [{"label": CASE_LABELS[category], "reported_at": iso(t)} for category, t in cases
+                      if t > at - query.case_window],
+            "observations": [{"person": o.person.id_masked, "start_at": iso(o.start_at),
+                              "day": f"{periods[o.id].day}/{periods[o.id].days}"}
+                             for o in sorted(observations, key=lambda o: o.start_at) if periods[o.id].active]}

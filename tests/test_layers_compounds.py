@@ -56,3 +56,27 @@ def test_layc004_tier_on_the_day(scenario):
             s, Query(scn["data"].street.id, scn["at"](1) + dt.timedelta(days=8)))["features"]}
     c3 = scn["c3"].id
     assert (today[c3], day_before[c3], week_later[c3]) == ("sealed", "precaution", "controlled")
+
+
+def test_layc005_drill_down_at_a_moment_tier_history_cases_observations_gates(scenario):
+    """C3's confirmed case at T0 seals it that day; C1's observation (since T0-1d) runs on day
+    2/14, with the person masked; gate G is closed from T0+1m."""
+    scn = scenario
+    street = scn["data"].street.id
+    c1, c3, gate = scn["c1"], scn["c3"], scn["gate"]
+    with session_factory(scn["engine"])() as s:
+        before = compounds.detail(s, c3.id, Query(street, scn["at"](-1)))
+        after = compounds.detail(s, c3.id, Query(street, scn["at"](1)))
+        week_later = compounds.detail(s, c3.id, Query(street, scn["at"](8 * 24 * 60)))
+        observed = compounds.detail(s, c1.id, Query(street, scn["at"](20)))
+        gated = compounds.detail(s, gate.compound_id, Query(street, scn["at"](2)))
+    day = scn["t0"].date()
+    assert (before["tier"], after["tier"], week_later["tier"]) == ("precaution", "sealed", "controlled")
+    assert len(after["tier_history"]) == 14 and after["tier_history"][-1] == {"date": day.isoformat(),
+                                                                            "tier": "sealed"}
+    assert {h["tier"] for h in after["tier_history"][:-1]} == {"precaution"}
+    assert [h["tier"] for h in week_later["tier_history"]][-9:] == ["sealed"] * 7 + ["controlled"] * 2
+    assert before["cases"] == [] and [c["label"] for c in after["cases"]] == ["确诊"]
+    assert [o["day"] for o in observed["observations"]] == ["2/14"]
+    assert observed["observations"][0]["person"].count("*") >= 10  # masked, never the raw ID
+    assert {g["id"]: g["status"] for g in gated["gates"]}[gate.id] == "closed"

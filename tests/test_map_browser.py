@@ -401,6 +401,45 @@ def test_map012_when_the_cluster_worker_fails_a_new_one_loads_the_cases(app_url,
     assert len(failed) == 1
 
 
+def test_map013_street_committee_compound_navigation_opens_the_compound(app_url, app_var, browser, artifacts):
+    """Choosing a committee leaves its compounds to choose from; choosing one flies the map
+    there and opens its drill-down: tier and its history, gates, cases, observations."""
+    import sqlite3
+
+    db = sqlite3.connect(app_var / "opsmap.db")
+    committee, committee_name = db.execute("SELECT id, name FROM committee ORDER BY id LIMIT 1").fetchone()
+    names = [n for (n,) in db.execute("SELECT name FROM compound WHERE committee_id = ? ORDER BY name, id",
+                                      (committee,))]
+    compound, name = db.execute("SELECT id, name FROM compound WHERE committee_id = ? ORDER BY id LIMIT 1",
+                                (committee,)).fetchone()
+    gates = db.execute("SELECT count(*) FROM gate WHERE compound_id = ?", (compound,)).fetchone()[0]
+    errors: list[str] = []
+    page = _page(browser, app_url, errors)
+    page.locator("#map-committee").click()
+    page.get_by_role("option", name=committee_name, exact=True).click()
+    page.locator("#map-compound").click()
+    options = page.get_by_role("option")  # Dash's dropdown lists them in a portal, outside #map-compound
+    options.first.wait_for()
+    assert options.all_inner_texts() == names
+    page.get_by_role("option", name=name, exact=True).first.click()
+    detail = page.locator("#panel-detail[data-kind=compounds]")
+    detail.wait_for(timeout=10_000)
+    text = detail.inner_text()
+    assert name in text and "分区记录" in text and "出入口" in text
+    assert re.search(r"分区\s+(封控|管控|防范)", text), text
+    assert detail.locator("table.opsmap-subtable").first.locator("tbody tr").count() == 14  # a row a day
+    assert gates == 0 or detail.locator("text=在岗人数").count() == 1
+    page.wait_for_function(f"document.querySelector('path.opsmap-compound.opsmap-id-{compound}')"
+                           "?.getBoundingClientRect().width > 0", timeout=5000)
+    page.wait_for_timeout(1500)  # the flight ends
+    box = page.locator("#map-map").bounding_box()
+    mark = page.locator(f"path.opsmap-compound.opsmap-id-{compound}").bounding_box()
+    centre = (mark["x"] + mark["width"] / 2, mark["y"] + mark["height"] / 2)
+    assert abs(centre[0] - (box["x"] + box["width"] / 2)) < 40 and abs(centre[1] - (box["y"] + box["height"] / 2)) < 40
+    page.screenshot(path=str(artifacts / "map-compound.png"))
+    assert errors == []
+
+
 @pytest.mark.parametrize(("width", "height"), [(1920, 1080), (3840, 2160)])
 def test_scr001_big_screen_fits_without_scrollbars(app_url, browser, artifacts, width, height):
     page = browser.new_page(viewport={"width": width, "height": height})
