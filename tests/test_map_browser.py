@@ -421,6 +421,15 @@ def test_map013_street_committee_compound_navigation_opens_the_compound(app_url,
     options = page.get_by_role("option")  # Dash's dropdown lists them in a portal, outside #map-compound
     options.first.wait_for()
     assert options.all_inner_texts() == names
+    covered = page.evaluate("""() => [...document.querySelectorAll('[role=option]')].filter(o => {
+        const r = o.getBoundingClientRect(), list = o.closest('.dash-dropdown-content').getBoundingClientRect();
+        if (r.top < list.top || r.bottom > list.bottom) return false;  // scrolled out of the list
+        return [r.left + 4, r.left + r.width / 2, r.right - 4].some(x => {
+            const top = document.elementFromPoint(x, r.top + r.height / 2);
+            return !(o === top || o.contains(top));
+        });
+    }).map(o => o.textContent)""")
+    assert covered == [], f"the map's controls cover {covered}"  # the list opens above them
     page.get_by_role("option", name=name, exact=True).first.click()
     detail = page.locator("#panel-detail[data-kind=compounds]")
     detail.wait_for(timeout=10_000)
