@@ -1,6 +1,6 @@
 /* The read API's GeoJSON answers, for the page (assets/layers.js) and for the cluster worker
    (assets/worker/clusters.js), which loads this file too: fetching an answer with its version
-   (the X-Opsmap-Version header), and merging a patch ({upsert, remove}) into a collection. */
+   (the X-Opsmap-Version header), and applying an answer to a patch request to the layer held. */
 (function (scope) {
     "use strict";
 
@@ -31,5 +31,20 @@
         return {type: "FeatureCollection", features: features};
     }
 
-    scope.opsmapGeo = {fetchAnswer: fetchAnswer, merge: merge};
+    // A layer at ``version`` after an answer to its patch request (got = {body, version}):
+    // {fc, version, changed}. A whole layer (the server no longer knew the version) replaces
+    // it; a patch from another version is an error; an empty patch moves only the version.
+    function applied(fc, version, got) {
+        var body = got.body;
+        if (body.type !== "Patch") {
+            return {fc: body, version: got.version, changed: true};
+        }
+        if (body.base !== version) {
+            throw new Error("patch from " + body.base + ", not " + version);
+        }
+        var changed = body.upsert.length > 0 || body.remove.length > 0;
+        return {fc: changed ? merge(fc, body) : fc, version: body.version, changed: changed};
+    }
+
+    scope.opsmapGeo = {fetchAnswer: fetchAnswer, applied: applied};
 })(self);

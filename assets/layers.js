@@ -27,8 +27,7 @@
     var generation = 0;
     var current = null;  // {live: bool, layers: {key: entry}}
     var timer = null;
-    var early = {};  // url → promise of the first answer, started from the page's HTML
-    var earlyClustered = [];
+    var early = {};  // url → {answer: promise of the first answer, started from the page's HTML, clustered}
     var view = null;  // {bbox: [w, s, e, n], zoom} of the page's map
     var worker = null;
     var calls = {};
@@ -113,11 +112,8 @@
             var url = sources.layers[key];
             var cluster = sources.cluster && sources.cluster[key];
             if (url) {
-                early[url] = load(url, cluster);
-                early[url].catch(function () {});  // whole() asks again; not an unhandled rejection
-                if (cluster) {
-                    earlyClustered.push(url);
-                }
+                early[url] = {answer: load(url, cluster), clustered: Boolean(cluster)};
+                early[url].answer.catch(function () {});  // whole() asks again; not an unhandled rejection
             }
         });
     }
@@ -137,27 +133,20 @@
         }
         var url = entry.url + "&base=" + encodeURIComponent(entry.version) + (version ? "&v=" + version : "");
         if (entry.cluster) {
-            return ask("patch", {url: entry.url, from: url, base: entry.version}).then(function (got) {
+            return ask("patch", {url: entry.url, from: url}).then(function (got) {
                 entry.version = got.version;
                 return got.changed && entry.generation === generation ? draw(entry) : null;
             });
         }
         return geo.fetchAnswer(url, {cache: "no-store"}).then(function (got) {
-            var body = got.body;
             if (entry.generation !== generation) {
                 return;
             }
-            if (body.type !== "Patch") {  // the server no longer knew our version
-                accept(entry, body, got.version);
-                return;
-            }
-            if (body.base !== entry.version) {
-                throw new Error("patch from " + body.base + ", not " + entry.version);
-            }
-            if (body.upsert.length || body.remove.length) {
-                accept(entry, geo.merge(entry.fc, body), body.version);
+            var next = geo.applied(entry.fc, entry.version, got);
+            if (next.changed) {
+                accept(entry, next.fc, next.version);
             } else {
-                entry.version = body.version;
+                entry.version = next.version;
             }
         });
     }
@@ -175,9 +164,12 @@
         if (current && current.key === key) {
             return;  // the same layers again (a callback re-run with the same inputs): keep them
         }
-        var held = earlyClustered.concat(Object.keys((current && current.layers) || {}).map(function (k) {
-            return current.layers[k].cluster ? current.layers[k].url : null;
-        }).filter(Boolean));
+        var held = Object.keys(early).filter(function (url) { return early[url].clustered; });
+        Object.keys((current && current.layers) || {}).forEach(function (k) {
+            if (current.layers[k].cluster) {
+                held.push(current.layers[k].url);
+            }
+        });
         generation += 1;
         clearInterval(timer);
         current = null;
@@ -189,7 +181,7 @@
                          version: null, fc: null, queue: Promise.resolve()};
             entries[key] = entry;
             if (entry.url) {
-                var started = early[entry.url];
+                var started = early[entry.url] && early[entry.url].answer;
                 kept[entry.url] = true;
                 enqueue(entry, function () { return whole(entry, started); });
                 if (started && sources.live) {
@@ -201,7 +193,6 @@
         });
         forget(held, kept);
         early = {};  // what the page's first layers did not take would only grow stale
-        earlyClustered = [];
         if (!sources) {
             return;
         }

@@ -7,8 +7,8 @@
    - load {url, version, bytes, options}: the layer whole, as the page fetched it (the body's
      bytes, transferred: the page's fetch can use the preload its HTML started), parsed and
      indexed → {version}
-   - patch {url, from, base}: fetch the patch at ``from`` (or the whole layer, when the
-     server no longer knows ``base``) and apply it → {version, changed}
+   - patch {url, from}: fetch the patch at ``from`` (or the whole layer, when the server no
+     longer knows the version it is from) and apply it → {version, changed}
    - view {url, bbox: [w, s, e, n], zoom}: the clusters and points in bbox at zoom; a
      cluster carries its count, the kind of its severest case and the zoom that splits it
    - drop {url}: forget a layer the page no longer shows.
@@ -63,23 +63,13 @@ var ops = {
     patch: function (msg) {
         var layer = known(msg.url);
         return opsmapGeo.fetchAnswer(msg.from, {cache: "no-store"}).then(function (got) {
-            var body = got.body;
-            if (body.type !== "Patch") {  // the server no longer knew our version: the whole layer
-                layer.fc = body;
-                layer.version = got.version;
+            var next = opsmapGeo.applied(layer.fc, layer.version, got);
+            layer.version = next.version;
+            if (next.changed) {
+                layer.fc = next.fc;
                 indexed(layer);
-                return {version: layer.version, changed: true};
             }
-            if (body.base !== layer.version) {
-                throw new Error("patch from " + body.base + ", not " + layer.version);
-            }
-            layer.version = body.version;
-            if (!body.upsert.length && !body.remove.length) {
-                return {version: layer.version, changed: false};
-            }
-            layer.fc = opsmapGeo.merge(layer.fc, body);
-            indexed(layer);
-            return {version: layer.version, changed: true};
+            return {version: next.version, changed: next.changed};
         });
     },
     view: function (msg) {
