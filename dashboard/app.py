@@ -60,7 +60,7 @@ class OpsmapDash(Dash):
         return super().interpolate_index(**kwargs)
 
 
-def opening_sources(sessions: sessionmaker[Session], config: Config) -> Callable[[str], dict[str, Any] | None]:
+def sources_by_path(sessions: sessionmaker[Session], config: Config) -> Callable[[str], dict[str, Any] | None]:
     """path → the layer sources its page opens on (None when the page chooses them later, or
     when the database cannot say: the page then loads them as usual)."""
     def sources(path: str) -> dict[str, Any] | None:
@@ -92,7 +92,7 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
     app = OpsmapDash(__name__, title="opsmap 战疫图", assets_folder=str(PROJECT_ROOT / "assets"),
                      assets_path_ignore=["worker"],  # the cluster worker's scripts: not the page's
                      serve_locally=True, update_title=None, suppress_callback_exceptions=True,
-                     opening=opening_sources(sessions, config))
+                     opening=sources_by_path(sessions, config))
     app.server.config.update(OPSMAP_ENGINE=engine, OPSMAP_SESSIONS=sessions, OPSMAP_REDIS_URL=redis_url,
                              OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config,
                              OPSMAP_CACHE=Cache(live_max_age_s=live_max_age(config)))

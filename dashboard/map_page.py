@@ -77,11 +77,12 @@ def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetim
     return f"/api/v1/layers/{key}?{urlencode(params)}"
 
 
-def layer_sources(page: str, keys: list[str], config: Config, street_id: str | None, committee: str | None = None,
-                  as_of: dt.datetime | None = None) -> dict[str, Any]:
+def layer_sources(page: str, config: Config, street_id: str | None, committee: str | None = None,
+                  as_of: dt.datetime | None = None, keys: tuple[str, ...] = tuple(layers.BY_ID)) -> dict[str, Any]:
     """What assets/layers.js loads into a page's layers (the data of the store ``<page>-sources``):
-    each layer's URL, whether it is live (then patched after change notices), how often the
-    layers that change with time alone are checked, and which layers the cluster worker holds."""
+    each layer's URL (every layer unless ``keys`` says), whether it is live (then patched after
+    change notices), how often the layers that change with time alone are checked, and which
+    layers the cluster worker holds."""
     return {"page": page, "live": as_of is None, "refresh_s": config.map_refresh_s, "timely": list(layers.TIMELY),
             "layers": {k: layer_url(k, street_id, committee, as_of) if street_id else None for k in keys},
             "cluster": {k: CLUSTERED[k] for k in keys if k in CLUSTERED}}
@@ -90,8 +91,8 @@ def layer_sources(page: str, keys: list[str], config: Config, street_id: str | N
 def opening_sources(config: Config, street_id: str | None) -> dict[str, Any]:
     """The layers the page opens on: the shown street, live, every layer. The layout carries
     them, so they load as soon as the page is drawn rather than after its first callbacks, and
-    dashboard/app.py names their URLs in the page's HTML, so they are fetched while Dash boots."""
-    return layer_sources(PAGE, [layer.id for layer in layers.LAYERS], config, street_id)
+    dashboard/app.py puts them in the page's HTML, so they are fetched while Dash boots."""
+    return layer_sources(PAGE, config, street_id)
 
 
 def source_stores(page: str, sources: dict[str, Any] | None) -> list[dcc.Store]:
@@ -184,8 +185,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                   prevent_initial_call=True)
     def choose_layers(street_id: str | None, committee: str | None, as_of_text: str | None) -> dict[str, Any]:
         """The layers for another street, filter or moment (live ones are then kept current in the browser)."""
-        return layer_sources(PAGE, [layer.id for layer in layers.LAYERS], config, street_id, committee,
-                             parse_as_of(as_of_text))
+        return layer_sources(PAGE, config, street_id, committee, parse_as_of(as_of_text))
 
     @app.callback(Output("map-title", "children"), Output("panel-cases-slot", "children"),
                   Output("panel-work-slot", "children"), Output("panel-feed-slot", "children"),

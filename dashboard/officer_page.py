@@ -37,8 +37,8 @@ from layers.worklist import worklist
 
 PAGE = "officer"
 #: what an officer needs on the small map, bottom to top
-SHOWN = tuple(layers.BY_ID[k] for k in ("basemap", "boundaries", "compounds", "shops", "gates", "observations",
-                                         "workorders", "alerts"))
+SHOWN_IDS = ("basemap", "boundaries", "compounds", "shops", "gates", "observations", "workorders", "alerts")
+SHOWN = tuple(layers.BY_ID[k] for k in SHOWN_IDS)
 
 
 def opening_sources(config: Config, street_id: str | None) -> None:
@@ -113,10 +113,10 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         """The committee's layers (then kept current in the browser), and the map on its area."""
         q = query(committee)
         if q is None:
-            return layer_sources(PAGE, [layer.id for layer in SHOWN], config, None), no_update
+            return layer_sources(PAGE, config, None, keys=SHOWN_IDS), no_update
         with sessions() as session:
             minx, miny, maxx, maxy = session.get(Committee, committee).geom.bounds
-        return layer_sources(PAGE, [layer.id for layer in SHOWN], config, q.street_id, committee), \
+        return layer_sources(PAGE, config, q.street_id, committee, keys=SHOWN_IDS), \
             {"bounds": [[miny, minx], [maxy, maxx]], "transition": "fitBounds"}
 
     @app.callback(Output("officer-list", "children"), Input("officer-committee", "value"),

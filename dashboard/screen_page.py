@@ -17,7 +17,6 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-import layers
 from dashboard import components
 from dashboard.api import summary_at
 from dashboard.i18n import tr
@@ -41,8 +40,8 @@ CLOCK = "%Y-%m-%d %H:%M:%S"
 
 def opening_sources(config: Config, street_id: str | None) -> dict[str, Any]:
     """The screen's layers: every layer of the shown street, live; it never shows another
-    (the layout carries them; dashboard/app.py names their URLs in the page's HTML)."""
-    return layer_sources(PAGE, [layer.id for layer in layers.LAYERS], config, street_id)
+    (the layout carries them; dashboard/app.py puts them in the page's HTML)."""
+    return layer_sources(PAGE, config, street_id)
 
 
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
