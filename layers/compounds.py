@@ -53,7 +53,8 @@ def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | N
         Case.compound_id == c.id, Case.reported_at > min(first, at - query.case_window), Case.reported_at <= at)
         .order_by(Case.reported_at.desc())).all()
     confirmed = [rules.local_day(t) for category, t in cases if category == "confirmed"]
-    days = [day - dt.timedelta(days=n) for n in range(TIER_DAYS - 1, -1, -1)]
+    history = [{"date": d.isoformat(), "tier": rules.tier(confirmed, d)}
+               for d in (day - dt.timedelta(days=n) for n in range(TIER_DAYS - 1, -1, -1))]
     gates = sorted(c.gates, key=lambda g: g.id)
     states = states_as_of(session, "gate", at, [g.id for g in gates])
     observations = session.scalars(select(HomeObservation).where(HomeObservation.compound_id == c.id,
@@ -61,8 +62,7 @@ def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | N
     periods = queries.observation_periods(session, list(observations), at)
     return {"id": c.id, "name": c.name, "address": c.address, "committee_id": c.committee_id,
             "households": c.households, "has_outline": c.has_outline,
-            "tier": rules.tier(confirmed, day),
-            "tier_history": [{"date": d.isoformat(), "tier": rules.tier(confirmed, d)} for d in days],
+            "tier": history[-1]["tier"], "tier_history": history,
             "addresses": [a.address for a in c.addresses],
             "gates": [{"id": g.id, "name": g.name, "status": states[g.id]["status"],
                        "guards_on_duty": states[g.id].get("guards_on_duty", 0)} for g in gates if g.id in states],
