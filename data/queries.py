@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from data import rules
@@ -35,14 +35,14 @@ def compound_tiers(session: Session, street_id: str, at: dt.datetime) -> dict[st
     14 days to that day, reported up to ``at`` (a case later that day does not count yet)."""
     day = rules.local_day(at)
     start = dt.datetime.combine(day - dt.timedelta(days=13), dt.time(), rules.SHANGHAI)
-    cases = session.execute(select(Case.compound_id, Case.reported_at).join(Compound)
-                            .where(Compound.street_id == street_id, Case.category == "confirmed",
-                                   Case.reported_at >= start, Case.reported_at <= at))
-    dates: dict[str, list[dt.date]] = {}
-    for compound_id, reported_at in cases:
-        dates.setdefault(compound_id, []).append(rules.local_day(reported_at))
+    # the newest confirmed case decides (the tier goes by the youngest case's age): one row per
+    # compound, not one per case — a street with 100,000 case reports answers in milliseconds
+    newest = dict(session.execute(
+        select(Case.compound_id, func.max(Case.reported_at)).join(Compound)
+        .where(Compound.street_id == street_id, Case.category == "confirmed",
+               Case.reported_at >= start, Case.reported_at <= at).group_by(Case.compound_id)).all())
     ids = session.scalars(select(Compound.id).where(Compound.street_id == street_id))
-    return {cid: rules.tier(dates.get(cid, []), day) for cid in ids}
+    return {cid: rules.tier([rules.local_day(newest[cid])] if cid in newest else [], day) for cid in ids}
 
 
 def order_clocks(order: WorkOrder, state: dict[str, Any], at: dt.datetime,
