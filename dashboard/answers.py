@@ -3,8 +3,11 @@
 Why: twenty screens asking for the same layer should cost one encoding, not twenty; and
 after an event a screen should receive the features that changed, not the whole layer
 again. A FeatureCollection whose features all carry distinct ids is encoded one part per
-feature; each version remembers the digests of its parts (by ETag, in a bounded history),
-so a later version can answer "what changed since version X" without X's body.
+feature, each with a digest; its version (ETag) is made of the digests, not of the body,
+so it names the set of features whatever their order, the same in every process, and a
+version grown from the previous one (``Growth``) costs its new parts, not a hash of
+megabytes. Each version remembers its digests (by ETag, in a bounded history), so a later
+version can answer "what changed since version X" without X's body.
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import heapq
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from flask import Response, request
@@ -27,6 +32,7 @@ HISTORY_FEATURES = 500_000
 #: the version (ETag without quotes or encoding suffix) of a full layer answer
 VERSION_HEADER = "X-Opsmap-Version"
 _HEAD = b'{"type":"FeatureCollection","features":['
+_MASK = (1 << 128) - 1
 
 
 def dumps(obj: Any) -> bytes:
@@ -34,17 +40,26 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS)
 
 
+def digest(part: bytes) -> int:
+    """A feature's digest (its encoding holds its id); the same in every process."""
+    return int.from_bytes(hashlib.blake2b(part, digest_size=16).digest(), "big")
+
+
+def _version(total: int, count: int) -> str:
+    """The ETag of a collection whose part digests add up to ``total`` (mod 2**128)."""
+    return hashlib.blake2b(total.to_bytes(16, "big") + count.to_bytes(8, "big"), digest_size=16).hexdigest()
+
+
 class _History:
-    """Feature digests (id → hash of its encoded part) of recent versions, by ETag."""
+    """Feature digests (id → digest of its encoded part) of recent versions, by ETag."""
 
     def __init__(self, max_features: int) -> None:
-        self._versions: OrderedDict[str, dict[str, int]] = OrderedDict()
+        self._versions: OrderedDict[str, Mapping[str, int]] = OrderedDict()
         self._count = 0
         self._max = max_features
         self._lock = threading.Lock()
 
-    def remember(self, etag: str, parts: Mapping[str, bytes]) -> None:
-        digests = {fid: hash(part) for fid, part in parts.items()}
+    def remember(self, etag: str, digests: Mapping[str, int]) -> None:
         with self._lock:
             if etag in self._versions:
                 self._versions.move_to_end(etag)
@@ -54,7 +69,7 @@ class _History:
             while self._count > self._max and len(self._versions) > 1:
                 self._count -= len(self._versions.popitem(last=False)[1])
 
-    def get(self, etag: str) -> dict[str, int] | None:
+    def get(self, etag: str) -> Mapping[str, int] | None:
         with self._lock:
             return self._versions.get(etag)
 
@@ -76,13 +91,32 @@ def _parts(obj: Any) -> dict[str, bytes] | None:
 
 
 @dataclass(frozen=True)
-class Encoded:
-    """A JSON answer ready to send — body, ETag and gzip made once — so a cached layer
-    costs a lookup per request, not an encoding, a compression and a hash of megabytes."""
+class Delta:
+    """How a grown version differs from the one it was grown from."""
 
-    body: bytes
+    base: str
+    upsert: Sequence[str]
+    remove: Sequence[str]
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A JSON answer ready to send — body, ETag and gzip made once, the body of a collection
+    only when a whole answer is asked — so a cached layer costs a lookup per request, not an
+    encoding, a compression and a hash of megabytes."""
+
     etag: str
-    parts: Mapping[str, bytes] | None = None  # a FeatureCollection's features by id, as in the body
+    raw: bytes | None = None  # the body of an answer that is not a collection of parts
+    parts: Mapping[str, bytes] | None = None  # a FeatureCollection's features by id, in body order
+    digests: Mapping[str, int] | None = None  # of the parts, by id
+    delta: Delta | None = None  # when grown from another version
+
+    @functools.cached_property
+    def body(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        assert self.parts is not None
+        return _HEAD + b",".join(self.parts.values()) + b"]}"
 
     @functools.cached_property
     def gz(self) -> bytes | None:
@@ -93,24 +127,37 @@ class Encoded:
     @classmethod
     def of(cls, obj: Any) -> Encoded:
         parts = _parts(obj)
-        body = _HEAD + b",".join(parts.values()) + b"]}" if parts is not None else dumps(obj)
-        encoded = cls._of_body(body, parts)
-        if parts is not None:
-            _history.remember(encoded.etag, parts)
+        if parts is None:
+            return cls._of_body(dumps(obj))
+        digests = {fid: digest(part) for fid, part in parts.items()}
+        return cls.of_parts(parts, digests, sum(digests.values()) & _MASK)
+
+    @classmethod
+    def of_parts(cls, parts: Mapping[str, bytes], digests: Mapping[str, int], total: int,
+                 delta: Delta | None = None) -> Encoded:
+        """A FeatureCollection of encoded features by id, with their digests and the digests'
+        sum (remembered, so later versions can patch from it)."""
+        encoded = cls(_version(total, len(parts)), None, parts, digests, delta)
+        _history.remember(encoded.etag, digests)
         return encoded
 
     @classmethod
-    def _of_body(cls, body: bytes, parts: Mapping[str, bytes] | None = None) -> Encoded:
-        return cls(body, hashlib.blake2b(body, digest_size=16).hexdigest(), parts)
+    def _of_body(cls, body: bytes) -> Encoded:
+        return cls(hashlib.blake2b(body, digest_size=16).hexdigest(), body)
 
     def patch(self, base: str) -> Encoded | None:
         """What changed since version ``base``: ``{"type": "Patch", "base", "version", "upsert":
         [features new or changed], "remove": [ids gone]}``; None when ``base`` is not a version
         this process remembers (the caller then sends the whole answer)."""
-        if self.parts is None or (old := _history.get(base)) is None:
+        if self.parts is None or self.digests is None:
             return None
-        upsert = [part for fid, part in self.parts.items() if old.get(fid) != hash(part)]
-        remove = [fid for fid in old if fid not in self.parts]
+        if self.delta is not None and self.delta.base == base:  # grown from it: the change is known
+            upsert, remove = [self.parts[fid] for fid in self.delta.upsert], list(self.delta.remove)
+        elif (old := _history.get(base)) is not None:
+            upsert = [self.parts[fid] for fid, d in self.digests.items() if old.get(fid) != d]
+            remove = [fid for fid in old if fid not in self.parts]
+        else:
+            return None
         return Encoded._of_body(b'{"type":"Patch","base":' + dumps(base) + b',"version":' + dumps(self.etag)
                                 + b',"upsert":[' + b",".join(upsert) + b'],"remove":' + dumps(remove) + b"}")
 
@@ -130,3 +177,114 @@ class Encoded:
         response.cache_control.max_age = max_age
         response.cache_control.public = True
         return response.make_conditional(request)
+
+
+class Rows(Protocol):
+    """What growing an answer needs of a layers.base.Growing layer at one moment and filter."""
+
+    def whole(self) -> list[Any]:
+        """Every feature (a whole build)."""
+
+    def among(self, ids: list[int]) -> list[Any]:
+        """The features among these rows."""
+
+    def until(self, feature: Any) -> float:
+        """When (epoch seconds) the feature leaves the layer."""
+
+    def added(self, base: int) -> list[int] | None:
+        """Rows added after data version ``base`` up to the one asked; None if unknown."""
+
+
+@dataclass(frozen=True)
+class Grown:
+    """A growing layer's answer at a data version, with when each feature leaves it."""
+
+    encoded: Encoded
+    version: int
+    total: int  # the sum of the parts' digests
+    until: Mapping[str, float]  # by feature id, epoch seconds
+    leaving: Sequence[tuple[float, str]]  # (until, id) as a heap: the next to leave first
+    built: float  # time.monotonic() of the whole build it descends from
+    base: int | None  # the version it was grown from; None when built whole
+
+
+class Growth:
+    """The newest answer of each growing layer (by the caller's key), so that the next data
+    version is grown from it: its features less those whose time is up, plus the rows ingest
+    says the versions between added. Why: rebuilding a 100,000-point layer to find the one
+    new case took 3 s; growing it costs the new rows and copies of its indexes (~30 ms).
+    A whole build is made when there is no earlier answer, Redis no longer holds what the
+    versions between added (or they added more than MAX_ROWS), and after REBUILD_S, so that
+    rows written outside ingest still show within that time. Calls for one key must not run
+    concurrently (the cache computes one key at a time)."""
+
+    REBUILD_S = 600.0
+    MAX_ROWS = 10_000
+
+    def __init__(self, size: int = 32) -> None:
+        self._states: OrderedDict[Any, Grown] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def answer(self, key: Any, version: int, rows: Rows, now: float) -> Grown:
+        """The answer at data ``version`` (< 0: unknown, built whole and not kept) at epoch ``now``."""
+        with self._lock:
+            prev = self._states.get(key)
+        ids = None
+        if prev is not None and 0 <= prev.version <= version and time.monotonic() - prev.built < self.REBUILD_S:
+            ids = rows.added(prev.version)
+            if ids is not None and len(ids) > self.MAX_ROWS:
+                ids = None
+        grown = self._whole(version, rows) if prev is None or ids is None else self._grown(prev, version, rows,
+                                                                                          ids, now)
+        if version >= 0:
+            with self._lock:
+                self._states[key] = grown
+                self._states.move_to_end(key)
+                while len(self._states) > self._size:
+                    self._states.popitem(last=False)
+        return grown
+
+    @staticmethod
+    def _whole(version: int, rows: Rows) -> Grown:
+        parts, digests, until = {}, {}, {}
+        for feature in rows.whole():
+            fid = _id_of(feature)
+            parts[fid] = part = dumps(feature)
+            digests[fid], until[fid] = digest(part), rows.until(feature)
+        total = sum(digests.values()) & _MASK
+        leaving = [(t, fid) for fid, t in until.items()]
+        heapq.heapify(leaving)
+        return Grown(Encoded.of_parts(parts, digests, total), version, total, until, leaving, time.monotonic(), None)
+
+    @staticmethod
+    def _grown(prev: Grown, version: int, rows: Rows, ids: list[int], now: float) -> Grown:
+        assert prev.encoded.parts is not None and prev.encoded.digests is not None
+        parts, digests, until = dict(prev.encoded.parts), dict(prev.encoded.digests), dict(prev.until)
+        leaving, total, removed, upserted = list(prev.leaving), prev.total, [], []
+        while leaving and leaving[0][0] <= now:
+            t, fid = heapq.heappop(leaving)
+            if until.get(fid) == t:  # not an entry left by a feature since replaced
+                del parts[fid], until[fid]
+                total -= digests.pop(fid)
+                removed.append(fid)
+        for feature in rows.among(ids) if ids else []:
+            fid = _id_of(feature)
+            if fid in parts:  # a changed feature moves to the end, as a new one
+                del parts[fid]
+                total -= digests[fid]
+            parts[fid] = part = dumps(feature)
+            digests[fid], until[fid] = digest(part), rows.until(feature)
+            total += digests[fid]
+            heapq.heappush(leaving, (until[fid], fid))
+            upserted.append(fid)
+        total &= _MASK
+        delta = Delta(prev.encoded.etag, list(dict.fromkeys(upserted)), [fid for fid in removed if fid not in parts])
+        return Grown(Encoded.of_parts(parts, digests, total, delta), version, total, until, leaving, prev.built,
+                     prev.version)
+
+
+def _id_of(feature: Any) -> str:
+    if feature.get("id") is None:
+        raise ValueError("a growing layer's features need ids")
+    return str(feature["id"])

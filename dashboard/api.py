@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import redis
@@ -20,15 +21,15 @@ from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
 import layers
-from dashboard.answers import GZIP_MIN_BYTES, Encoded
+from dashboard.answers import GZIP_MIN_BYTES, Encoded, Growth
 from data import streams
-from data.cache import Cache, data_version
+from data.cache import Cache, added_since, data_version
 from data.crs import to_gcj02
 from data.events import DEAD, STREAMS, EventError, validate
 from data.settings import Config, datasets_path
 from data.store import is_empty
 from data.summary import summary
-from layers.base import Query, sla_of
+from layers.base import Growing, Query, sla_of
 
 api = Blueprint("opsmap_api", __name__)
 
@@ -92,30 +93,31 @@ def _json(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str).encode()
 
 
-def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callable[[], T],
+def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callable[[int], T],
            min_version: int = 0, topics: frozenset[str] | None = None) -> T:
     """A computed answer from the cache: past moments for an hour, live ones as data/cache.py
     describes (at most a second behind the data). An answer that depends on change-notice
     ``topics`` alone is keyed by their version; unless it changes with the clock, it then
-    stays fresh for UNTIMED_MAX_AGE_S."""
+    stays fresh for UNTIMED_MAX_AGE_S. ``compute`` is given the data version the answer is
+    for (0 for a past moment, -1 when Redis cannot say)."""
     cache: Cache = current_app.config["OPSMAP_CACHE"]
     if at_is_past:
-        return cache.get((kind, *params), 3600, compute)
+        return cache.get((kind, *params), 3600, lambda: compute(0))
     version = data_version(_client(), topics)
     if version < 0:
-        return compute()
+        return compute(version)
     # the answer need include no more than its topics' newest change (a merged notice may name a
     # later version; a forged one would pin the answer)
     min_version = min(min_version, version)
     max_age = UNTIMED_MAX_AGE_S if topics is not None and "clock" not in topics else None
-    return cache.get_live((kind, *params), max(version, min_version), compute, min_version, max_age)
+    return cache.get_live((kind, *params), version, lambda: compute(version), min_version, max_age)
 
 
 def summary_at(street: str, at: dt.datetime, at_is_past: bool, min_version: int = 0) -> dict[str, Any]:
     """The panel numbers (data.summary), shared through the cache by the API and the pages."""
     config = _config()
 
-    def compute() -> dict[str, Any]:
+    def compute(_version: int) -> dict[str, Any]:
         with _sessions()() as session:
             return summary(session, street, at, datasets_path(config), sla_of(config))
 
@@ -132,6 +134,38 @@ def _is_past(at: dt.datetime) -> bool:
     return bool(request.args.get("as_of")) and at < dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
 
 
+def shown(fc: dict[str, Any], gcj02: bool) -> dict[str, Any]:
+    """Features as the map draws them: shifted to GCJ-02 when the tiles are (stored data is WGS-84)."""
+    return to_gcj02(fc) if gcj02 else fc
+
+
+@dataclass(frozen=True)
+class LayerRows:
+    """A growing layer (layers.base.Growing) at one query, as dashboard.answers.Growth reads it."""
+
+    layer: Growing
+    query: Query
+    gcj02: bool
+    client: redis.Redis | None
+    version: int
+
+    def _features(self, ids: list[int] | None) -> list[Any]:
+        with _sessions()() as session:
+            return shown(self.layer.features(session, self.query, ids), self.gcj02)["features"]
+
+    def whole(self) -> list[Any]:
+        return self._features(None)
+
+    def among(self, ids: list[int]) -> list[Any]:
+        return self._features(ids)
+
+    def until(self, feature: Any) -> float:
+        return self.layer.shown_until(feature, self.query).timestamp()
+
+    def added(self, base: int) -> list[int] | None:
+        return None if self.client is None else added_since(self.client, base, self.version, self.layer.grows_by)
+
+
 @api.get("/api/v1/layers/<layer_id>")
 def layer_features(layer_id: str) -> Response:
     """A layer's GeoJSON for a street at ``as_of`` (default now), optionally one committee;
@@ -143,14 +177,19 @@ def layer_features(layer_id: str) -> Response:
     query = Query.from_config(config, _street_arg(), parse_moment(request.args.get("as_of")),
                               request.args.get("committee") or None)
     past = _is_past(query.at)
-
-    def compute() -> Any:
-        with _sessions()() as session:
-            fc = layer.features(session, query)
-        return to_gcj02(fc) if config.tile_crs == "gcj02" else fc
-
     params = (layer_id, query.street_id, query.committee_id, query.at.isoformat() if past else "live")
-    encoded = cached("layer", params, past, lambda: Encoded.of(compute()), _min_version(), layer.changed_by)
+    if hasattr(layer, "grows_by") and not past:
+        growth: Growth = current_app.config["OPSMAP_GROWTH"]
+
+        def compute(version: int) -> Encoded:
+            rows = LayerRows(layer, query, config.tile_crs == "gcj02", _client(), version)
+            return growth.answer(params, version, rows, query.at.timestamp()).encoded
+    else:
+        def compute(_version: int) -> Encoded:
+            with _sessions()() as session:
+                return Encoded.of(shown(layer.features(session, query), config.tile_crs == "gcj02"))
+
+    encoded = cached("layer", params, past, compute, _min_version(), layer.changed_by)
     base = request.args.get("base")
     if base:  # a page that shows version ``base``: only what changed since, when that version is known here
         cache: Cache = current_app.config["OPSMAP_CACHE"]

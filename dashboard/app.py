@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import layers
 from dashboard import briefing, map_page, officer_page, screen_page
+from dashboard.answers import Growth
 from dashboard.api import api
 from data import queries
 from data.cache import LIVE_MAX_AGE_S, Cache
@@ -95,7 +96,7 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
                      opening=sources_by_path(sessions, config))
     app.server.config.update(OPSMAP_ENGINE=engine, OPSMAP_SESSIONS=sessions, OPSMAP_REDIS_URL=redis_url,
                              OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config,
-                             OPSMAP_CACHE=Cache(live_max_age_s=live_max_age(config)))
+                             OPSMAP_CACHE=Cache(live_max_age_s=live_max_age(config)), OPSMAP_GROWTH=Growth())
     app.server.register_blueprint(api)
     app.server.register_blueprint(briefing.routes)
     app.layout = html.Div([dcc.Location(id="page-url"), html.Div(id="page")])

@@ -8,10 +8,11 @@ windows); answers about a past moment never change and live until evicted.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Mapping
 from typing import TypeVar
 
 import redis
@@ -20,8 +21,25 @@ T = TypeVar("T")
 VERSION_KEY = "opsmap:version"
 #: change-notice topic → the data version of the last batch that touched it (same hash slot)
 TOPICS_KEY = "{opsmap:version}:topics"
+#: the rows inserted by each version's batch, by table, as stream entries "<version>-1"; and below
+#: which version entries may have been trimmed away (same hash slot)
+ADDED_KEY = "{opsmap:version}:added"
+ADDED_FLOOR_KEY = "{opsmap:version}:added:floor"
+ADDED_KEEP = 1000  # batches with new rows a growing layer can be brought forward over; past that it is rebuilt
 _BUMP = """local v = redis.call('INCR', KEYS[1])
-for i = 1, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], v) end
+for i = 3, #ARGV do redis.call('HSET', KEYS[2], ARGV[i], v) end
+if ARGV[2] ~= '{}' then
+  local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if #top > 0 and tonumber(string.match(top[1][1], '^%d+')) >= v then
+    redis.call('DEL', KEYS[3])  -- the counter was reset: what the stream says is of other versions
+    redis.call('SET', KEYS[4], v - 1)
+  end
+  redis.call('XADD', KEYS[3], v .. '-1', 'rows', ARGV[2])
+  if redis.call('XTRIM', KEYS[3], 'MAXLEN', ARGV[1]) > 0 then
+    local first = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)
+    redis.call('SET', KEYS[4], tonumber(string.match(first[1][1], '^%d+')) - 1)
+  end
+end
 return v"""
 LIVE_MAX_AGE_S = 30.0
 LIVE_STALE_S = 1.0
@@ -78,10 +96,32 @@ class Cache:
             return value
 
 
-def bump_version(client: redis.Redis, topics: Collection[str]) -> int:
+def bump_version(client: redis.Redis, topics: Collection[str],
+                 added: Mapping[str, Collection[int]] | None = None) -> int:
     """The next data version, recorded for each topic the batch touched in the same atomic
-    step, so a topic's version never goes backwards when workers run side by side."""
-    return int(client.eval(_BUMP, 2, VERSION_KEY, TOPICS_KEY, *topics))
+    step, so a topic's version never goes backwards when workers run side by side; with it,
+    the ids of the rows the batch inserted, by table (``added_since`` reads them back)."""
+    rows = json.dumps({table: sorted(ids) for table, ids in (added or {}).items() if ids}, separators=(",", ":"))
+    return int(client.eval(_BUMP, 4, VERSION_KEY, TOPICS_KEY, ADDED_KEY, ADDED_FLOOR_KEY, ADDED_KEEP, rows, *topics))
+
+
+def added_since(client: redis.Redis, base: int, version: int, table: str) -> list[int] | None:
+    """The ids of ``table`` rows inserted by the batches of versions ``base`` + 1 to
+    ``version``; None when Redis may no longer hold all of them (or cannot say).
+
+    Why it is sound with several ingest workers: a batch's rows are committed before its
+    version is taken, and the version and its rows are written in one atomic step, so a
+    reader that sees a version also sees everything that version and those before added."""
+    if version <= base:
+        return []
+    try:
+        floor = int(client.get(ADDED_FLOOR_KEY) or 0)
+        if base < floor:
+            return None
+        entries = client.xrange(ADDED_KEY, min=f"({base}-1", max=f"{version}-1")
+    except (redis.RedisError, OSError):
+        return None
+    return [i for _, fields in entries for i in json.loads(fields[b"rows"]).get(table, [])]
 
 
 def data_version(client: redis.Redis | None, topics: Collection[str] | None = None) -> int:

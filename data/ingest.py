@@ -73,6 +73,7 @@ class Effects:
 
     counters: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     feed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    added: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # table → ids inserted
 
     def count(self, stream: str, day: dt.date, key: str, n: int = 1) -> None:
         self.counters[(f"{{{stream_key(stream)}}}:count:{day.isoformat()}", key)] += n
@@ -80,8 +81,13 @@ class Effects:
     def say(self, stream: str, ts: dt.datetime, kind: str, text: str, **extra: Any) -> None:
         self.feed.append((stream, {"ts": _iso(ts), "kind": kind, "text": text, **extra}))
 
+    def inserted(self, table: str, row_id: int) -> None:
+        """A row of a growing layer's table (layers.base.Growing): its version names it."""
+        self.added[table].append(row_id)
+
     def to_json(self) -> dict[str, Any]:
-        return {"counters": [[k, f, n] for (k, f), n in self.counters.items()], "feed": self.feed}
+        return {"counters": [[k, f, n] for (k, f), n in self.counters.items()], "feed": self.feed,
+                "added": self.added}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any] | None) -> Effects:
@@ -89,6 +95,8 @@ class Effects:
         for k, f, n in (doc or {}).get("counters", []):
             eff.counters[(k, f)] += n
         eff.feed = [(stream, item) for stream, item in (doc or {}).get("feed", [])]
+        for table, ids in (doc or {}).get("added", {}).items():
+            eff.added[table] += ids
         return eff
 
 
@@ -335,7 +343,7 @@ class Batch:
         person = self.person(d)
         if compound is not None:
             person.compound_id, person.committee_id = compound.id, compound.committee_id
-        self.s.add(Case(event_id=ev.event_id, person_id=person.id, category=d["category"],
+        self._case(Case(event_id=ev.event_id, person_id=person.id, category=d["category"],
                         compound_id=compound.id if compound else None, address=d.get("address") or
                         (compound.address if compound else None), geom=geom, reported_at=ev.ts,
                         source=d.get("source")))
@@ -357,6 +365,12 @@ class Batch:
         self.effects.say("cases", ev.ts, f"case:{d['category']}", f"{label}：{where}", **extra)
         scope = f"committee:{compound.committee_id}" if compound else "committee:unknown"
         self.effects.count("cases", rules.local_day(ev.ts), f"{scope}:{d['category']}")
+
+    def _case(self, case: Case) -> None:
+        """Insert a case report; its id goes out with the batch's version (the cases layer grows by it)."""
+        self.s.add(case)
+        self.s.flush()
+        self.effects.inserted("case", case.id)
 
     def health(self, ev: Event) -> None:
         d = ev.data
@@ -400,7 +414,7 @@ class Batch:
             change = {"ended_at": _iso(ev.ts), "end_reason": d["reason"]}
             text = f"居家观察结束（{END_LABELS[d['reason']]}）"
             if d["reason"] == "released":  # counted like a released case report
-                self.s.add(Case(event_id=ev.event_id, person_id=obs.person_id, category="released",
+                self._case(Case(event_id=ev.event_id, person_id=obs.person_id, category="released",
                                 compound_id=obs.compound_id, address=obs.address, geom=obs.geom, reported_at=ev.ts,
                                 source=f"officer:{d['reporter']}"))
                 self.effects.count("cases", rules.local_day(ev.ts), f"{self._committee_scope(obs)}:released")
@@ -603,12 +617,19 @@ class Worker:
     def _finish(self, out: Outcome) -> None:
         """Counters, feed, dead letters and XACK in one MULTI: all happen or none."""
         fed = [item for eff in out.effects for _, item in eff.feed]
-        changed = sorted({ev.stream for _, _, ev in out.applied} | {"alerts" for i in fed
-                                                                     if i["kind"].startswith("alert:")})
+        # a replayed entry (committed before a crash, Redis side not done) is announced as if new
+        changed = sorted({ev.stream for _, _, ev in out.applied} | {key.removeprefix("opsmap:") for key, _ in
+                                                                     out.replayed}
+                         | {"alerts" for i in fed if i["kind"].startswith("alert:")})
         kinds = sorted({i["entity"].split(":")[0] for i in fed if i.get("entity")})
+        added: dict[str, list[int]] = defaultdict(list)
+        for eff in out.effects:
+            for table, ids in eff.added.items():
+                added[table] += ids
         # the new data version first, so the change notice can name it (a crash right after
         # only bumps it once more: harmless)
-        version = bump_version(self.client, streams.topics(changed, kinds)) if out.applied or out.effects else None
+        version = bump_version(self.client, streams.topics(changed, kinds), added) \
+            if out.applied or out.effects else None
         pipe = self.client.pipeline(transaction=True)
         counters: dict[tuple[str, str], int] = defaultdict(int)
         feeds: dict[str, list[str]] = defaultdict(list)

@@ -8,7 +8,7 @@ at this moment for this filter, what the legend says, what one entity's drill-do
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,6 +75,22 @@ class Layer(Protocol):
     def features(self, session: Session, query: Query) -> GeoJSON: ...
 
     def detail(self, session: Session, entity_id: str, query: Query) -> dict[str, Any] | None: ...
+
+
+class Growing(Layer, Protocol):
+    """A layer whose features are rows of one table that ingest only ever inserts, each shown
+    until a moment (the end of its window). Ingest names the rows each data version added
+    (``data.cache.added_since``), so a new version is the previous one plus those rows, less
+    the features whose moment has passed: on a 100,000-point layer a new case costs its own
+    row, not a rebuild of the layer (``dashboard.answers.Growth``)."""
+
+    grows_by: str  # the table, as ingest names it (``Effects.inserted``)
+
+    def features(self, session: Session, query: Query, ids: Collection[int] | None = None) -> GeoJSON:
+        """As ``Layer.features``; with ``ids``, only the features among those rows."""
+
+    def shown_until(self, feature: GeoJSON, query: Query) -> dt.datetime:
+        """The moment ``feature`` leaves the layer (time alone takes it off)."""
 
 
 def feature(geom: BaseGeometry, **properties: Any) -> GeoJSON:

@@ -3,6 +3,8 @@ a cluster takes the colour of the most serious category inside it (assets/worker
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Collection
 from typing import Any
 
 from shapely.geometry import Point
@@ -16,6 +18,9 @@ id = "cases"
 title = "病例与重点人员"
 #: notice topics that may change its features (a released observation also records a released case)
 changed_by = frozenset({"stream:cases", "stream:observations"})
+#: case reports are only ever inserted, each shown for the case window: a new version is grown
+#: from the previous one by the ids ingest names (layers.base.Growing)
+grows_by = "case"
 #: category → (label, colour, seriousness: the higher wins a cluster's colour)
 CATEGORIES = {"confirmed": ("确诊", "#c92a2a", 5), "suspected": ("疑似", "#e8590c", 4),
               "close_contact": ("密接", "#f59f00", 3), "home_observation": ("居家观察", "#7048e8", 2),
@@ -30,20 +35,20 @@ def legend() -> list[LegendEntry]:
     return [LegendEntry(k, label, colour) for k, (label, colour, _) in CATEGORIES.items()]
 
 
-def features(session: Session, query: Query) -> GeoJSON:
-    """Cases reported in ``query.case_window`` up to ``query.at`` that have a location.
+def features(session: Session, query: Query, ids: Collection[int] | None = None) -> GeoJSON:
+    """Cases reported in ``query.case_window`` up to ``query.at`` that have a location
+    (with ``ids``, those among these case ids: layers.base.Growing).
 
     Why raw columns: this layer can hold 100,000 points; reading the WKT as text and
     building the point dicts directly is ~20× faster than a shapely object per row.
     """
     boundary = street_boundary(session, query.street_id)
-    rows = session.execute(
-        select(Case.id, Case.category, Case.address, Case.reported_at, type_coerce(Case.geom, Text),
-               Compound.street_id, Compound.committee_id)
-        .outerjoin(Compound, Compound.id == Case.compound_id)
+    chosen = select(Case.id, Case.category, Case.address, Case.reported_at, type_coerce(Case.geom, Text),
+                    Compound.street_id, Compound.committee_id) \
+        .outerjoin(Compound, Compound.id == Case.compound_id) \
         .where(Case.reported_at <= query.at, Case.reported_at > query.at - query.case_window,
                Case.geom.is_not(None), or_(Compound.street_id == query.street_id, Case.compound_id.is_(None)))
-        .order_by(Case.reported_at))
+    rows = session.execute((chosen if ids is None else chosen.where(Case.id.in_(ids))).order_by(Case.reported_at))
     out = []
     for case_id, category, address, reported_at, wkt, street, committee in rows:
         if query.committee_id is not None and committee != query.committee_id:
@@ -59,6 +64,11 @@ def features(session: Session, query: Query) -> GeoJSON:
                                    "name": f"{label} · {address or ''}", "reported_at": iso(reported_at),
                                    "committee_id": committee}})
     return collection(out)
+
+
+def shown_until(feature: GeoJSON, query: Query) -> dt.datetime:
+    """A case leaves the map when its report is older than the case window."""
+    return dt.datetime.fromisoformat(feature["properties"]["reported_at"]) + query.case_window
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:

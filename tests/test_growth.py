@@ -1,0 +1,131 @@
+"""grw: a growing layer (the cases) is brought to a new version by the rows ingest names,
+not rebuilt — and ends up exactly as a whole build would."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import pytest
+from sqlalchemy import select
+
+from dashboard.answers import Encoded
+from dashboard.app import create_app
+from data import cache, streams
+from data.ingest import Worker
+from data.models import Case
+from data.settings import load
+from data.store import session_factory
+from layers import cases
+from layers.base import Query
+from tests.conftest import person_id
+from tests.test_ingest import KEY, drain, tag
+
+
+@pytest.fixture
+def app(loaded, redis_url, client, tmp_path):
+    engine, _ = loaded
+    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
+                        "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    return create_app(cfg, redis_url).server
+
+
+def post_cases(engine, client, config, events: list[dict]) -> None:
+    streams.append(client, "cases", [json.dumps(e, ensure_ascii=False) for e in events])
+    drain(Worker(engine, client, config, consumer=f"grw-{tag()}"), client)
+
+
+def case(t: str, i: int, compound: str, ts: dt.datetime, category: str = "confirmed") -> dict:
+    return {"event_id": f"{t}-{i}", "ts": ts.isoformat(), "person_id": person_id(7000 + i),
+            "category": category, "compound_id": compound}
+
+
+def whole_now(engine, street: str) -> dict[str, dict]:
+    with session_factory(engine)() as s:
+        fc = cases.features(s, Query(street, dt.datetime.now(dt.UTC)))
+    return {f["id"]: f for f in fc["features"]}
+
+
+def test_grw001_new_cases_patch_the_layer_grown_from_the_last_version(loaded, app, client, config):
+    engine, data = loaded
+    web, growth, street, t = app.test_client(), app.config["OPSMAP_GROWTH"], data.street.id, tag()
+    url = f"/api/v1/layers/cases?street={street}"
+    now = dt.datetime.now(dt.UTC)
+    post_cases(engine, client, config, [case(t, 0, data.compounds[3].id, now - dt.timedelta(minutes=5))])
+    first = web.get(url)
+    v1, before = first.headers["X-Opsmap-Version"], {f["id"]: f for f in first.get_json()["features"]}
+    assert before == whole_now(engine, street)
+
+    post_cases(engine, client, config, [case(t, i, data.compounds[i].id, now, c) for i, c in
+                                        ((1, "suspected"), (2, "close_contact"))])
+    with session_factory(engine)() as s:
+        new_ids = {str(i) for i in s.scalars(select(Case.id).where(Case.event_id.in_([f"{t}-1", f"{t}-2"])))}
+    version = cache.data_version(client, cases.changed_by)
+    patch = web.get(f"{url}&base={v1}&v={version}").get_json()
+    assert patch["type"] == "Patch" and patch["base"] == v1
+    assert {f["id"] for f in patch["upsert"]} == new_ids and patch["remove"] == []
+    grown = growth._states[("cases", street, None, "live")]
+    assert grown.base is not None and grown.version == version  # grown from the earlier answer, not rebuilt
+    merged = before | {f["id"]: f for f in patch["upsert"]}
+    assert merged == whole_now(engine, street)  # and exactly what a whole build gives
+    with session_factory(engine)() as s:  # whose version is the same: it names the features, not their order
+        assert Encoded.of(cases.features(s, Query(street, dt.datetime.now(dt.UTC)))).etag == patch["version"]
+    assert {f["id"]: f for f in web.get(f"{url}&v={version}").get_json()["features"]} == merged
+
+
+def test_grw002_a_case_leaves_the_grown_layer_when_its_window_ends(loaded, app, client, config):
+    engine, data = loaded
+    web, street, t = app.test_client(), data.street.id, tag()
+    url = f"/api/v1/layers/cases?street={street}"
+    window = dt.timedelta(days=config.case_window_days)
+    now = dt.datetime.now(dt.UTC)
+    post_cases(engine, client, config, [case(t, 0, data.compounds[5].id, now - window + dt.timedelta(seconds=2))])
+    with session_factory(engine)() as s:
+        old_id = str(s.scalar(select(Case.id).where(Case.event_id == f"{t}-0")))
+    first = web.get(url)
+    v1 = first.headers["X-Opsmap-Version"]
+    assert old_id in {f["id"] for f in first.get_json()["features"]}
+    time.sleep(2.5)  # its window ends
+    post_cases(engine, client, config, [case(t, 1, data.compounds[6].id, dt.datetime.now(dt.UTC))])
+    patch = web.get(f"{url}&base={v1}&v={cache.data_version(client, cases.changed_by)}").get_json()
+    assert old_id in patch["remove"] and len(patch["upsert"]) == 1
+    assert set(whole_now(engine, street)) == ({f["id"] for f in first.get_json()["features"]} - {old_id}
+                                              | {patch["upsert"][0]["id"]})
+
+
+def test_grw003_a_version_names_the_rows_its_batch_inserted_even_after_a_crash(loaded, client, config):
+    engine, data = loaded
+    t = tag()
+
+    class CrashAfterCommit(Worker):
+        def _finish(self, out):
+            raise SystemExit("killed after the SQL commit, before the Redis side")
+
+    streams.append(client, "cases", [json.dumps(case(t, i, data.compounds[i].id, dt.datetime.now(dt.UTC)))
+                                     for i in range(3)])
+    before = cache.data_version(client)
+    with pytest.raises(SystemExit):
+        CrashAfterCommit(engine, client, config, consumer="doomed").step(block_ms=10)
+    assert cache.data_version(client, cases.changed_by) <= before  # nothing announced yet
+    time.sleep(0.6)  # past OPSMAP_INGEST_CLAIM_IDLE_MS
+    drain(Worker(engine, client, config, consumer="rescuer"), client)
+    with session_factory(engine)() as s:
+        ids = sorted(s.scalars(select(Case.id).where(Case.event_id.like(f"{t}-%"))))
+    version = cache.data_version(client, cases.changed_by)
+    assert len(ids) == 3 and version > before  # the replay moved the cases layer's version
+    assert sorted(cache.added_since(client, before, version, "case")) == ids
+
+
+def test_grw004_added_since_says_when_it_no_longer_knows(client, monkeypatch):
+    monkeypatch.setattr(cache, "ADDED_KEEP", 3)
+    v = [cache.bump_version(client, {"stream:cases"}, {"case": [10 * i]}) for i in range(1, 6)]
+    quiet = cache.bump_version(client, {"stream:checkins"})  # a batch that inserted nothing: no entry, no gap
+    assert cache.added_since(client, v[2], quiet, "case") == [40, 50]
+    assert cache.added_since(client, v[1], v[4], "case") == [30, 40, 50]
+    assert cache.added_since(client, v[0], v[4], "case") is None  # version 2's rows were trimmed away
+    assert cache.added_since(client, quiet, quiet, "case") == []
+    assert cache.added_since(client, v[4], quiet, "other") == []
+    client.delete(cache.VERSION_KEY)  # a counter reset (the stream is of other versions now)
+    again = cache.bump_version(client, {"stream:cases"}, {"case": [99]})
+    assert again == 1 and cache.added_since(client, 0, again, "case") == [99]
