@@ -309,7 +309,7 @@ def healthz() -> tuple[Response, int]:
     url = current_app.config.get("OPSMAP_REDIS_URL")
     ingest: dict[str, int] = {}
     try:
-        client = redis.Redis.from_url(url, socket_timeout=1) if url else None
+        client = streams.client_for(url, socket_timeout=1)[0] if url else None
         checks["redis"] = "ok" if client is not None and client.ping() else "not configured"
         if client is not None:
             lags = streams.lag(client).values()

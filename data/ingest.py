@@ -60,6 +60,7 @@ from data.store import record_changes, session_factory
 log = logging.getLogger(__name__)
 DUTY_OFFICER = "居委值班干部"
 REPLY_TTL_S = 300
+COUNTER_TTL_S = 60 * 60 * 24 * 30
 END_LABELS = {"released": "解除观察", "hospitalized": "转运就医", "moved_out": "转出", "other": "其他"}
 
 
@@ -479,7 +480,7 @@ class Outcome:
 
     applied: list[tuple[str, str, Event]] = field(default_factory=list)  # key, entry id, event
     replayed: list[tuple[str, str]] = field(default_factory=list)  # committed earlier, Redis side pending
-    effects: list[Effects] = field(default_factory=list)
+    effects: list[tuple[tuple[str, str], Effects]] = field(default_factory=list)  # by (key, entry id)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     dead: list[tuple[str, str, str, str]] = field(default_factory=list)  # key, entry id, redacted, reason
     retry: list[tuple[str, str]] = field(default_factory=list)
@@ -598,7 +599,8 @@ class Worker:
                     {"event_id": ev.event_id, "stream": ev.stream, "entry_id": entry_id, "processed_at": now,
                      "effects": eff.to_json()} for (_, entry_id, ev), eff in applied])
         out.applied += [item for item, _ in applied]
-        out.effects += [eff for _, eff in applied] + replayed
+        out.effects += [((key, entry_id), eff) for (key, entry_id, _), eff in applied]
+        out.effects += list(zip(replayed_entries, replayed, strict=True))
         out.replayed += replayed_entries
         out.duplicates += dupes
         out.dead += dead
@@ -615,57 +617,50 @@ class Worker:
             out.retry.append((key, entry_id))
 
     def _finish(self, out: Outcome) -> None:
-        """Counters, feed, dead letters and XACK in one MULTI: all happen or none."""
-        fed = [item for eff in out.effects for _, item in eff.feed]
+        """Counters, feed, dead letters, replies, XACK and the change notice as one atomic step
+        per hash slot (``streams.Plan``): on a single server all happen or none; in a cluster
+        each slot's step does, and a redelivered entry repeats none of its writes."""
+        fed = [item for _, eff in out.effects for _, item in eff.feed]
         # a replayed entry (committed before a crash, Redis side not done) is announced as if new
         changed = sorted({ev.stream for _, _, ev in out.applied} | {key.removeprefix("opsmap:") for key, _ in
                                                                      out.replayed}
                          | {"alerts" for i in fed if i["kind"].startswith("alert:")})
         kinds = sorted({i["entity"].split(":")[0] for i in fed if i.get("entity")})
         added: dict[str, list[int]] = defaultdict(list)
-        for eff in out.effects:
+        for _, eff in out.effects:
             for table, ids in eff.added.items():
                 added[table] += ids
         # the new data version first, so the change notice can name it (a crash right after
         # only bumps it once more: harmless)
         version = bump_version(self.client, streams.topics(changed, kinds), added) \
             if out.applied or out.effects else None
-        pipe = self.client.pipeline(transaction=True)
-        counters: dict[tuple[str, str], int] = defaultdict(int)
-        feeds: dict[str, list[str]] = defaultdict(list)
-        for eff in out.effects:  # merged first: a batch sends each counter once
-            for k, n in eff.counters.items():
-                counters[k] += n
-            for stream, item in eff.feed:
-                feeds[stream].append(streams.to_json(item))
-        for (hkey, hfield), n in counters.items():
-            pipe.hincrby(hkey, hfield, n)
-        for hkey in {hkey for hkey, _ in counters}:
-            pipe.expire(hkey, 60 * 60 * 24 * 30)
-        for stream, items in feeds.items():
-            pipe.lpush(streams.feed_key(stream), *items)
-            pipe.ltrim(streams.feed_key(stream), 0, self.config.feed_length - 1)
-        for key, entry_id, redacted, reason in out.dead:
-            streams.dead_letter(pipe, key, entry_id, redacted, reason)
         acks: dict[str, list[str]] = defaultdict(list)
         for key, entry_id, *_ in (*out.applied, *out.dead):
             acks[key].append(entry_id)
         for key, entry_id in (*out.replayed, *out.duplicates):
             acks[key].append(entry_id)
+        plan = streams.Plan(streams.is_cluster(self.client), [(k, i) for k, ids in acks.items() for i in ids])
+        for entry, eff in out.effects:
+            for (hkey, hfield), n in eff.counters.items():
+                plan.incr(entry, hkey, hfield, n, COUNTER_TTL_S)
+            for stream, item in eff.feed:
+                plan.push(entry, streams.feed_key(stream), streams.to_json(item), self.config.feed_length)
+        for key, entry_id, redacted, reason in out.dead:
+            streams.dead_letter(plan, key, entry_id, redacted, reason)
         for key, ids in acks.items():
-            pipe.xack(key, streams.GROUP, *ids)
-        self._replies(pipe, out)
-        if len(pipe):
+            plan.ack(key, streams.GROUP, ids)
+        self._replies(plan, out)
+        if acks or out.effects:
             urgent = [{k: i.get(k) for k in ("ts", "text", "lng", "lat")} for i in fed
                       if i.get("severity") == "urgent"]
-            streams.announce(pipe, {"applied": len(out.applied), "dead": len(out.dead), "streams": changed,
+            streams.announce(plan, {"applied": len(out.applied), "dead": len(out.dead), "streams": changed,
                                     "kinds": kinds, "urgent": urgent, "version": version, "at": time.time()})
-            pipe.execute()
+            plan.run(self.client)
         for _, entry_id, _, reason in out.dead:
             log.info("parked %s in opsmap:dead: %s", entry_id, reason)
 
     @staticmethod
-    def _replies(pipe: redis.client.Pipeline, out: Outcome) -> None:
+    def _replies(plan: streams.Plan, out: Outcome) -> None:
         """The outcome of each entry whose producer waits for it (``streams.wait_reply``)."""
         if not out.wants_reply:
             return
@@ -676,8 +671,8 @@ class Worker:
         for key, entry_id, outcome in outcomes:
             if (key, entry_id) in out.wants_reply:
                 rkey = streams.reply_key(key, entry_id)
-                pipe.rpush(rkey, streams.to_json(outcome))
-                pipe.expire(rkey, REPLY_TTL_S)
+                plan.write((key, entry_id), "RPUSH", rkey, streams.to_json(outcome))
+                plan.write((key, entry_id), "EXPIRE", rkey, REPLY_TTL_S)
 
     # --- time-based rule ---------------------------------------------------------------------
 

