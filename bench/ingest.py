@@ -4,7 +4,9 @@ Measures read, validate, store, aggregate and acknowledge in one process, on SQL
 PostgreSQL, and prints events/s and the p50/p99 of the time from XADD to acknowledgement
 (after commit). Run: ``make bench`` or
 ``.venv/bin/python bench/ingest.py [N] [REDIS_URL] [POSTGRES_URL]``.
-Uses Redis database 13 of REDIS_URL's server (flushed) and a throwaway PostgreSQL schema.
+Uses Redis database 13 of REDIS_URL's server (flushed) and a throwaway PostgreSQL schema;
+REDIS_URL may name a node of a Redis Cluster instead (``redis://host:port/0``: the whole
+cluster is flushed).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import time
 import uuid
 from pathlib import Path
 
-import redis
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -40,7 +41,7 @@ def person(n: int) -> str:
 
 def produce(redis_url: str, gates: list[str], run_id: str, n: int) -> None:
     """The producer, in its own process so the worker's process is measured alone."""
-    client = redis.Redis.from_url(redis_url)
+    client = streams.connect(redis_url)
     persons = [person(i) for i in range(5000)]
     for start in range(0, n, 1000):
         streams.append(client, "checkins", [json.dumps({
@@ -49,7 +50,10 @@ def produce(redis_url: str, gates: list[str], run_id: str, n: int) -> None:
             "category": "resident", "temperature": 36.4 + (i % 7) / 10}) for i in range(start, min(n, start + 1000))])
 
 
-def run(label: str, engine: sa.Engine, client: redis.Redis, n: int) -> None:
+def run(label: str, engine: sa.Engine, redis_url: str, n: int) -> None:
+    client = streams.connect(redis_url)
+    if streams.is_cluster(client):
+        label += " on a cluster"
     data = load_street(engine, PROJECT_ROOT / "data" / "datasets", "南京东路", 20220410, False)
     gates = [g.id for g in data.gates]
     client.flushdb()
@@ -58,9 +62,7 @@ def run(label: str, engine: sa.Engine, client: redis.Redis, n: int) -> None:
     worker = Worker(engine, client, config, consumer="bench")
     run_id = uuid.uuid4().hex[:6]
     latencies: list[float] = []
-    url = client.connection_pool.connection_kwargs
-    producer = multiprocessing.Process(target=produce, args=(f"redis://{url['host']}:{url['port']}/{url['db']}",
-                                                             gates, run_id, n))
+    producer = multiprocessing.Process(target=produce, args=(redis_url, gates, run_id, n))
     t0 = time.perf_counter()
     producer.start()
     done = 0
@@ -76,18 +78,17 @@ def run(label: str, engine: sa.Engine, client: redis.Redis, n: int) -> None:
     producer.join()
     assert pending_total(client) == 0
     q = statistics.quantiles(latencies, n=100)
-    print(f"{label:<11} {n:>8,} events  {n / elapsed:>9,.0f} events/s  "
+    print(f"{label:<22} {n:>8,} events  {n / elapsed:>9,.0f} events/s  "
           f"append→commit+ack p50 {q[49]:7.0f} ms  p99 {q[98]:7.0f} ms")
 
 
 def main(n: int = 200_000, redis_url: str = "redis://127.0.0.1:6379/13", pg_url: str = PG) -> None:
-    client = redis.Redis.from_url(redis_url)
     with tempfile.TemporaryDirectory() as tmp:
-        run("sqlite", make_engine(f"sqlite:///{tmp}/bench.db"), client, n)
+        run("sqlite", make_engine(f"sqlite:///{tmp}/bench.db"), redis_url, n)
     with pg_schema_url(pg_url) as url:
         if url is not None:
-            run("postgresql", make_engine(url), client, n)
-    client.flushdb()
+            run("postgresql", make_engine(url), redis_url, n)
+    streams.connect(redis_url).flushdb()
 
 
 if __name__ == "__main__":

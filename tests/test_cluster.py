@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,12 +18,12 @@ from sqlalchemy import select
 
 from dashboard.app import create_app
 from data import cache, streams
-from data.ingest import Worker, iter_dead
+from data.ingest import Worker, iter_dead, pending_total
 from data.models import Case, CheckIn
-from data.settings import load
+from data.settings import PROJECT_ROOT, load
 from layers import cases
 from tests.conftest import person_id
-from tests.test_ingest import KEY, checkin, count, drain, tag
+from tests.test_ingest import KEY, at, checkin, count, drain, tag
 
 DAY = "2022-04-10"  # the day of tests.test_ingest's events
 
@@ -113,3 +117,37 @@ def test_clu003_the_app_on_a_cluster(loaded, cluster, cluster_url, config, tmp_p
         f"确诊 · {data.compounds[11].address}"]
     assert any(data.compounds[11].name in item["text"] for item in web.get("/api/v1/feed").get_json())
     assert web.get("/healthz").get_json()["ingest"] == {"lag": 0, "pending": 0, "dead": 0}
+
+
+def test_clu004_two_ingest_processes_share_a_cluster_and_one_is_killed(loaded, cluster, cluster_url, tmp_path):
+    engine, data = loaded
+    t, gates = tag(), [g.id for g in data.gates[:20]]
+    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "REDIS_URL": cluster_url,
+           "OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_CLAIM_IDLE_MS": "1000",
+           "OPSMAP_INGEST_BATCH": "200", "OPSMAP_LOG_LEVEL": "WARNING"}
+    client = streams.connect(cluster_url)
+    streams.ensure_group(client)
+    cmd = [sys.executable, str(PROJECT_ROOT / "app.py"), "ingest"]
+    workers = [subprocess.Popen([*cmd, "--consumer", name], env=env) for name in ("one", "two")]
+    try:  # a failed assertion must not leave a worker behind
+        events = [checkin(f"{t}-{i}", gates[i % 20], person_id(i), ts=at(i / 1000)) for i in range(6000)]
+        for i in range(0, 6000, 500):
+            streams.append(client, "checkins", events[i:i + 500])
+            streams.append(client, "cases", [a_case(f"{t}-case-{i}", data.compounds[i // 500].id)])
+        deadline = time.monotonic() + 120
+        while count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) < 1000:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        workers[0].send_signal(signal.SIGKILL)  # mid-stream, its pending entries to be claimed
+        while pending_total(client) > 0:
+            assert workers[1].poll() is None and time.monotonic() < deadline, streams.lag(client)
+            time.sleep(0.2)
+    finally:
+        for proc in workers:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == 6000
+    assert count(engine, Case, Case.event_id.like(f"{t}-case-%")) == 12
+    total = sum(int(v) for k, v in client.hgetall(f"{{opsmap:checkins}}:count:{DAY}").items()
+                if k.startswith(b"gate:"))
+    assert total == 6000  # aggregates exactly once too
