@@ -74,13 +74,17 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     client.flushdb()
 
 
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    """The test Redis, emptied before and after the test."""
-    c = redis.Redis.from_url(redis_url)
+def _emptied(c: redis.Redis | redis.RedisCluster) -> Iterator[redis.Redis | redis.RedisCluster]:
     c.flushdb()
     yield c
     c.flushdb()
+    c.close()
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    """The test Redis, emptied before and after the test."""
+    yield from _emptied(redis.Redis.from_url(redis_url))
 
 
 def _cluster_port() -> int:
@@ -139,12 +143,8 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def cluster(cluster_url: str) -> Iterator[redis.RedisCluster]:
-    """The test cluster, emptied before and after the test."""
-    c = redis.RedisCluster.from_url(cluster_url)
-    c.flushall()
-    yield c
-    c.flushall()
-    c.close()
+    """The test cluster, emptied before and after the test (every master)."""
+    yield from _emptied(redis.RedisCluster.from_url(cluster_url))
 
 
 @pytest.fixture
