@@ -67,6 +67,7 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     stop = threading.Event()
     with redis_url(config) as url:
         app = create_app(config, url)
+        app.logger.setLevel(logging.getLogger().level)  # Dash sets its own logger to INFO
         warm(app, config)
         if config.ingest_in_serve:
             run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)
@@ -209,6 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("alembic", "weasyprint", "fontTools"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # werkzeug's request log sets itself to INFO unless a level is set: it follows OPSMAP_LOG_LEVEL
+    logging.getLogger("werkzeug").setLevel(logging.getLogger().level)
     return int(args.run(config, args))
 
 
