@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, request
+from redis.exceptions import RedisClusterException
 from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
@@ -83,7 +84,7 @@ def _street_arg() -> str:
     return street
 
 
-def _client() -> redis.Redis | None:
+def _client() -> streams.Client | None:
     url = current_app.config.get("OPSMAP_REDIS_URL")
     return streams.connect(url) if url else None
 
@@ -146,7 +147,7 @@ class LayerRows:
     layer: Growing
     query: Query
     gcj02: bool
-    client: redis.Redis | None
+    client: streams.Client | None
     version: int
 
     def _features(self, ids: list[int] | None) -> list[Any]:
@@ -308,15 +309,19 @@ def healthz() -> tuple[Response, int]:
         checks["database"] = f"error: {type(exc).__name__}"
     url = current_app.config.get("OPSMAP_REDIS_URL")
     ingest: dict[str, int] = {}
-    try:
+    client = None
+    try:  # a client of its own with a short timeout: a hung Redis must not hang the health check
         client = streams.client_for(url, socket_timeout=1)[0] if url else None
         checks["redis"] = "ok" if client is not None and client.ping() else "not configured"
         if client is not None:
             lags = streams.lag(client).values()
             ingest = {"lag": sum(v["lag"] for v in lags), "pending": sum(v["pending"] for v in lags),
                       "dead": int(client.xlen(DEAD))}
-    except (redis.RedisError, OSError) as exc:
+    except (redis.RedisError, RedisClusterException, OSError) as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
+    finally:
+        if client is not None:
+            client.close()
     healthy = checks["database"] != "empty" and all(v == "ok" or v == "empty" for v in checks.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "degraded", **checks}
     if ingest:
