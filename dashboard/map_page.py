@@ -57,6 +57,24 @@ def parse_as_of(value: str | None) -> dt.datetime | None:
         return None
 
 
+#: the timeline under the header: an hour of the 14 days up to its end (now, or the moment typed)
+TIMELINE_HOURS = 14 * 24
+
+
+def timeline_marks(end: dt.datetime | None, lang: str) -> dict[int, str]:
+    """A date every second day back from the timeline's end; the end itself reads 实时 when live."""
+    last = (end or dt.datetime.now(dt.UTC)).astimezone(rules.SHANGHAI)
+    marks = {-24 * k: f"{last - dt.timedelta(days=k):%m-%d}" for k in range(14, 0, -2)}
+    return {**marks, 0: tr("实时", lang) if end is None else f"{last:%m-%d %H:%M}"}
+
+
+def timeline_moment(end: dt.datetime | None, hours: int) -> str:
+    """The as-of text of the timeline's position ``hours`` (≤ 0) from its end; empty: live."""
+    if end is None and hours == 0:
+        return ""
+    return f"{((end or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=hours)).astimezone(rules.SHANGHAI):%Y-%m-%d %H:%M}"
+
+
 def live_events(store_id: str) -> list[Any]:
     """The page's live change notices: assets/live.js keeps one SSE connection open for the
     marker element and puts each message into the store ``store_id`` (callbacks read its data).
@@ -148,6 +166,10 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
             html.Span(id="map-clock", className="clock"),
             html.Span(id="map-staleness", className="staleness", title=tr("数据新鲜度", lang)),
         ]),
+        html.Div(className="opsmap-timeline", title=tr("拖动回放过去 14 天", lang), children=[
+            dcc.Slider(id="map-slider", min=-TIMELINE_HOURS, max=0, step=1, value=0, allow_direct_input=False,
+                       marks=timeline_marks(None, lang), updatemode="mouseup", className="timeline-slider"),
+            dcc.Store(id="map-timeline-end")]),
         html.Div(className="opsmap-body", children=[
             dl.Map(id="map-map", className="opsmap-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
                    children=[*tiles, layer_control("map", lang)]),
@@ -162,6 +184,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
 
 def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_url: str | None) -> None:
     """The page's callbacks; each one reads its inputs and calls layers/data."""
+    lang = config.language
 
     @app.callback(Output("map-committee", "options"), Output("map-committee", "value"),
                   Output("map-map", "viewport"), Input("map-street", "value"))
@@ -174,9 +197,18 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                                          .order_by(Committee.id)).all()
         return [{"label": c.name, "value": c.id} for c in committees], None, street_viewport(street)
 
-    @app.callback(Output("map-asof", "value"), Input("map-live", "n_clicks"), prevent_initial_call=True)
-    def go_live(_: int | None) -> str:
-        return ""
+    @app.callback(Output("map-asof", "value"), Output("map-slider", "value"), Output("map-slider", "marks"),
+                  Output("map-timeline-end", "data"), Input("map-live", "n_clicks"), Input("map-asof", "value"),
+                  Input("map-slider", "value"), State("map-timeline-end", "data"), prevent_initial_call=True)
+    def move_in_time(_: int | None, typed: str | None, hours: int | None, end: str | None) -> tuple[Any, ...]:
+        """The moment shown has one home, the as-of text: a moment typed there becomes the
+        timeline's end; the timeline picks an hour of the 14 days before its end; 实时 goes live."""
+        if ctx.triggered_id == "map-live":
+            return "", 0, timeline_marks(None, lang), None
+        if ctx.triggered_id == "map-asof":
+            moment = parse_as_of(typed)
+            return no_update, 0, timeline_marks(moment, lang), moment and moment.isoformat()
+        return timeline_moment(dt.datetime.fromisoformat(end) if end else None, int(hours or 0)), *[no_update] * 3
 
     register_sources(app, PAGE)
 
@@ -202,7 +234,6 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         live_change = ctx.triggered_id == "map-events"
         numbers = summary_at(street_id, as_of or now, past, int(message_version(message)) if live_change else 0)
         feed = streams.feed(streams.connect(redis_url), 30) if redis_url and as_of is None else []
-        lang = config.language
         title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (
             f"（{tr('回放', lang)} {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
         return (title, components.cases_panel(numbers, lang), components.work_panel(numbers, lang),

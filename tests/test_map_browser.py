@@ -513,3 +513,35 @@ def test_scr003_a_slow_urgent_answer_keeps_its_banner_through_clock_ticks(app_ur
     page.route("**/_dash-update-component*", slow_banner)
     _observed_person_walks_out(app_url, app_var, 778, "ASC")
     page.locator("#screen-banner:not(.hidden)").wait_for(timeout=8000)
+
+
+def test_map014_the_timeline_replays_any_hour_of_the_14_days_before_its_end(app_url, browser, artifacts):
+    """Live, the timeline ends now; a moment typed becomes its end. Its thumb (keyboard here,
+    as a drag ends) picks an hour, which is then the moment the whole page shows."""
+    errors: list[str] = []
+    page = _page(browser, app_url, errors)
+    timeline, thumb = page.locator(".opsmap-timeline"), page.locator(".opsmap-timeline [role=slider]")
+    assert "实时" in timeline.inner_text()
+    page.fill("#map-asof", "2022-04-10 23:00")
+    page.locator("#map-asof").press("Enter")
+    page.wait_for_function("document.querySelector('.opsmap-timeline').textContent.includes('04-10 23:00')")
+    ink, paper = page.evaluate("(s => [s.color, s.backgroundColor])(getComputedStyle(document.getElementById("
+                               "'map-asof')))")
+    assert ink != paper  # the moment typed can be read (the header's white text once made it white on white)
+    thumb.focus()
+    thumb.press("Home")  # the timeline's start: 14 days before its end
+    page.wait_for_function("document.getElementById('map-asof').value === '2022-03-27 23:00'", timeout=10_000)
+    page.wait_for_function("document.getElementById('map-title').textContent.includes('回放 2022-03-27 23:00')")
+    with urllib.request.urlopen(f"{app_url}/api/v1/summary?street=S194&as_of=2022-03-27T23:00%2B08:00") as resp:
+        expected = json.load(resp)["compounds_with_cases_today"]
+    page.wait_for_function(f"document.getElementById('compounds-today')?.textContent === '{expected}'")
+    thumb.press("ArrowRight")  # an hour later
+    page.wait_for_function("document.getElementById('map-asof').value === '2022-03-28 00:00'", timeout=10_000)
+    page.wait_for_function("document.getElementById('map-title').textContent.includes('回放 2022-03-28 00:00')")
+    page.screenshot(path=str(artifacts / "map-timeline.png"))
+    page.click("#map-live")
+    page.wait_for_function("document.getElementById('map-asof').value === ''")
+    page.wait_for_function("document.querySelector('.opsmap-timeline').textContent.includes('实时')")
+    assert thumb.get_attribute("aria-valuenow") == "0"
+    page.wait_for_function("!document.getElementById('map-title').textContent.includes('回放')")
+    assert errors == []
