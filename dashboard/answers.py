@@ -109,6 +109,7 @@ class Encoded:
     raw: bytes | None = None  # the body of an answer that is not a collection of parts
     parts: Mapping[str, bytes] | None = None  # a FeatureCollection's features by id, in body order
     digests: Mapping[str, int] | None = None  # of the parts, by id
+    total: int = 0  # the digests' sum (mod 2**128), which the ETag is made of
     delta: Delta | None = None  # when grown from another version
 
     @functools.cached_property
@@ -129,15 +130,15 @@ class Encoded:
         parts = _parts(obj)
         if parts is None:
             return cls._of_body(dumps(obj))
-        digests = {fid: digest(part) for fid, part in parts.items()}
-        return cls.of_parts(parts, digests, sum(digests.values()) & _MASK)
+        return cls.of_parts(parts, {fid: digest(part) for fid, part in parts.items()})
 
     @classmethod
-    def of_parts(cls, parts: Mapping[str, bytes], digests: Mapping[str, int], total: int,
+    def of_parts(cls, parts: Mapping[str, bytes], digests: Mapping[str, int], total: int | None = None,
                  delta: Delta | None = None) -> Encoded:
-        """A FeatureCollection of encoded features by id, with their digests and the digests'
-        sum (remembered, so later versions can patch from it)."""
-        encoded = cls(_version(total, len(parts)), None, parts, digests, delta)
+        """A FeatureCollection of encoded features by id with their digests (remembered, so later
+        versions can patch from it); ``total``, their sum when the caller kept it up to date."""
+        total = (sum(digests.values()) if total is None else total) & _MASK
+        encoded = cls(_version(total, len(parts)), None, parts, digests, total, delta)
         _history.remember(encoded.etag, digests)
         return encoded
 
@@ -199,20 +200,18 @@ class Rows(Protocol):
 class Grown:
     """A growing layer's answer at a data version, with when each feature leaves it."""
 
-    encoded: Encoded
+    encoded: Encoded  # its delta names the version it was grown from (None: built whole)
     version: int
-    total: int  # the sum of the parts' digests
     until: Mapping[str, float]  # by feature id, epoch seconds
     leaving: Sequence[tuple[float, str]]  # (until, id) as a heap: the next to leave first
     built: float  # time.monotonic() of the whole build it descends from
-    base: int | None  # the version it was grown from; None when built whole
 
 
 class Growth:
     """The newest answer of each growing layer (by the caller's key), so that the next data
     version is grown from it: its features less those whose time is up, plus the rows ingest
     says the versions between added. Why: rebuilding a 100,000-point layer to find the one
-    new case took 3 s; growing it costs the new rows and copies of its indexes (~30 ms).
+    new case took 3 s; growing it costs the new rows and copies of its indexes (~10 ms).
     A whole build is made when there is no earlier answer, Redis no longer holds what the
     versions between added (or they added more than MAX_ROWS), and after REBUILD_S, so that
     rows written outside ingest still show within that time. Calls for one key must not run
@@ -233,10 +232,10 @@ class Growth:
         ids = None
         if prev is not None and 0 <= prev.version <= version and time.monotonic() - prev.built < self.REBUILD_S:
             ids = rows.added(prev.version)
-            if ids is not None and len(ids) > self.MAX_ROWS:
-                ids = None
-        grown = self._whole(version, rows) if prev is None or ids is None else self._grown(prev, version, rows,
-                                                                                          ids, now)
+        if prev is not None and ids is not None and len(ids) <= self.MAX_ROWS:
+            grown = self._grown(prev, version, rows, ids, now)
+        else:
+            grown = self._whole(version, rows)
         if version >= 0:
             with self._lock:
                 self._states[key] = grown
@@ -252,16 +251,15 @@ class Growth:
             fid = _id_of(feature)
             parts[fid] = part = dumps(feature)
             digests[fid], until[fid] = digest(part), rows.until(feature)
-        total = sum(digests.values()) & _MASK
         leaving = [(t, fid) for fid, t in until.items()]
         heapq.heapify(leaving)
-        return Grown(Encoded.of_parts(parts, digests, total), version, total, until, leaving, time.monotonic(), None)
+        return Grown(Encoded.of_parts(parts, digests), version, until, leaving, time.monotonic())
 
     @staticmethod
     def _grown(prev: Grown, version: int, rows: Rows, ids: list[int], now: float) -> Grown:
         assert prev.encoded.parts is not None and prev.encoded.digests is not None
         parts, digests, until = dict(prev.encoded.parts), dict(prev.encoded.digests), dict(prev.until)
-        leaving, total, removed, upserted = list(prev.leaving), prev.total, [], []
+        leaving, total, removed, upserted = list(prev.leaving), prev.encoded.total, [], []
         while leaving and leaving[0][0] <= now:
             t, fid = heapq.heappop(leaving)
             if until.get(fid) == t:  # not an entry left by a feature since replaced
@@ -278,10 +276,8 @@ class Growth:
             total += digests[fid]
             heapq.heappush(leaving, (until[fid], fid))
             upserted.append(fid)
-        total &= _MASK
         delta = Delta(prev.encoded.etag, list(dict.fromkeys(upserted)), [fid for fid in removed if fid not in parts])
-        return Grown(Encoded.of_parts(parts, digests, total, delta), version, total, until, leaving, prev.built,
-                     prev.version)
+        return Grown(Encoded.of_parts(parts, digests, total, delta), version, until, leaving, prev.built)
 
 
 def _id_of(feature: Any) -> str:

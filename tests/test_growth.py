@@ -66,7 +66,7 @@ def test_grw001_new_cases_patch_the_layer_grown_from_the_last_version(loaded, ap
     assert patch["type"] == "Patch" and patch["base"] == v1
     assert {f["id"] for f in patch["upsert"]} == new_ids and patch["remove"] == []
     grown = growth._states[("cases", street, None, "live")]
-    assert grown.base is not None and grown.version == version  # grown from the earlier answer, not rebuilt
+    assert grown.encoded.delta.base == v1 and grown.version == version  # grown from the first answer, not rebuilt
     merged = before | {f["id"]: f for f in patch["upsert"]}
     assert merged == whole_now(engine, street)  # and exactly what a whole build gives
     with session_factory(engine)() as s:  # whose version is the same: it names the features, not their order
