@@ -57,14 +57,14 @@ def parse_as_of(value: str | None) -> dt.datetime | None:
         return None
 
 
-#: the timeline under the header: an hour of the 14 days up to its end (now, or the moment typed)
-TIMELINE_HOURS = 14 * 24
+#: the timeline under the header: an hour of the days up to its end (now, or the moment typed)
+TIMELINE_DAYS = 14
 
 
 def timeline_marks(end: dt.datetime | None, lang: str) -> dict[int, str]:
     """A date every second day back from the timeline's end; the end itself reads 实时 when live."""
     last = (end or dt.datetime.now(dt.UTC)).astimezone(rules.SHANGHAI)
-    marks = {-24 * k: f"{last - dt.timedelta(days=k):%m-%d}" for k in range(14, 0, -2)}
+    marks = {-24 * k: f"{last - dt.timedelta(days=k):%m-%d}" for k in range(TIMELINE_DAYS, 0, -2)}
     return {**marks, 0: tr("实时", lang) if end is None else f"{last:%m-%d %H:%M}"}
 
 
@@ -72,7 +72,8 @@ def timeline_moment(end: dt.datetime | None, hours: int) -> str:
     """The as-of text of the timeline's position ``hours`` (≤ 0) from its end; empty: live."""
     if end is None and hours == 0:
         return ""
-    return f"{((end or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=hours)).astimezone(rules.SHANGHAI):%Y-%m-%d %H:%M}"
+    moment = (end or dt.datetime.now(dt.UTC)) + dt.timedelta(hours=hours)
+    return f"{moment.astimezone(rules.SHANGHAI):%Y-%m-%d %H:%M}"
 
 
 def live_events(store_id: str) -> list[Any]:
@@ -167,7 +168,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
             html.Span(id="map-staleness", className="staleness", title=tr("数据新鲜度", lang)),
         ]),
         html.Div(className="opsmap-timeline", title=tr("拖动回放过去 14 天", lang), children=[
-            dcc.Slider(id="map-slider", min=-TIMELINE_HOURS, max=0, step=1, value=0, allow_direct_input=False,
+            dcc.Slider(id="map-slider", min=-24 * TIMELINE_DAYS, max=0, step=1, value=0, allow_direct_input=False,
                        marks=timeline_marks(None, lang), updatemode="mouseup", className="timeline-slider"),
             dcc.Store(id="map-timeline-end")]),
         html.Div(className="opsmap-body", children=[

@@ -622,9 +622,9 @@ class Worker:
         each slot's step does, and a redelivered entry repeats none of its writes."""
         fed = [item for _, eff in out.effects for _, item in eff.feed]
         # a replayed entry (committed before a crash, Redis side not done) is announced as if new
-        changed = sorted({ev.stream for _, _, ev in out.applied} | {key.removeprefix("opsmap:") for key, _ in
-                                                                     out.replayed}
-                         | {"alerts" for i in fed if i["kind"].startswith("alert:")})
+        replayed = {key.removeprefix("opsmap:") for key, _ in out.replayed}
+        alerted = {"alerts" for i in fed if i["kind"].startswith("alert:")}
+        changed = sorted({ev.stream for _, _, ev in out.applied} | replayed | alerted)
         kinds = sorted({i["entity"].split(":")[0] for i in fed if i.get("entity")})
         added: dict[str, list[int]] = defaultdict(list)
         for _, eff in out.effects:

@@ -254,7 +254,6 @@ def merge_notices(notices: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-
 #: how long the marker of a guarded write is kept: a redelivery later than this would repeat the write
 DONE_TTL_S = 7 * 24 * 3600
 #: ARGV[1]: {"guarded": [[marker key index, ops], …], "ops": ops}, an op being [command, key index, arg, …]
@@ -315,9 +314,9 @@ class Plan:
         self._steps: dict[int, _Step] = {}
         # merged per key and guard, so a batch sends each counter and each feed once
         self._counts: dict[tuple[tuple[str, str] | None, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self._ttls: dict[tuple[tuple[str, str] | None, str], int] = {}
         self._pushes: dict[tuple[tuple[str, str] | None, str], list[str]] = defaultdict(list)
-        self._keep: dict[str, int] = {}
+        self._ttl: dict[str, int] = {}  # by counter key: seconds the hash is kept
+        self._keep: dict[str, int] = {}  # by list key: items kept
 
     def _slot(self, key: str) -> int:
         return key_slot(key.encode()) if self._cluster else 0
@@ -342,9 +341,8 @@ class Plan:
 
     def incr(self, entry: tuple[str, str], key: str, field_name: str, n: int, ttl_s: int) -> None:
         """HINCRBY of a hash kept ``ttl_s`` seconds, merged with the batch's others."""
-        scope = (self._guard(entry, key), key)
-        self._counts[scope][field_name] += n
-        self._ttls[scope] = ttl_s
+        self._counts[(self._guard(entry, key), key)][field_name] += n
+        self._ttl[key] = ttl_s
 
     def push(self, entry: tuple[str, str], key: str, item: str, keep: int) -> None:
         """LPUSH onto a list of the newest ``keep`` items, merged with the batch's others."""
@@ -362,7 +360,7 @@ class Plan:
             step = self._step(key)
             ops = self._ops(step, guard, key)
             ops += [["HINCRBY", step.key(key), f, str(n)] for f, n in counts.items()]
-            ops.append(["EXPIRE", step.key(key), str(self._ttls[(guard, key)])])
+            ops.append(["EXPIRE", step.key(key), str(self._ttl[key])])
         for (guard, key), items in self._pushes.items():
             step = self._step(key)
             ops = self._ops(step, guard, key)
