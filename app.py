@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import signal
 import sys
@@ -37,7 +38,32 @@ def _load(config: settings.Config, args: argparse.Namespace) -> int:
         return 3
     counts = ", ".join(f"{k} {v}" for k, v in data.summary().items())
     print(f"loaded {data.street.district} {data.street.name} ({data.street.id}): {counts}")
+    if args.demo_users:
+        _demo_users(config, engine, data.street.id, [c.id for c in data.committees[:2]])
     return 0
+
+
+def base_url(config: settings.Config) -> str:
+    """Where people reach the app (for the links the commands print)."""
+    return config.public_url.rstrip("/") or f"http://{config.host}:{config.http_port}"
+
+
+def _demo_users(config: settings.Config, engine: Any, street_id: str, committees: list[str]) -> None:
+    """Demo accounts of the loaded street, each printed once with its one-time sign-in link."""
+    from data.access import accounts
+    from data.access.policy import Role
+
+    demo = (("zhihui", "街道指挥", [Role("commander", street_id)]),
+            *((f"wangge{i:02d}", f"网格员 {cid}", [Role("officer", street_id, cid)])
+              for i, cid in enumerate(committees, 1)),
+            ("guancha", "观察员", [Role("viewer", street_id)]))
+    known = {a.name for a in accounts.accounts(engine)}
+    for name, display, roles in demo:
+        if name in known:
+            print(f"demo account {name} exists already (a new link: opsmap user link {name})")
+            continue
+        accounts.add_user(engine, name, roles, display)
+        print(f"demo account {name} ({', '.join(map(str, roles))}): {_link(config, engine, name)}")
 
 
 def _streets(config: settings.Config, args: argparse.Namespace) -> int:
@@ -68,6 +94,7 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     with redis_url(config) as url:
         app = create_app(config, url)
         app.logger.setLevel(logging.getLogger().level)  # Dash sets its own logger to INFO
+        _how_to_sign_in(config, app.server.config["OPSMAP_ENGINE"])
         warm(app, config)
         if config.ingest_in_serve:
             run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)
@@ -77,6 +104,131 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
                     dev_tools_disable_version_check=True, use_reloader=False)
         finally:
             stop.set()
+    return 0
+
+
+def _how_to_sign_in(config: settings.Config, engine: Any) -> None:
+    """On the terminal (never in a log): a first start makes an admin and prints its one-time link."""
+    from data import queries
+    from data.access import accounts
+    from data.access.policy import Role
+    from data.store import session_factory
+
+    if accounts.has_accounts(engine):
+        print(f"sign in at {base_url(config)}/signin (a new one-time link: opsmap user link NAME)", flush=True)
+        return
+    with session_factory(engine)() as session:
+        streets = [s.id for s in queries.streets(session)]
+    accounts.add_user(engine, "admin", [Role("admin"), *(Role("commander", s) for s in streets)], "管理员")
+    link = _link(config, engine, "admin")
+    print(f"first start: an account 'admin' was made (admin, commander of {', '.join(streets) or 'no street yet'}).\n"
+          f"sign in once with this link (valid 24 h), then set a password:\n  {link}", flush=True)
+
+
+def _access(config: settings.Config, args: argparse.Namespace) -> int:
+    """``opsmap user|token|screen …``: accounts, producer tokens and screens (each change audited)."""
+    from data.access import accounts, audit
+    from data.store import make_engine, migrate
+
+    engine = make_engine(config.sqlalchemy_url)
+    migrate(engine)
+    try:
+        target, printed = {"user": _user, "token": _token, "screen": _screen}[args.command](config, engine, args)
+    except accounts.AccessError as exc:
+        print(f"opsmap {args.command} {args.verb}: {exc}", file=sys.stderr)
+        return 2
+    if target is not None:  # a change, not a listing
+        audit.record(engine, f"cli:{getpass.getuser()}", f"{args.command}.{args.verb}", target)
+    print(printed)
+    return 0
+
+
+def _link(config: settings.Config, engine: Any, name: str) -> str:
+    from data.access import accounts
+
+    return f"{base_url(config)}/signin/link/{accounts.issue_link(engine, name)}"
+
+
+def _user(config: settings.Config, engine: Any, args: argparse.Namespace) -> tuple[str | None, str]:
+    """What ``opsmap user <verb>`` changed (None for a listing) and what it prints."""
+    from data.access import accounts
+    from data.store import session_factory
+
+    if args.verb == "list":
+        return None, "\n".join(
+            "\t".join([a.name, a.display_name, " ".join(f"{g.role}:{g.committee_id or g.street_id or '*'}"
+                                                        for g in a.grants),
+                       "disabled" if a.disabled else "enabled", "sso" if a.oidc_subject else "local"])
+            for a in accounts.accounts(engine)) or "no accounts"
+    if args.verb == "add":
+        with session_factory(engine)() as session:
+            roles = accounts.parse_roles(session, args.role, _list(config.street), _list(args.committee))
+        accounts.add_user(engine, args.name, roles, args.display)
+        return args.name, (f"added {args.name} ({', '.join(map(str, roles))}); one-time sign-in link:\n  "
+                           f"{_link(config, engine, args.name)}")
+    if args.verb == "passwd":
+        if sys.stdin.isatty():
+            first, again = getpass.getpass("new password: "), getpass.getpass("again: ")
+            if first != again:
+                raise accounts.AccessError("password: the two entries differ")
+        else:
+            first = sys.stdin.readline().rstrip("\n")
+        accounts.set_password(engine, args.name, first)
+        return args.name, f"password of {args.name} set"
+    if args.verb == "link":
+        return args.name, f"one-time sign-in link for {args.name} (valid 24 h):\n  {_link(config, engine, args.name)}"
+    accounts.set_disabled(engine, args.name, args.verb == "disable")
+    return args.name, f"{args.verb}d {args.name}" + ("; its sessions ended" if args.verb == "disable" else "")
+
+
+def _token(config: settings.Config, engine: Any, args: argparse.Namespace) -> tuple[str | None, str]:
+    from data.access import devices
+
+    if args.verb == "list":
+        return None, "\n".join(f"{t.name}\t{t.streams}\t{t.street_id or '*'}\t{'revoked' if t.revoked_at else 'valid'}"
+                               for t in devices.tokens(engine)) or "no tokens"
+    if args.verb == "create":
+        token = devices.create_token(engine, args.name, _list(args.streams), args.setting_street)
+        return args.name, f"token {args.name} (shown once: put it in the producer's configuration):\n  {token}"
+    devices.revoke_token(engine, args.name)
+    return args.name, f"revoked token {args.name}"
+
+
+def _screen(config: settings.Config, engine: Any, args: argparse.Namespace) -> tuple[str | None, str]:
+    from data.access import devices
+
+    if args.verb == "list":
+        return None, "\n".join(
+            f"{d.id}\t{d.name}\t{d.street_id}\t{'revoked' if d.revoked_at else 'paired' if d.paired_at else 'waiting'}"
+            for d in devices.screens(engine)) or "no screens"
+    if args.verb == "add":
+        device, code = devices.add_screen(engine, args.name, config.street)
+        return f"screen:{device.id}", (f"screen {device.id} ({device.name}, {device.street_id}): open this link "
+                                       f"once on the screen (valid 24 h):\n  {base_url(config)}/screen/pair/{code}")
+    devices.revoke_screen(engine, args.id)
+    return f"screen:{args.id}", f"revoked screen {args.id}; its cookie no longer works"
+
+
+def _list(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _audit(config: settings.Config, args: argparse.Namespace) -> int:
+    """``opsmap audit``: the audit trail, newest last."""
+    import datetime as dt
+
+    from data.access import audit
+    from data.store import make_engine, migrate
+
+    engine = make_engine(config.sqlalchemy_url)
+    migrate(engine)
+    try:
+        since = dt.datetime.fromisoformat(args.since).astimezone(dt.UTC) if args.since else None
+    except ValueError as exc:
+        print(f"opsmap audit: --since: {exc}", file=sys.stderr)
+        return 2
+    for entry in reversed(audit.entries(engine, since, args.user, args.action, args.limit)):
+        print(audit.line(entry))
     return 0
 
 
@@ -174,6 +326,8 @@ def parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", parents=[common], help="load a street's geography into the database")
     load.add_argument("--if-empty", action="store_true", help="load only when no street is loaded yet")
     load.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    load.add_argument("--demo-users", action="store_true",
+                      help="also make demo accounts (commander, two officers, viewer) and print their one-time links")
     load.set_defaults(run=_load)
     sub.add_parser("streets", parents=[common], help="list the 214 townships that can be loaded"
                    ).set_defaults(run=_streets)
@@ -201,7 +355,49 @@ def parser() -> argparse.ArgumentParser:
         export.add_argument("--cutoff", default="07:00", help="data up to this Shanghai time (default 07:00)")
         export.add_argument("--out", default=default, help=f"output file (default {default})")
         export.set_defaults(run=_export)
+    _access_parsers(sub, common)
     return root
+
+
+def _access_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    """``opsmap user``, ``token``, ``screen`` and ``audit``."""
+    user = sub.add_parser("user", help="people: add, list, passwd, link, disable, enable").add_subparsers(
+        dest="verb", required=True)
+    add = user.add_parser("add", parents=[common], help="add an account and print its one-time sign-in link "
+                          "(--street: the street(s) of a commander or viewer, comma-separated)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, help="admin | commander | officer | viewer")
+    add.add_argument("--committee", help="committee id(s) of an officer, comma-separated")
+    add.add_argument("--display", help="the name shown and recorded as the actor (default: NAME)")
+    user.add_parser("list", parents=[common], help="list the accounts")
+    for verb, what in (("passwd", "set a password (asked twice on a terminal, else one line on stdin)"),
+                       ("link", "print a new one-time sign-in link"), ("disable", "disable; ends its sessions"),
+                       ("enable", "enable again")):
+        user.add_parser(verb, parents=[common], help=what).add_argument("name")
+    token = sub.add_parser("token", help="producer tokens: create, list, revoke").add_subparsers(
+        dest="verb", required=True)
+    create = token.add_parser("create", parents=[common], help="create a token and print it once "
+                              "(--street: only events placed in that street; default any)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--streams", required=True, help="streams it may post to, comma-separated")
+    token.add_parser("list", parents=[common], help="list the tokens")
+    token.add_parser("revoke", parents=[common], help="revoke a token").add_argument("name")
+    screen = sub.add_parser("screen", help="kiosk screens: add, list, revoke").add_subparsers(
+        dest="verb", required=True)
+    pair = screen.add_parser("add", parents=[common], help="add a screen of --street and print its one-time "
+                             "pairing URL")
+    pair.add_argument("--name", default="大屏")
+    screen.add_parser("list", parents=[common], help="list the screens")
+    screen.add_parser("revoke", parents=[common], help="revoke a screen").add_argument("id", type=int)
+    for group in (user, token, screen):
+        for parser_ in group.choices.values():
+            parser_.set_defaults(run=_access)
+    audit = sub.add_parser("audit", parents=[common], help="print the audit trail")
+    audit.add_argument("--since", help="from this moment (ISO 8601, e.g. 2026-12-01)")
+    audit.add_argument("--user", help="one actor (name, or kind:name)")
+    audit.add_argument("--action", help="actions starting with this (signin, action., export.)")
+    audit.add_argument("--limit", type=int, default=1000)
+    audit.set_defaults(run=_audit)
 
 
 def main(argv: list[str] | None = None) -> int:

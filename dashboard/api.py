@@ -22,8 +22,10 @@ from sqlalchemy import text
 from sqlalchemy.orm import sessionmaker
 
 import layers
+from dashboard import access
 from dashboard.answers import GZIP_MIN_BYTES, Encoded, Growth
 from data import streams
+from data.access import policy
 from data.cache import Cache, added_since, data_version
 from data.crs import to_gcj02
 from data.events import DEAD, STREAMS, EventError, validate
@@ -174,11 +176,15 @@ def layer_features(layer_id: str) -> Response:
     layer = layers.BY_ID.get(layer_id)
     if layer is None:
         abort(404, f"no layer {layer_id!r}")
-    config = _config()
-    query = Query.from_config(config, _street_arg(), parse_moment(request.args.get("as_of")),
+    config, street = _config(), _street_arg()
+    access.require_street(street)
+    query = Query.from_config(config, street, parse_moment(request.args.get("as_of")),
                               request.args.get("committee") or None)
     past = _is_past(query.at)
     params = (layer_id, query.street_id, query.committee_id, query.at.isoformat() if past else "live")
+    who = access.actor()
+    if hasattr(layer, "public"):  # person-level features: one answer per scope (data.access.policy)
+        params += (who.person_scope(street).key,)
     if hasattr(layer, "grows_by") and not past:
         growth: Growth = current_app.config["OPSMAP_GROWTH"]
 
@@ -188,7 +194,8 @@ def layer_features(layer_id: str) -> Response:
     else:
         def compute(_version: int) -> Encoded:
             with _sessions()() as session:
-                return Encoded.of(shown(layer.features(session, query), config.tile_crs == "gcj02"))
+                fc = policy.features(who, layer, street, layer.features(session, query))
+            return Encoded.of(shown(fc, config.tile_crs == "gcj02"))
 
     encoded = cached("layer", params, past, compute, _min_version(), layer.changed_by)
     base = request.args.get("base")
@@ -207,20 +214,21 @@ def entity(kind: str, entity_id: str) -> Response:
     layer = layers.BY_ID.get(kind)
     if layer is None:
         abort(404, f"no entity kind {kind!r}; one of {', '.join(layers.BY_ID)}")
-    query = Query.from_config(_config(), request.args.get("street", ""), parse_moment(request.args.get("as_of")))
-    with _sessions()() as session:
-        found = layer.detail(session, entity_id, query)
-    if found is None:
+    found = access.detail(layer, entity_id, parse_moment(request.args.get("as_of")), request.args.get("street"))
+    if found is None:  # unknown, or in a street not the reader's: the same answer, so ids cannot be probed
         abort(404, f"no {kind} {entity_id!r}")
-    return jsonify(found)
+    response = jsonify(found)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @api.get("/api/v1/summary")
 def summary_numbers() -> Response:
     """The panel numbers of a street at ``as_of`` (default now)."""
-    at = parse_moment(request.args.get("as_of"))
+    at, street = parse_moment(request.args.get("as_of")), _street_arg()
+    access.require_street(street)
     try:
-        return Response(_json(summary_at(_street_arg(), at, _is_past(at))), mimetype="application/json")
+        return Response(_json(summary_at(street, at, _is_past(at))), mimetype="application/json")
     except LookupError as exc:
         abort(404, str(exc))
 
@@ -240,16 +248,21 @@ def post_events(stream: str) -> tuple[Response, int]:
     items = body if isinstance(body, list) else [body]
     if not 1 <= len(items) <= MAX_BATCH:
         return jsonify({"error": f"body: 1 to {MAX_BATCH} events per request (got {len(items)})"}), 413
-    hasher = current_app.config["OPSMAP_HASHER"]
+    hasher, producer = current_app.config["OPSMAP_HASHER"], access.actor()
     good, rejected = [], []
-    for i, item in enumerate(items):
-        try:
-            ev = validate(stream, item if isinstance(item, dict) else json.dumps(item), hasher)
-        except EventError as exc:
-            rejected.append({"index": i, "event_id": item.get("event_id") if isinstance(item, dict) else None,
-                             "errors": [{"field": e.field, "problem": e.problem} for e in exc.errors]})
-            continue
-        good.append((i, ev.event_id, json.dumps(item, ensure_ascii=False)))
+    with _sessions()() as session:
+        for i, item in enumerate(items):
+            try:
+                ev = validate(stream, item if isinstance(item, dict) else json.dumps(item), hasher)
+            except EventError as exc:
+                rejected.append({"index": i, "event_id": item.get("event_id") if isinstance(item, dict) else None,
+                                 "errors": [{"field": e.field, "problem": e.problem} for e in exc.errors]})
+                continue
+            street = policy.event_street(session, stream, ev.data) if producer.scoped else None
+            if not producer.may_post(stream, street):
+                return jsonify({"error": f"event {i}: outside the street of token {producer.name!r}",
+                                "index": i, "event_id": ev.event_id}), 403
+            good.append((i, ev.event_id, json.dumps(item, ensure_ascii=False)))
     url = current_app.config.get("OPSMAP_REDIS_URL")
     if good and not url:
         return jsonify({"error": "no Redis configured"}), 503
@@ -268,6 +281,7 @@ def change_stream() -> Response:
     client = _client()
     if client is None:
         abort(503, "no Redis configured")
+    who, sessions = access.actor(), _sessions()
     since = request.headers.get("Last-Event-ID") or request.args.get("since") or ""
     if not re.fullmatch(r"\d+-\d+", since):
         since = streams.changes_top(client)
@@ -277,11 +291,14 @@ def change_stream() -> Response:
         yield "retry: 2000\n\n"
         while True:
             notices = streams.changes_since(client, last, streams.LONGEST_BLOCK_S * 1000)
+            if not access.still_valid(who, sessions):  # signed out, disabled or revoked meanwhile
+                return
             if not notices:
                 yield ": keep-alive\n\n"
                 continue
             last = notices[-1][0]
             merged = streams.merge_notices([n for _, n in notices])
+            merged["urgent"] = policy.feed_items(who, merged.get("urgent") or [])
             yield f"id: {last}\ndata: {json.dumps({**merged, 'layers': layers.affected(merged)})}\n\n"
             time.sleep(COALESCE_S)  # a busy ingest: the next message merges what came meanwhile
 
@@ -294,7 +311,9 @@ def live_feed() -> Response:
     """The live feed (实时播报), newest first; ``n`` items (default 50, at most 500)."""
     url = current_app.config.get("OPSMAP_REDIS_URL")
     n = min(max(request.args.get("n", 50, type=int), 1), 500)
-    return jsonify(streams.feed(streams.connect(url), n) if url else [])
+    response = jsonify(policy.feed_items(access.actor(), streams.feed(streams.connect(url), n)) if url else [])
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @api.get("/healthz")

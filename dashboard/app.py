@@ -17,12 +17,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 import layers
-from dashboard import briefing, map_page, officer_page, screen_page
+from dashboard import access, admin, briefing, map_page, officer_page, screen_page, signin
 from dashboard.answers import Growth
 from dashboard.api import api
+from dashboard.i18n import tr
 from data import queries
+from data.access.policy import Actor, Role
 from data.cache import LIVE_MAX_AGE_S, Cache
-from data.privacy import Hasher
+from data.privacy import Hasher, secret_file
 from data.settings import PROJECT_ROOT, Config
 from data.store import make_engine, migrate, session_factory
 
@@ -70,7 +72,7 @@ def sources_by_path(sessions: sessionmaker[Session], config: Config) -> Callable
             return None
         try:
             with sessions() as session:
-                street = queries.shown_street(queries.streets(session), config.street)
+                street = access.shown_street(session, config)
         except SQLAlchemyError as exc:
             logging.getLogger(__name__).warning("no layers named in the page: %s", type(exc).__name__)
             return None
@@ -97,14 +99,26 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
     app.server.config.update(OPSMAP_ENGINE=engine, OPSMAP_SESSIONS=sessions, OPSMAP_REDIS_URL=redis_url,
                              OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config,
                              OPSMAP_CACHE=Cache(live_max_age_s=live_max_age(config)), OPSMAP_GROWTH=Growth())
-    app.server.register_blueprint(api)
-    app.server.register_blueprint(briefing.routes)
+    server = app.server
+    server.secret_key = config.secret_key or secret_file(config.var_path / "secret.key")
+    server.config.update(SESSION_COOKIE_NAME="opsmap_sso", SESSION_COOKIE_HTTPONLY=True,
+                         SESSION_COOKIE_SAMESITE="Lax")
+    access.install(server)  # before the rate limiter: it counts per producer token the guard found
+    signin.limiter_for(server, config, redis_url)
+    server.register_blueprint(signin.blueprint(server, config, redis_url))
+    server.register_blueprint(admin.routes)
+    server.register_blueprint(api)
+    server.register_blueprint(briefing.routes)
     app.layout = html.Div([dcc.Location(id="page-url"), html.Div(id="page")])
 
     @app.callback(Output("page", "children"), Input("page-url", "pathname"))
     def route(path: str | None) -> Any:
         page = page_of(path)
-        return page.layout(sessions, config) if page else html.H1("404：没有这个页面")
+        if page is None:
+            return html.H1("404：没有这个页面")
+        if not access.actor().may_open(page.PAGE):  # the path comes from the browser: asked again here
+            return html.H1(tr("无权打开此页面", config.language))
+        return page.layout(sessions, config)
 
     for page in PAGES.values():
         page.register(app, sessions, config, redis_url)
@@ -116,13 +130,15 @@ def warm(app: Dash, config: Config) -> None:
     same routes and cache as the pages, so the first page after a start does not wait for
     them (the cases layer can hold 100,000 points)."""
     def run() -> None:
-        with app.server.config["OPSMAP_SESSIONS"]() as session:
+        server = app.server
+        with server.config["OPSMAP_SESSIONS"]() as session:
             street = queries.shown_street(queries.streets(session), config.street)
         if street is None:
             return
-        client = app.server.test_client()
         for path in [f"/api/v1/layers/{layer.id}" for layer in layers.LAYERS] + ["/api/v1/summary"]:
-            answer = client.get(f"{path}?street={street.id}")
+            with server.test_request_context(f"{path}?street={street.id}"):
+                access.act_as(Actor("system", "warm", (Role("commander", street.id),)))
+                answer = server.full_dispatch_request()
             if answer.status_code != 200:
                 logging.getLogger(__name__).warning("warming %s: HTTP %s", path, answer.status_code)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections.abc import Collection
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from typing import Any
 import pandas as pd
 from flask import Blueprint, Response, abort, current_app, request
 from shapely.geometry import shape
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from dashboard import access
 from data import queries, report, rules
 from data.events import CASE_LABELS
+from data.models import Committee
 from data.report import COMMITTEE_COLUMNS, Report
 from data.settings import Config, datasets_path
 from data.store import session_factory
@@ -69,10 +72,12 @@ def make(engine: Engine, config: Config, street_id: str, cutoff: dt.datetime) ->
         return report.build(session, street_id, cutoff, datasets_path(config), sla_of(config))
 
 
-def street_id_of(engine: Engine, config: Config, name: str | None = None) -> str:
-    """The street to report on: the one named, else the configured one, else the only one loaded."""
+def street_id_of(engine: Engine, config: Config, name: str | None = None,
+                 among: Collection[str] | None = None) -> str:
+    """The street to report on: the one named, else the configured one, else the only one loaded
+    (of the streets ``among``, when given: the reader's)."""
     with session_factory(engine)() as session:
-        loaded = queries.streets(session)
+        loaded = [s for s in queries.streets(session) if among is None or s.id in among]
     wanted = name or config.street
     chosen = next((s for s in loaded if wanted in (s.name, s.id)), loaded[0] if loaded and not name else None)
     if chosen is None:
@@ -276,10 +281,17 @@ def _request_report() -> tuple[Engine, Config, Report]:
     except ValueError as exc:
         abort(Response(f"date/cutoff: {exc} (use date=2022-04-10&cutoff=07:00)", status=400))
     try:
-        street = street_id_of(engine, config, request.args.get("street"))
+        street = street_id_of(engine, config, request.args.get("street"), access.actor().streets)
     except LookupError as exc:
         abort(Response(str(exc), status=404))
-    return engine, config, make(engine, config, street, report.cutoff_at(day, cut))
+    access.require_street(street)
+    r = make(engine, config, street, report.cutoff_at(day, cut))
+    scope = access.actor().person_scope(street)
+    if not scope.everything:
+        with session_factory(engine)() as session:
+            names = {c.name for c in session.scalars(select(Committee).where(Committee.id.in_(scope.committees)))}
+        r = r.withheld(names)
+    return engine, config, r
 
 
 @routes.get("/briefing")
@@ -299,12 +311,14 @@ def page() -> Response:
 @routes.get("/briefing.pdf")
 def pdf_download() -> Response:
     engine, config, r = _request_report()
+    access.record("export.pdf", f"briefing:{r.street['id']}:{r.day}", cutoff=r.cutoff.isoformat())
     return _attachment(pdf(engine, config, r), "application/pdf", f"briefing-{r.street['id']}-{r.day}.pdf")
 
 
 @routes.get("/briefing.xlsx")
 def xlsx_download() -> Response:
     _, _, r = _request_report()
+    access.record("export.xlsx", f"tables:{r.street['id']}:{r.day}", cutoff=r.cutoff.isoformat())
     return _attachment(workbook(r), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                        f"tables-{r.street['id']}-{r.day}.xlsx")
 
@@ -312,6 +326,7 @@ def xlsx_download() -> Response:
 def _attachment(body: bytes, mimetype: str, name: str) -> Response:
     response = Response(body, mimetype=mimetype)
     response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -23,13 +23,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import layers
-from dashboard import components
+from dashboard import access, components
 from dashboard.api import summary_at
 from dashboard.i18n import tr
 from data import queries, rules, streams
+from data.access import policy
 from data.models import Committee, Compound, Street
 from data.settings import Config
-from layers.base import Query
 
 ns = Namespace("opsmap", "map")
 SHANGHAI_CENTRE = [31.23, 121.47]
@@ -146,9 +146,20 @@ def street_viewport(street: Street) -> dict[str, Any]:
     return {"bounds": [[miny, minx], [maxy, maxx]], "options": {"padding": [16, 16]}, "transition": "fitBounds"}
 
 
+def signed_in_as(lang: str) -> html.Div:
+    """Who is signed in, and the sign-out button (a form with the session's CSRF token)."""
+    who = access.actor()
+    return html.Div(className="signed-in", children=[
+        html.Span(who.display or who.name, className="signed-in-name", title=" ".join(map(str, who.roles))),
+        *([html.A(tr("管理", lang), href="/admin", className="signed-in-admin")] if who.is_admin else []),
+        html.Form(method="post", action="/signin/out", className="signout", children=[
+            dcc.Input(type="hidden", name="csrf", value=who.csrf or ""),
+            html.Button(tr("退出", lang), type="submit", className="signout-button")])])
+
+
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     with sessions() as session:
-        loaded = queries.streets(session)
+        loaded = [s for s in queries.streets(session) if access.may_view(s.id)]
     chosen = queries.shown_street(loaded, config.street)
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     lang = config.language
@@ -166,6 +177,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
             html.Button(tr("实时", lang), id="map-live", className="live-button"),
             html.Span(id="map-clock", className="clock"),
             html.Span(id="map-staleness", className="staleness", title=tr("数据新鲜度", lang)),
+            signed_in_as(lang),
         ]),
         html.Div(className="opsmap-timeline", title=tr("拖动回放过去 14 天", lang), children=[
             dcc.Slider(id="map-slider", min=-24 * TIMELINE_DAYS, max=0, step=1, value=0, allow_direct_input=False,
@@ -190,7 +202,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     @app.callback(Output("map-committee", "options"), Output("map-committee", "value"),
                   Output("map-map", "viewport"), Input("map-street", "value"))
     def choose_street(street_id: str | None) -> tuple[Any, ...]:
-        if not street_id:
+        if not access.may_view(street_id):
             return [], None, no_update
         with sessions() as session:
             street = session.get(Street, street_id)
@@ -218,14 +230,15 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                   prevent_initial_call=True)
     def choose_layers(street_id: str | None, committee: str | None, as_of_text: str | None) -> dict[str, Any]:
         """The layers for another street, filter or moment (live ones are then kept current in the browser)."""
-        return layer_sources(PAGE, config, street_id, committee, parse_as_of(as_of_text))
+        shown = street_id if access.may_view(street_id) else None
+        return layer_sources(PAGE, config, shown, committee, parse_as_of(as_of_text))
 
     @app.callback(Output("map-title", "children"), Output("panel-cases-slot", "children"),
                   Output("panel-work-slot", "children"), Output("panel-feed-slot", "children"),
                   Input("map-street", "value"), Input("map-asof", "value"), Input("map-events", "data"))
     def refresh_panels(street_id: str | None, as_of_text: str | None, message: str | None) -> tuple[Any, ...]:
         """The numbers beside the map and the feed, for the moment shown."""
-        if not street_id:
+        if not access.may_view(street_id):
             return tr("opsmap：尚未加载街道（运行 opsmap load）", config.language), [], [], []
         as_of = parse_as_of(as_of_text)
         if as_of is not None and ctx.triggered_id == "map-events":
@@ -234,17 +247,16 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         past = as_of is not None and as_of < now - dt.timedelta(minutes=5)
         live_change = ctx.triggered_id == "map-events"
         numbers = summary_at(street_id, as_of or now, past, int(message_version(message)) if live_change else 0)
-        feed = streams.feed(streams.connect(redis_url), 30) if redis_url and as_of is None else []
+        feed = policy.feed_items(access.actor(), streams.feed(streams.connect(redis_url), 30)) \
+            if redis_url and as_of is None else []
         title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (
             f"（{tr('回放', lang)} {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
         return (title, components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
                 components.feed_panel(feed, lang))
 
     def detail_of(layer: Any, entity: str, street_id: str | None, as_of_text: str | None) -> Any:
-        """The drill-down of one entity, for the moment shown."""
-        query = Query.from_config(config, street_id or "", parse_as_of(as_of_text) or dt.datetime.now(dt.UTC))
-        with sessions() as session:
-            detail = layer.detail(session, entity, query)
+        """The drill-down of one entity, for the moment shown (as the reader may see it)."""
+        detail = access.detail(layer, entity, parse_as_of(as_of_text) or dt.datetime.now(dt.UTC), street_id)
         return components.detail_panel(layer.id, layer.title, detail, config.language)
 
     @app.callback(Output("panel-detail-slot", "children"), Input(layer_id(ALL), "clickData"),
@@ -263,7 +275,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                   Input("map-street", "value"), Input("map-committee", "value"))
     def compound_options(street_id: str | None, committee: str | None) -> tuple[list[dict[str, str]], None]:
         """The last step of street → committee → compound: the compounds to choose from."""
-        if not street_id:
+        if not access.may_view(street_id):
             return [], None
         with sessions() as session:
             found = queries.compounds_of(session, street_id, committee)
@@ -279,7 +291,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             return no_update, no_update
         with sessions() as session:
             found = session.get(Compound, compound_id)
-            if found is None:
+            if found is None or not access.may_view(found.street_id):
                 return no_update, no_update
             centre = [found.lat, found.lng]
         return ({"center": centre, "zoom": 18, "transition": "flyTo"},

@@ -14,11 +14,10 @@ from typing import Any
 
 import dash_leaflet as dl
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 import layers
-from dashboard import components
+from dashboard import access, components
 from dashboard.i18n import tr
 from dashboard.map_page import (
     SHANGHAI_CENTRE,
@@ -27,9 +26,11 @@ from dashboard.map_page import (
     layer_sources,
     live_events,
     register_sources,
+    signed_in_as,
     source_stores,
 )
 from data import actions, streams
+from data.access import policy
 from data.models import Committee
 from data.settings import Config
 from layers.base import Query
@@ -46,18 +47,25 @@ def opening_sources(config: Config, street_id: str | None) -> None:
     return None
 
 
+def _committees(session: Session) -> list[Committee]:
+    """The committees the signed-in person works with (own ones for an officer; every one of
+    their streets for commanders and viewers)."""
+    who = access.actor()
+    return [c for street in sorted(who.streets) for c in who.committees_in(session, street)]
+
+
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     lang = config.language
     with sessions() as session:
-        committees = session.execute(select(Committee.id, Committee.name).order_by(Committee.id)).all()
+        committees = [(c.id, c.name) for c in _committees(session)]
     return html.Div(className="opsmap-officer", children=[
         html.Header(className="officer-header", children=[
             html.H1(tr("网格员 · 今日待办", lang)),
             dcc.Dropdown(id="officer-committee", className="officer-committee", clearable=False,
                          persistence=True, persistence_type="local", placeholder=tr("选择居委", lang),
-                         options=[{"label": name, "value": cid} for cid, name in committees]),
-            dcc.Input(id="officer-name", className="officer-name", placeholder=tr("我的姓名", lang), debounce=False,
-                      persistence=True, persistence_type="local", maxLength=64),
+                         options=[{"label": name, "value": cid} for cid, name in committees],
+                         value=committees[0][0] if len(committees) == 1 else None),
+            signed_in_as(lang),
         ]),
         html.Div(id="officer-msg", className="officer-msg", role="status"),
         html.Div(id="officer-detail"),
@@ -100,9 +108,10 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     engine = app.server.config["OPSMAP_ENGINE"]
 
     def query(committee: str | None) -> Query | None:
-        """Now, for one committee; None when it is not loaded (a phone may remember an old one)."""
+        """Now, for one committee; None when it is not loaded (a phone may remember an old one)
+        or not one the signed-in person works with."""
         with sessions() as session:
-            found = session.get(Committee, committee) if committee else None
+            found = next((c for c in _committees(session) if c.id == committee), None) if committee else None
         return Query.from_config(config, found.street_id, dt.datetime.now(dt.UTC), committee) if found else None
 
     register_sources(app, PAGE)
@@ -126,8 +135,9 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         q = query(committee)
         if q is None:
             return [html.Li(tr("请先选择居委", lang), className="officer-empty")]
+        who = access.actor()
         with sessions() as session:
-            items = worklist(session, q)
+            items = worklist(session, q, lambda layer, fc: policy.features(who, layer, q.street_id, fc))
         return [_item(i, lang) for i in items] or [html.Li(tr("暂无待办", lang), className="officer-empty")]
 
     @app.callback(Output("officer-selected", "data"),
@@ -149,10 +159,14 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         q = query(committee)
         if not selected or q is None:
             return None
-        layer = layers.BY_ID[selected["layer"]]
+        layer = layers.BY_ID.get(selected.get("layer"))
+        if layer is None:
+            return None
+        detail = access.detail(layer, str(selected.get("id")), q.at, q.street_id)
         with sessions() as session:
-            detail = layer.detail(session, selected["id"], q)
-        forms = [_form(a, lang) for a in actions.for_layer(layer.id)] if detail else []
+            place = policy.place_of(session, layer.id, str(selected.get("id")))
+        allowed = detail is not None and access.may_act(place)
+        forms = [_form(a, lang) for a in actions.for_layer(layer.id)] if allowed else []
         return html.Div(className="officer-detail", **{"data-layer": layer.id, "data-id": selected["id"]},
                         children=[components.detail_panel(layer.id, layer.title, detail, lang), *forms])
 
@@ -161,18 +175,27 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                   Input({"type": "officer-act", "action": ALL}, "n_clicks"),
                   State({"type": "officer-input", "action": ALL, "name": ALL}, "value"),
                   State({"type": "officer-input", "action": ALL, "name": ALL}, "id"),
-                  State("officer-selected", "data"), State("officer-name", "value"), State("officer-done", "data"),
-                  prevent_initial_call=True)
+                  State("officer-selected", "data"), State("officer-done", "data"), prevent_initial_call=True)
     def act(_: list[Any], values: list[Any], ids: list[dict[str, str]], selected: dict[str, str] | None,
-            officer: str | None, done: int) -> tuple[Any, ...]:
+            done: int) -> tuple[Any, ...]:
         trigger = ctx.triggered_id
         if not trigger or not ctx.triggered[0]["value"] or not selected:
             return no_update, no_update, no_update
         if not redis_url:
             return tr("无实时数据", lang), "officer-msg error", no_update
+        action, entity = actions.BY_ID.get(trigger["action"]), str(selected.get("id"))
+        who = access.actor()
+        with sessions() as session:
+            place = policy.place_of(session, action.layer, entity) if action else None
+        if action is None or not who.may_act(place):  # a forged callback is refused like a real tap
+            access.record(f"action.{trigger['action']}", f"{action.layer if action else '?'}:{entity}", False,
+                          problem="outside the actor's committees")
+            return tr("无权操作：该点位不属于您负责的居委", lang), "officer-msg error", no_update
         form = {i["name"]: v for i, v in zip(ids, values, strict=True) if i["action"] == trigger["action"]}
-        result = actions.submit(engine, streams.connect(redis_url), config, trigger["action"], selected["id"], form,
-                                officer or "")
+        result = actions.submit(engine, streams.connect(redis_url), config, action.id, entity, form,
+                                who.display or who.name)
+        access.record(f"action.{action.id}", f"{action.layer}:{entity}", result.ok,
+                      event_id=result.event_id, problem="" if result.ok else result.message)
         if not result.ok:  # the form keeps what was typed: only the message changes
             return f"{tr('未完成', lang)}：{result.message}", "officer-msg error", no_update
         return tr(result.message, lang), "officer-msg ok" + (" pending" if result.pending else ""), done + 1

@@ -17,7 +17,7 @@ from dash import Dash, Input, Output, State, ctx, dcc, html, no_update
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from dashboard import components
+from dashboard import access, components
 from dashboard.api import summary_at
 from dashboard.i18n import tr
 from dashboard.map_page import (
@@ -30,7 +30,8 @@ from dashboard.map_page import (
     source_stores,
     street_viewport,
 )
-from data import queries, rules, streams
+from data import rules, streams
+from data.access import policy
 from data.models import Committee, Street
 from data.settings import Config
 
@@ -46,8 +47,7 @@ def opening_sources(config: Config, street_id: str | None) -> dict[str, Any]:
 
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     with sessions() as session:
-        loaded = queries.streets(session)
-    street = queries.shown_street(loaded, config.street)
+        street = access.shown_street(session, config)
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     return html.Div(className="opsmap-screen", children=[
         html.Header(className="screen-header", children=[
@@ -79,11 +79,11 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     @app.callback(Output("screen-cases", "children"), Output("screen-work", "children"),
                   Output("screen-feed", "children"), Input("screen-street", "data"), Input("screen-events", "data"))
     def refresh_panels(street_id: str | None, message: str | None) -> tuple[Any, ...]:
-        if not street_id:
+        if not access.may_view(street_id):
             return [], [], []
         seen = int(message_version(message)) if ctx.triggered_id == "screen-events" else 0
         numbers = summary_at(street_id, dt.datetime.now(dt.UTC), False, seen)
-        feed = streams.feed(streams.connect(redis_url), 12) if redis_url else []
+        feed = policy.feed_items(access.actor(), streams.feed(streams.connect(redis_url), 12)) if redis_url else []
         lang = config.language
         return (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
                 components.feed_panel(feed, lang))

@@ -128,6 +128,17 @@ WORK_ORDER_ACTIONS = ("create", "dispatch", "accept", "arrive", "resolve", "clos
 WORK_ORDER_CATEGORIES = ("quarantine_violation", "medical_need", "supplies", "gate", "shop", "sanitation", "other")
 CASE_CATEGORIES = ("confirmed", "suspected", "close_contact", "home_observation", "released")
 CASE_LABELS = dict(zip(CASE_CATEGORIES, ("确诊", "疑似", "密接", "居家观察", "解除观察"), strict=True))
+#: alerts the rules raise, by kind
+ALERT_LABELS = {"quarantine_violation": "居家观察外出", "fever": "发热", "health_code": "黄/红码",
+                "closed_gate_scan": "关闭出入口扫码", "registration_required": "外省返沪待登记",
+                "missed_checkin": "未健康打卡"}
+
+
+def public_alert(kind: str, place: str | None) -> str:
+    """An alert as anyone of the street may read it — what happened and where, never who
+    (screens, viewers, officers of other committees)."""
+    label = ALERT_LABELS.get(kind, kind)
+    return f"{label}：{place}" if place else label
 WORK_TASKS = ("screening", "disinfection", "mask_reservation", "mask_distribution", "key_person_visit")
 OBSERVATION_ACTIONS = ("extend", "end")
 END_REASONS = ("released", "hospitalized", "moved_out", "other")

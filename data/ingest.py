@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from data import rules, streams
 from data.cache import bump_version
-from data.events import CASE_LABELS, Event, EventError, redact, stream_key, validate
+from data.events import CASE_LABELS, Event, EventError, public_alert, redact, stream_key, validate
 from data.models import (
     Alert,
     Case,
@@ -113,6 +113,28 @@ class GateInfo:
     geom: Point
     status: str = ""
 
+    @property
+    def where(self) -> Where:
+        return Where(self.name, self.street_id, self.committee_id)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where something happened, for the audiences that may not know who: the place's name (a
+    gate, a compound) and its street and committee (which decide who sees the person-level text)."""
+
+    place: str | None = None
+    street_id: str | None = None
+    committee_id: str | None = None
+
+    @classmethod
+    def of(cls, compound: Compound | None) -> Where:
+        return cls(compound.name, compound.street_id, compound.committee_id) if compound is not None else cls()
+
+    def feed(self) -> dict[str, Any]:
+        """The feed item's fields that let ``data.access.policy`` choose its text per reader."""
+        return {k: v for k, v in (("street", self.street_id), ("committee", self.committee_id)) if v}
+
 
 class Rejected(Exception):
     """A domain problem with one event (unknown gate, illegal transition …): park it."""
@@ -187,13 +209,15 @@ class Batch:
         return p
 
     def alert(self, ev: Event, kind: str, severity: str, message: str, entity: tuple[str, str] | None,
-              geom: Point | None) -> None:
+              geom: Point | None, where: Where) -> None:
+        """Raise an alert: ``message`` may name the person (masked); its public form names only the place."""
         self.s.add(Alert(event_id=ev.event_id, kind=kind, severity=severity, ts=ev.ts,
                          entity_kind=entity[0] if entity else None, entity_id=entity[1] if entity else None,
-                         geom=geom, message=message))
+                         geom=geom, message=message, place=where.place, committee_id=where.committee_id))
         extra = {"lng": geom.x, "lat": geom.y} if geom is not None else {}
         self.effects.say("alerts", ev.ts, f"alert:{kind}", message, severity=severity,
-                         entity=f"{entity[0]}:{entity[1]}" if entity else None, **extra)
+                         entity=f"{entity[0]}:{entity[1]}" if entity else None,
+                         public=public_alert(kind, where.place), **where.feed(), **extra)
         self.effects.count("alerts", rules.local_day(ev.ts), f"alert:{kind}")
 
     def handle(self, ev: Event) -> Effects:
@@ -227,14 +251,14 @@ class Batch:
         who = d["person_id_masked"]
         if d["temperature"] >= rules.FEVER_C:
             self.alert(ev, "fever", "high", f"发热 {d['temperature']:.1f}°C：{gate.name}（{who}）",
-                       ("gate", gate.id), gate.geom)
+                       ("gate", gate.id), gate.geom, gate.where)
         if d.get("health_code") in rules.ALERT_CODES:
             colour = {"yellow": "黄码", "red": "红码"}[d["health_code"]]
             self.alert(ev, "health_code", rules.ALERT_CODES[d["health_code"]], f"{colour}：{gate.name}（{who}）",
-                       ("gate", gate.id), gate.geom)
+                       ("gate", gate.id), gate.geom, gate.where)
         if gate.status == "closed":
             self.alert(ev, "closed_gate_scan", "medium", f"关闭出入口扫码：{gate.name}（{who}）",
-                       ("gate", gate.id), gate.geom)
+                       ("gate", gate.id), gate.geom, gate.where)
         if d["direction"] == "out" and (d["person_id_hash"] in self._observed or not self._observed_complete):
             obs = self.active_observation(d["person_id_hash"], ev.ts)
             if obs is not None:
@@ -258,7 +282,7 @@ class Batch:
             self.s.flush()
             self.alert(ev, "registration_required", "medium",
                        f"外省返沪需登记：{ev.data['person_id_masked']} 来自 {ev.data['origin']}（{gate.name}）",
-                       ("gate", gate.id), gate.geom)
+                       ("gate", gate.id), gate.geom, gate.where)
         return reg.id
 
     def _quarantine_violation(self, ev: Event, gate: GateInfo, obs: HomeObservation) -> None:
@@ -267,7 +291,8 @@ class Batch:
             or gate.committee_id
         day = rules.observation_day(obs.start_at, ev.ts)
         msg = f"居家观察人员外出：{ev.data['person_id_masked']} 第{day}/14天，{gate.name}"
-        self.alert(ev, "quarantine_violation", "urgent", msg, ("gate", gate.id), gate.geom)
+        self.alert(ev, "quarantine_violation", "urgent", msg, ("gate", gate.id), gate.geom,
+                   Where(gate.name, gate.street_id, committee_id))
         order_id = f"auto-{ev.event_id}"
         order = WorkOrder(id=order_id, category="quarantine_violation", priority="urgent", state="dispatched",
                           committee_id=committee_id, assignee=DUTY_OFFICER, address=obs.address,
@@ -285,7 +310,8 @@ class Batch:
                                                                   "assignee": DUTY_OFFICER})],
                        source="event", event_id=ev.event_id)
         self.effects.say("workorders", ev.ts, "workorder:dispatched", f"紧急工单 {order_id} 已派至 {committee_id}",
-                         entity=f"work_order:{order_id}", lng=gate.geom.x, lat=gate.geom.y)
+                         entity=f"work_order:{order_id}", lng=gate.geom.x, lat=gate.geom.y,
+                         **Where(gate.name, gate.street_id, committee_id).feed())
         self.effects.count("workorders", rules.local_day(ev.ts), "created:quarantine_violation")
 
     def workorders(self, ev: Event) -> None:
@@ -363,7 +389,10 @@ class Batch:
         label = CASE_LABELS[d["category"]]
         where = compound.name if compound else (d.get("address") or "坐标点")
         extra = {"lng": geom.x, "lat": geom.y} if geom is not None else {}
-        self.effects.say("cases", ev.ts, f"case:{d['category']}", f"{label}：{where}", **extra)
+        if compound is None and d.get("address"):  # an address of its own is person-level
+            extra["public"] = f"{label}：坐标点"
+        self.effects.say("cases", ev.ts, f"case:{d['category']}", f"{label}：{where}", **Where.of(compound).feed(),
+                         **extra)
         scope = f"committee:{compound.committee_id}" if compound else "committee:unknown"
         self.effects.count("cases", rules.local_day(ev.ts), f"{scope}:{d['category']}")
 
@@ -383,13 +412,14 @@ class Batch:
                 raise Rejected("person_id", "no home observation is active for this person at ts")
         self.s.add(HealthCheckIn(event_id=ev.event_id, observation_id=obs.id, ts=ev.ts,
                                  temperature=d["temperature"], symptoms=d.get("symptoms")))
-        day = rules.observation_day(obs.start_at, ev.ts)
+        day, where = rules.observation_day(obs.start_at, ev.ts), Where.of(obs.compound)
         if d["temperature"] >= rules.FEVER_C:
             self.alert(ev, "fever", "high", f"居家观察人员发热 {d['temperature']:.1f}°C（第{day}/14天）",
-                       ("observation", str(obs.id)), obs.geom)
+                       ("observation", str(obs.id)), obs.geom, where)
         self.effects.say("health", ev.ts, "health:checkin",
                          f"健康打卡 {d['temperature']:.1f}°C：{obs.address or obs.id}（第{day}/14天）",
-                         entity=f"observation:{obs.id}", lng=obs.geom.x, lat=obs.geom.y)
+                         public=f"健康打卡：{where.place or '居家观察点'}", entity=f"observation:{obs.id}",
+                         lng=obs.geom.x, lat=obs.geom.y, **where.feed())
         self.effects.count("health", rules.local_day(ev.ts), "checkins")
 
     def observation(self, observation_id: int, at: dt.datetime) -> HomeObservation:
@@ -420,8 +450,10 @@ class Batch:
                                 source=f"officer:{d['reporter']}"))
                 self.effects.count("cases", rules.local_day(ev.ts), f"{self._committee_scope(obs)}:released")
         record_changes(self.s, "observation", [(str(obs.id), ev.ts, change)], source="event", event_id=ev.event_id)
+        where = Where.of(obs.compound)
         self.effects.say("observations", ev.ts, f"observation:{d['action']}", f"{text}：{obs.address or obs.id}",
-                         entity=f"observation:{obs.id}", lng=obs.geom.x, lat=obs.geom.y)
+                         public=f"{text}：{where.place or '居家观察点'}", entity=f"observation:{obs.id}",
+                         lng=obs.geom.x, lat=obs.geom.y, **where.feed())
 
     def _committee_scope(self, obs: HomeObservation) -> str:
         return f"committee:{obs.compound.committee_id}" if obs.compound is not None else "committee:unknown"
@@ -651,7 +683,8 @@ class Worker:
             plan.ack(key, streams.GROUP, ids)
         self._replies(plan, out)
         if acks or out.effects:
-            urgent = [{k: i.get(k) for k in ("ts", "text", "lng", "lat")} for i in fed
+            urgent = [{k: i[k] for k in ("ts", "text", "public", "street", "committee", "lng", "lat") if k in i}
+                      for i in fed
                       if i.get("severity") == "urgent"]
             streams.announce(plan, {"applied": len(out.applied), "dead": len(out.dead), "streams": changed,
                                     "kinds": kinds, "urgent": urgent, "version": version, "at": time.time()})
@@ -694,8 +727,10 @@ class Worker:
                 has = session.scalar(select(HealthCheckIn.id).where(and_(
                     HealthCheckIn.observation_id == obs.id, HealthCheckIn.ts >= day_start)).limit(1))
                 if has is None:
+                    where = Where.of(obs.compound)
                     session.add(Alert(event_id=marker, kind="missed_checkin", severity="medium", ts=now,
                                       entity_kind="observation", entity_id=str(obs.id), geom=obs.geom,
+                                      place=where.place, committee_id=where.committee_id,
                                       message=f"未按时健康打卡：第{rules.observation_day(obs.start_at, now)}/14天 "
                                               f"{obs.address or ''}"))
                     raised += 1

@@ -444,7 +444,9 @@ class Alert(Base):
     entity_kind: Mapped[str | None] = mapped_column(String(16))
     entity_id: Mapped[str | None] = mapped_column(String(64))
     geom: Mapped[BaseGeometry | None] = mapped_column(Geometry)
-    message: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(Text)  # may name a person (masked ID): person-level
+    place: Mapped[str | None] = mapped_column(String(160))  # where, never who: what screens and viewers read
+    committee_id: Mapped[str | None] = mapped_column(String(24), index=True)
 
 
 class WorkReport(Base):

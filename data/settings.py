@@ -76,6 +76,32 @@ SETTINGS: tuple[Setting, ...] = (
             "Secret key for the keyed hashes of ID and phone numbers (at least 16 characters). "
             "Empty: generated once into `hmac.key` in the var directory. Processes sharing a "
             "database must share it."),
+    Setting("OPSMAP_PUBLIC_URL", "",
+            "Address people reach the app at (`https://opsmap.example.gov.cn`), for the sign-in and pairing "
+            "links the commands print. Empty: `http://OPSMAP_HOST:OPSMAP_HTTP_PORT`."),
+    Setting("OPSMAP_SECRET_KEY", "",
+            "Key that signs the short-lived single-sign-on state cookie (at least 16 characters). Empty: generated "
+            "once into `secret.key` in the var directory. App processes behind one address must share it."),
+    Setting("OPSMAP_SESSION_HOURS", "12", "Hours a person's sign-in lasts (then sign in again).", float),
+    Setting("OPSMAP_SCREEN_DAYS", "365", "Days a paired screen's device cookie lasts, unless revoked sooner.", float),
+    Setting("OPSMAP_COOKIE_SECURE", "auto",
+            "Send the session cookies only over HTTPS: `true`, `false`, or `auto` (true unless the app is "
+            "reached on a loopback address, as `make run` is).", _choice("auto", "true", "false")),
+    Setting("OPSMAP_SIGNIN_LIMIT_ACCOUNT", "5 per 15 minutes",
+            "Failed sign-ins allowed per account name (flask-limiter syntax); then it is locked for the rest "
+            "of the period. Counters live in the same Redis."),
+    Setting("OPSMAP_SIGNIN_LIMIT_ADDRESS", "20 per 15 minutes", "Failed sign-ins allowed per client address."),
+    Setting("OPSMAP_TOKEN_RATE_LIMIT", "600 per second", "Intake requests allowed per producer token."),
+    Setting("OPSMAP_OIDC_ISSUER", "",
+            "Issuer URL of an OpenID Connect provider; with the client id and secret it adds "
+            "\"single sign-on\" to the sign-in page. Empty: local accounts only."),
+    Setting("OPSMAP_OIDC_CLIENT_ID", "", "Client id of opsmap at the OpenID Connect provider."),
+    Setting("OPSMAP_OIDC_CLIENT_SECRET", "", "Client secret of opsmap at the OpenID Connect provider."),
+    Setting("OPSMAP_OIDC_ROLES_CLAIM", "opsmap_roles",
+            "Claim (ID token or userinfo) whose values become roles: `admin`, `commander:<street>`, "
+            "`viewer:<street>`, `officer:<committee id>`; a person with none is refused."),
+    Setting("OPSMAP_AUDIT_RETENTION_DAYS", "365",
+            "Days the audit trail is kept; older lines are purged by `opsmap serve` and `opsmap ingest` daily."),
     Setting("OPSMAP_INGEST_BATCH", "500", "Events an ingest worker reads and commits per batch.", int),
     Setting("OPSMAP_INGEST_CLAIM_IDLE_MS", "30000",
             "A pending event idle this long (its worker presumably dead) is claimed by a live worker.", int),

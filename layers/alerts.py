@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from data.events import ALERT_LABELS, public_alert
 from data.models import Alert, Committee
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, street_boundary
 
@@ -15,9 +16,9 @@ id = "alerts"
 title = "实时预警"
 #: notice topics that may change its features (scans and rules raise alerts; the window moves with the clock)
 changed_by = frozenset({"stream:checkins", "stream:alerts", "clock"})
-KINDS = {"quarantine_violation": ("居家观察外出", "#c92a2a"), "fever": ("发热", "#e8590c"),
-         "health_code": ("黄/红码", "#f59f00"), "closed_gate_scan": ("关闭出入口扫码", "#862e9c"),
-         "registration_required": ("外省返沪待登记", "#1971c2"), "missed_checkin": ("未健康打卡", "#5f3dc4")}
+COLOURS = {"quarantine_violation": "#c92a2a", "fever": "#e8590c", "health_code": "#f59f00",
+           "closed_gate_scan": "#862e9c", "registration_required": "#1971c2", "missed_checkin": "#5f3dc4"}
+KINDS = {kind: (ALERT_LABELS[kind], colour) for kind, colour in COLOURS.items()}
 SEVERITY = {"urgent": 4, "high": 3, "medium": 2, "low": 1}
 
 
@@ -33,8 +34,17 @@ def features(session: Session, query: Query) -> GeoJSON:
                                                  Alert.geom.is_not(None)).order_by(Alert.ts)).all()
     return collection(
         feature(a.geom, id=str(a.id), kind=a.kind, severity=SEVERITY.get(a.severity, 1), name=a.message,
-                ts=iso(a.ts), entity=f"{a.entity_kind}:{a.entity_id}" if a.entity_kind else None)
+                ts=iso(a.ts), entity=f"{a.entity_kind}:{a.entity_id}" if a.entity_kind else None,
+                committee_id=a.committee_id, public_name=public_alert(a.kind, a.place))
         for a in alerts if boundary is not None and boundary.covers(a.geom))
+
+
+def public(features: list[GeoJSON]) -> list[GeoJSON]:
+    return [{**f, "properties": {**f["properties"], "name": f["properties"]["public_name"]}} for f in features]
+
+
+def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    return {**detail, "message": detail["public_message"]}
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
@@ -43,4 +53,5 @@ def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | N
         return None
     return {"id": alert.id, "kind": alert.kind, "label": KINDS.get(alert.kind, (alert.kind,))[0],
             "severity": alert.severity, "ts": iso(alert.ts), "message": alert.message,
+            "public_message": public_alert(alert.kind, alert.place), "committee_id": alert.committee_id,
             "entity": f"{alert.entity_kind}:{alert.entity_id}" if alert.entity_kind else None}

@@ -93,6 +93,19 @@ class Growing(Layer, Protocol):
         """The moment ``feature`` leaves the layer (time alone takes it off)."""
 
 
+class Personal(Layer, Protocol):
+    """A layer whose features or drill-downs name persons (an observation's address, a masked ID
+    in an alert, a resident's words in a work order). ``data.access.policy`` gives an actor the
+    full answer only inside the actor's person-level scope (features carry ``committee_id``, which
+    decides it); outside, the layer's public form: ``public`` turns such features into what anyone
+    of the street may see (counts at a compound, what happened at which gate), ``public_detail``
+    does the same for a drill-down. A layer defines the one(s) it needs."""
+
+    def public(self, features: list[GeoJSON]) -> list[GeoJSON]: ...
+
+    def public_detail(self, detail: dict[str, Any]) -> dict[str, Any]: ...
+
+
 def feature(geom: BaseGeometry, **properties: Any) -> GeoJSON:
     """A GeoJSON Feature; ``id`` in the properties doubles as the feature id."""
     return {"type": "Feature", "id": properties.get("id"), "geometry": mapping(geom),

@@ -1,5 +1,7 @@
 """Cases layer: case reports by category over the recent window, clustered in the browser;
-a cluster takes the colour of the most serious category inside it (assets/worker/clusters.js)."""
+a cluster takes the colour of the most serious category inside it (assets/worker/clusters.js).
+A feature names its category and compound, never an address: the layer goes to every viewer
+of the street; the address and the source text stay in the drill-down (person-level)."""
 
 from __future__ import annotations
 
@@ -43,14 +45,14 @@ def features(session: Session, query: Query, ids: Collection[int] | None = None)
     building the point dicts directly is ~20× faster than a shapely object per row.
     """
     boundary = street_boundary(session, query.street_id)
-    chosen = select(Case.id, Case.category, Case.address, Case.reported_at, type_coerce(Case.geom, Text),
+    chosen = select(Case.id, Case.category, Compound.name, Case.reported_at, type_coerce(Case.geom, Text),
                     Compound.street_id, Compound.committee_id) \
         .outerjoin(Compound, Compound.id == Case.compound_id) \
         .where(Case.reported_at <= query.at, Case.reported_at > query.at - query.case_window,
                Case.geom.is_not(None), or_(Compound.street_id == query.street_id, Case.compound_id.is_(None)))
     rows = session.execute((chosen if ids is None else chosen.where(Case.id.in_(ids))).order_by(Case.reported_at))
     out = []
-    for case_id, category, address, reported_at, wkt, street, committee in rows:
+    for case_id, category, compound, reported_at, wkt, street, committee in rows:
         if query.committee_id is not None and committee != query.committee_id:
             continue
         if not wkt.startswith("POINT"):
@@ -61,7 +63,7 @@ def features(session: Session, query: Query, ids: Collection[int] | None = None)
         label, _, severity = CATEGORIES[category]
         out.append({"type": "Feature", "id": str(case_id), "geometry": {"type": "Point", "coordinates": [lng, lat]},
                     "properties": {"id": str(case_id), "kind": category, "severity": severity,
-                                   "name": f"{label} · {address or ''}", "reported_at": iso(reported_at),
+                                   "name": f"{label} · {compound or '坐标点'}", "reported_at": iso(reported_at),
                                    "committee_id": committee}})
     return collection(out)
 
@@ -69,6 +71,11 @@ def features(session: Session, query: Query, ids: Collection[int] | None = None)
 def shown_until(feature: GeoJSON, query: Query) -> dt.datetime:
     """A case leaves the map when its report is older than the case window."""
     return dt.datetime.fromisoformat(feature["properties"]["reported_at"]) + query.case_window
+
+
+def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """Outside the scope a case is its category, compound and time: no address, no source text."""
+    return {k: v for k, v in detail.items() if k not in {"address", "source"}}
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:

@@ -39,6 +39,11 @@ def features(session: Session, query: Query) -> GeoJSON:
         for c in session.scalars(stmt))
 
 
+def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """Outside the scope a compound's observations are a count, not a list of (masked) persons."""
+    return {**detail, "observations": len(detail["observations"])}
+
+
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     """The compound at ``query.at``: its tier then and on each of the 14 days before (封控 for
     seven days after a confirmed case, 管控 for the seven after that), its gates as they were,

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from data.events import public_alert
 from data.models import Alert, CheckIn, Compound, Gate
 from data.store import states_as_of
 from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, feature, iso, parse_time, status_history
@@ -45,6 +46,12 @@ def features(session: Session, query: Query) -> GeoJSON:
                            stale=confirmed is None or query.at - confirmed > query.gate_stale_after,
                            confirmed_at=iso(confirmed)))
     return collection(out)
+
+
+def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """Outside the scope a gate's drill-down has no scans (who passed) and its alerts say what and where."""
+    return {**{k: v for k, v in detail.items() if k != "checkins"},
+            "alerts": [{**a, "message": public_alert(a["kind"], detail["name"])} for a in detail["alerts"]]}
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:

@@ -26,17 +26,18 @@ def legend() -> list[LegendEntry]:
             LegendEntry("released", "已解除", "#adb5bd")]
 
 
-def _in_scope(session: Session, query: Query) -> list[tuple[HomeObservation, str | None]]:
+def _in_scope(session: Session, query: Query) -> list[tuple[HomeObservation, Compound | None]]:
     boundary = street_boundary(session, query.street_id)
     since = query.at - dt.timedelta(days=FADE_DAYS)
     rows = session.execute(
-        select(HomeObservation, Compound.committee_id, Compound.street_id)
+        select(HomeObservation, Compound)
         .outerjoin(Compound, Compound.id == HomeObservation.compound_id)
         .where(HomeObservation.start_at <= query.at, HomeObservation.planned_end_at > since,
                or_(HomeObservation.ended_at.is_(None), HomeObservation.ended_at > since))).all()
-    return [(obs, committee) for obs, committee, street in rows
-            if (street == query.street_id or (street is None and boundary is not None and boundary.covers(obs.geom)))
-            and (query.committee_id is None or committee == query.committee_id)]
+    return [(obs, compound) for obs, compound in rows
+            if ((compound is not None and compound.street_id == query.street_id)
+                or (compound is None and boundary is not None and boundary.covers(obs.geom)))
+            and (query.committee_id is None or (compound is not None and compound.committee_id == query.committee_id))]
 
 
 def features(session: Session, query: Query) -> GeoJSON:
@@ -47,14 +48,44 @@ def features(session: Session, query: Query) -> GeoJSON:
         HealthCheckIn.ts >= day_start, HealthCheckIn.ts <= query.at,
         HealthCheckIn.observation_id.in_([o.id for o, _ in rows]))))
     out = []
-    for obs, committee in rows:
+    for obs, compound in rows:
         p = periods[obs.id]
         out.append(feature(obs.geom, id=str(obs.id), kind="active" if p.active else "released",
                            day=p.day, days=p.days, label=f"{p.day}/{p.days}" if p.active else "解除",
                            missing=p.active and obs.id not in reported, address=obs.address,
                            ends_today=p.active and rules.local_day(p.planned_end) == rules.local_day(query.at),
-                           committee_id=committee, name=obs.address or f"观察点 {obs.id}"))
+                           committee_id=compound and compound.committee_id, name=obs.address or f"观察点 {obs.id}",
+                           compound_id=compound and compound.id, compound=compound and compound.name,
+                           compound_at=compound and [compound.lng, compound.lat]))
     return collection(out)
+
+
+def public(features: list[GeoJSON]) -> list[GeoJSON]:
+    """Observations as counts: one point per compound (at the compound, not at a home) with how
+    many are observed there and how many missed today's check-in. A point with no compound is
+    an address of its own: it is left out (the panels still count it)."""
+    by_compound: dict[str, list[dict[str, Any]]] = {}
+    for f in features:
+        if f["properties"].get("compound_id"):
+            by_compound.setdefault(f["properties"]["compound_id"], []).append(f["properties"])
+    out = []
+    for compound_id, props in by_compound.items():
+        first, active = props[0], [p for p in props if p["kind"] == "active"]
+        missing = sum(bool(p["missing"]) for p in active)
+        out.append({"type": "Feature", "id": f"c-{compound_id}",
+                    "geometry": {"type": "Point", "coordinates": first["compound_at"]},
+                    "properties": {"id": f"c-{compound_id}", "kind": "active" if active else "released",
+                                   "aggregate": True, "count": len(active), "missing_count": missing,
+                                   "missing": missing > 0, "ends_today": False, "day": 0, "days": 0,
+                                   "label": f"{len(active)}人", "committee_id": first["committee_id"],
+                                   "name": f"{first['compound']} · 居家观察 {len(active)} 人",
+                                   "compound_id": compound_id, "compound": first["compound"]}})
+    return out
+
+
+def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    """Outside the scope a drill-down says only where (the compound) and how far along."""
+    return {k: detail[k] for k in ("id", "compound_id", "active", "day", "days", "checked_in_today")}
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:

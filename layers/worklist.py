@@ -7,6 +7,7 @@ missing or understaffed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from data import rules
 from layers import alerts, gates, observations, workorders
-from layers.base import Query
+from layers.base import GeoJSON, Query
 
 #: urgency order of the reasons a point is on the list (lower comes first)
 REASONS = {"overdue": "超时工单", "alert": "新预警", "missed_checkin": "今日未健康打卡",
@@ -41,12 +42,16 @@ class Item:
         return RANK[self.reason], -self.urgency
 
 
-def _props(layer: Any, session: Session, query: Query) -> list[dict[str, Any]]:
-    return [f["properties"] for f in layer.features(session, query)["features"]]
+#: how a reader receives a layer's features (``data.access.policy.features`` for a signed-in actor)
+Shown = Callable[[Any, GeoJSON], GeoJSON]
 
 
-def worklist(session: Session, query: Query) -> list[Item]:
-    """The committee's (``query.committee_id``) points that need someone, most urgent first."""
+def worklist(session: Session, query: Query, shown: Shown = lambda layer, fc: fc) -> list[Item]:
+    """The committee's (``query.committee_id``) points that need someone, most urgent first, from
+    the layers' features as the reader receives them (``shown``)."""
+    def _props(layer: Any, session: Session, query: Query) -> list[dict[str, Any]]:
+        return [f["properties"] for f in shown(layer, layer.features(session, query))["features"]]
+
     items = []
     for p in _props(workorders, session, query):
         if p["kind"] not in rules.OPEN_STATES:

@@ -38,9 +38,20 @@ def features(session: Session, query: Query) -> GeoJSON:
         overdue = max((c.overdue_by for c in queries.order_clocks(order, state, query.at, query.sla)),
                       default=dt.timedelta(0))
         out.append(feature(order.geom, id=order.id, kind=name, name=f"{order.category} · {order.description[:20]}",
+                           category=order.category,
                            priority=state.get("priority", order.priority), committee_id=committee,
                            overdue=overdue > dt.timedelta(0), overdue_minutes=int(overdue.total_seconds() // 60)))
     return collection(out)
+
+
+def public(features: list[GeoJSON]) -> list[GeoJSON]:
+    """Outside the scope an order says its kind and state, not the resident's words."""
+    return [{**f, "properties": {**f["properties"], "name": f["properties"]["category"]}} for f in features]
+
+
+def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
+    return {**{k: v for k, v in detail.items() if k not in {"address", "description"}},
+            "timeline": [{k: v for k, v in e.items() if k != "note"} for e in detail["timeline"]]}
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:

@@ -284,6 +284,36 @@ def scenario(loaded, redis_url, tmp_path_factory):
             "at": lambda minutes: t0 + dt.timedelta(minutes=minutes)}
 
 
+# --- signed-in clients ------------------------------------------------------------------------------
+
+
+def signed_in(server, roles=None, name: str | None = None):
+    """A Flask test client of ``server`` signed in as a new account (commander of every loaded
+    street unless ``roles`` says), sending its CSRF token, and holding a producer token for every
+    stream (intake). Real sessions and tokens in the app's database: nothing is mocked."""
+    import datetime as dt
+
+    from dashboard.access import SESSION_COOKIE
+    from data import queries
+    from data.access import accounts, devices
+    from data.access.policy import Role
+    from data.events import STREAMS
+    from data.store import session_factory
+
+    engine = server.config["OPSMAP_ENGINE"]
+    if roles is None:
+        with session_factory(engine)() as session:
+            roles = [Role("commander", s.id) for s in queries.streets(session)]
+    name = name or f"t-{uuid.uuid4().hex[:10]}"
+    account = accounts.add_user(engine, name, list(roles))
+    opened = accounts.open_session(engine, dt.timedelta(hours=1), account_id=account.id)
+    web = server.test_client()
+    web.set_cookie(SESSION_COOKIE, opened.secret)
+    web.environ_base["HTTP_X_CSRFTOKEN"] = opened.csrf
+    web.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {devices.create_token(engine, name, list(STREAMS))}"
+    return web
+
+
 # --- the running app and headless Chromium (browser tests) ------------------------------------
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -311,6 +341,7 @@ def app_url(app_var: Path) -> Iterator[str]:
             "OPSMAP_MAP_REFRESH_S": str(MAP_REFRESH_S)}
     opsmap = [sys.executable, str(PROJECT_ROOT / "app.py")]
     subprocess.run([*opsmap, "load", "--if-empty"], env=env, check=True, timeout=300, cwd=PROJECT_ROOT)
+    AUTH.update(_tester(make_engine(f"sqlite:///{var / 'opsmap.db'}")))
     proc = subprocess.Popen([*opsmap, "serve"], env=env, cwd=PROJECT_ROOT)
     url = f"http://127.0.0.1:{env['OPSMAP_HTTP_PORT']}"
     try:
@@ -325,6 +356,40 @@ def app_url(app_var: Path) -> Iterator[str]:
     assert not (var / "redis" / "server.json").exists(), "embedded Redis was not stopped on exit"
 
 
+#: the browser tests' own sign-in on the app under test (``app_url``): a commander's session and
+#: a producer token for every stream, made in the app's database before it starts
+AUTH: dict[str, str] = {}
+
+
+def _tester(engine: Engine) -> dict[str, str]:
+    import datetime as dt
+
+    from data.access import accounts, devices
+    from data.access.policy import Role
+    from data.events import STREAMS
+
+    account = accounts.add_user(engine, "tester", [Role("admin"), Role("commander", "S194")], "测试指挥")
+    opened = accounts.open_session(engine, dt.timedelta(hours=6), account_id=account.id)
+    return {"session": opened.secret, "csrf": opened.csrf, "token": devices.create_token(engine, "tester", list(STREAMS))}
+
+
+def open_url(target: str | urllib.request.Request, timeout: float = 10):
+    """urlopen as the tester: its session cookie on reads, its producer token on the intake."""
+    req = target if isinstance(target, urllib.request.Request) else urllib.request.Request(target)
+    req.add_header("Cookie", f"opsmap_session={AUTH['session']}")
+    if "/api/v1/events/" in req.full_url:
+        req.add_header("Authorization", f"Bearer {AUTH['token']}")
+    return urllib.request.urlopen(req, timeout=timeout)
+
+
+def sign_in(context, url: str, session: str | None = None, csrf: str | None = None) -> None:
+    """Give a browser context a session (the tester's unless given), as a sign-in would."""
+    host = url.split("//", 1)[1].split(":")[0]
+    context.add_cookies([{"name": "opsmap_session", "value": session or AUTH["session"], "domain": host,
+                          "path": "/", "httpOnly": True},
+                         {"name": "_csrf_token", "value": csrf or AUTH["csrf"], "domain": host, "path": "/"}])
+
+
 @pytest.fixture(scope="session")
 def chromium():
     from playwright.sync_api import sync_playwright
@@ -336,10 +401,11 @@ def chromium():
 
 
 @pytest.fixture
-def browser(chromium):
-    """A fresh browser context per test, closed after it: every open page holds an SSE
-    connection, and Chromium allows only six HTTP/1.1 connections per host."""
+def browser(chromium, app_url):
+    """A fresh browser context per test, signed in as the tester (a commander), closed after it:
+    every open page holds an SSE connection, and Chromium allows only six HTTP/1.1 connections per host."""
     context = chromium.new_context()
+    sign_in(context, app_url)
     yield _Pages(context)
     context.close()
 
@@ -359,5 +425,5 @@ def post_event(url: str, stream: str, event: dict) -> None:
     """POST one event to the running app's intake; it must be accepted."""
     req = urllib.request.Request(f"{url}/api/v1/events/{stream}", data=json.dumps(event).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with open_url(req) as resp:
         assert resp.status == 202

@@ -25,7 +25,7 @@ from data.report import COMMITTEE_COLUMNS, cutoff_at
 from data.settings import PROJECT_ROOT, load
 from data.simulator import replay_2022
 from data.store import session_factory
-from tests.conftest import DATASETS, ENGINES, SEED, _engine, person_id, phone
+from tests.conftest import signed_in, DATASETS, ENGINES, SEED, _engine, person_id, phone
 
 DAY = dt.date(2022, 4, 10)
 CUTOFF = cutoff_at(DAY)
@@ -138,7 +138,7 @@ def test_brf002_pdf_holds_the_summary_api_numbers_and_renders_chinese(replayed, 
     from dashboard.app import create_app
 
     rp = replayed
-    web = create_app(rp["config"], None).server.test_client()
+    web = signed_in(create_app(rp["config"], None).server)
     api = web.get(f"/api/v1/summary?street={rp['data'].street.id}&as_of={CUTOFF.isoformat()}").get_json()
     got = web.get(f"/briefing.pdf?date={DAY}&cutoff=07:00")
     assert got.status_code == 200 and got.mimetype == "application/pdf"

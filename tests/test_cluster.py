@@ -22,7 +22,7 @@ from data.ingest import Worker, iter_dead, pending_total
 from data.models import Case, CheckIn
 from data.settings import PROJECT_ROOT, load
 from layers import cases
-from tests.conftest import person_id
+from tests.conftest import signed_in, person_id
 from tests.test_ingest import KEY, at, checkin, count, drain, tag
 
 DAY = "2022-04-10"  # the day of tests.test_ingest's events
@@ -94,7 +94,7 @@ def test_clu003_the_app_on_a_cluster(loaded, cluster, cluster_url, config, tmp_p
     engine, data = loaded
     cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
                         "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
-    web = create_app(cfg, cluster_url).server.test_client()
+    web = signed_in(create_app(cfg, cluster_url).server)
     health = web.get("/healthz")
     assert health.status_code == 200 and health.get_json()["redis"] == "ok"
     t, street = tag(), data.street.id

@@ -19,7 +19,7 @@ from data.settings import load
 from data.store import session_factory
 from layers import cases
 from layers.base import Query
-from tests.conftest import person_id
+from tests.conftest import signed_in, person_id
 from tests.test_ingest import KEY, drain, tag
 
 
@@ -49,7 +49,7 @@ def whole_now(engine, street: str) -> dict[str, dict]:
 
 def test_grw001_new_cases_patch_the_layer_grown_from_the_last_version(loaded, app, client, config):
     engine, data = loaded
-    web, growth, street, t = app.test_client(), app.config["OPSMAP_GROWTH"], data.street.id, tag()
+    web, growth, street, t = signed_in(app), app.config["OPSMAP_GROWTH"], data.street.id, tag()
     url = f"/api/v1/layers/cases?street={street}"
     now = dt.datetime.now(dt.UTC)
     post_cases(engine, client, config, [case(t, 0, data.compounds[3].id, now - dt.timedelta(minutes=5))])
@@ -76,7 +76,7 @@ def test_grw001_new_cases_patch_the_layer_grown_from_the_last_version(loaded, ap
 
 def test_grw002_a_case_leaves_the_grown_layer_when_its_window_ends(loaded, app, client, config):
     engine, data = loaded
-    web, street, t = app.test_client(), data.street.id, tag()
+    web, street, t = signed_in(app), data.street.id, tag()
     url = f"/api/v1/layers/cases?street={street}"
     window = dt.timedelta(days=config.case_window_days)
     now = dt.datetime.now(dt.UTC)

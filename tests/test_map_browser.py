@@ -14,7 +14,7 @@ import urllib.request
 import pytest
 
 from data.settings import PROJECT_ROOT
-from tests.conftest import BROWSER, post_event
+from tests.conftest import BROWSER, open_url, post_event
 
 pytestmark = BROWSER
 
@@ -37,11 +37,11 @@ def test_map001_street_boundary_and_compounds_show_without_errors(app_url, brows
 
 
 def test_map002_layer_api_serves_geojson(app_url):
-    with urllib.request.urlopen(app_url + "/api/v1/layers/compounds?street=S194", timeout=10) as resp:
+    with open_url(app_url + "/api/v1/layers/compounds?street=S194", timeout=10) as resp:
         fc = json.load(resp)
     assert fc["type"] == "FeatureCollection" and len(fc["features"]) == 344
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(app_url + "/api/v1/layers/nope?street=S194", timeout=10)
+        open_url(app_url + "/api/v1/layers/nope?street=S194", timeout=10)
     assert err.value.code == 404
 
 
@@ -55,7 +55,7 @@ def test_map003_serve_ingests_posted_events_in_the_background(app_url, app_var):
              "status": new, "guards_on_duty": 2, "reporter": "测试"}
     req = urllib.request.Request(app_url + "/api/v1/events/facilities", data=json.dumps(event).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(req, timeout=10) as resp:
+    with open_url(req, timeout=10) as resp:
         assert resp.status == 202
     deadline = time.monotonic() + 10
     while sqlite3.connect(db).execute("SELECT status FROM gate WHERE id = ?", (gate[0],)).fetchone()[0] != new:
@@ -220,13 +220,13 @@ def test_map008_an_order_turns_overdue_on_the_map_with_no_event(app_url, app_var
 def _named_sources(url: str) -> dict | None:
     """The layer sources a page's HTML names for loading while Dash boots (the page leaves out
     Dash's polyfill: first paint is bound by the main thread)."""
-    html = urllib.request.urlopen(url, timeout=10).read().decode()
+    html = open_url(url, timeout=10).read().decode()
     assert "/_dash-component-suites/dash/deps/react@" in html and "polyfill" not in html
     return json.loads(re.search(r'<script type="application/json" id="opsmap-prefetch">(.*?)</script>', html)[1])
 
 
 def _shop_status(url: str, shop_id: str) -> str:
-    with urllib.request.urlopen(f"{url}/api/v1/entities/shops/{shop_id}", timeout=10) as resp:
+    with open_url(f"{url}/api/v1/entities/shops/{shop_id}", timeout=10) as resp:
         return json.load(resp)["status"]
 
 
@@ -244,7 +244,7 @@ def test_map009_layers_load_while_dash_boots_and_a_change_meanwhile_still_arrive
     assert _named_sources(app_url + "/officer") is None  # its layers depend on the committee the phone remembers
     assert _named_sources(app_url + "/nope") is None
 
-    with urllib.request.urlopen(f"{app_url}/api/v1/layers/shops?street=S194", timeout=10) as resp:
+    with open_url(f"{app_url}/api/v1/layers/shops?street=S194", timeout=10) as resp:
         shop = next(f for f in json.load(resp)["features"] if not f["properties"]["synthetic"])
     new = "closed" if shop["properties"]["kind"] != "closed" else "open"
     order: list[str] = []  # requests in the order the page made them
@@ -292,7 +292,7 @@ def test_map010_a_cluster_takes_the_colour_of_its_severest_case(app_url, app_var
               "compound_id": c[0], "lat": c[1], "lng": c[2]} for i, (c, category) in enumerate(events)]
     req = urllib.request.Request(f"{app_url}/api/v1/events/cases", data=json.dumps(batch).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
-    assert urllib.request.urlopen(req, timeout=10).status == 202
+    assert open_url(req, timeout=10).status == 202
     db = sqlite3.connect(app_var / "opsmap.db")
     deadline = time.monotonic() + 15
     while db.execute("SELECT count(*) FROM case_report WHERE reported_at LIKE '2021-03-01%'").fetchone()[0] < 46:
@@ -315,7 +315,7 @@ def test_map010_a_cluster_takes_the_colour_of_its_severest_case(app_url, app_var
 
 
 def _confirmed_total(url: str) -> int:
-    with urllib.request.urlopen(f"{url}/api/v1/summary?street=S194", timeout=10) as resp:
+    with open_url(f"{url}/api/v1/summary?street=S194", timeout=10) as resp:
         return json.load(resp)["cases"]["street"]["confirmed"]["total"]
 
 
@@ -532,7 +532,7 @@ def test_map014_the_timeline_replays_any_hour_of_the_14_days_before_its_end(app_
     thumb.press("Home")  # the timeline's start: 14 days before its end
     page.wait_for_function("document.getElementById('map-asof').value === '2022-03-27 23:00'", timeout=10_000)
     page.wait_for_function("document.getElementById('map-title').textContent.includes('回放 2022-03-27 23:00')")
-    with urllib.request.urlopen(f"{app_url}/api/v1/summary?street=S194&as_of=2022-03-27T23:00%2B08:00") as resp:
+    with open_url(f"{app_url}/api/v1/summary?street=S194&as_of=2022-03-27T23:00%2B08:00") as resp:
         expected = json.load(resp)["compounds_with_cases_today"]
     page.wait_for_function(f"document.getElementById('compounds-today')?.textContent === '{expected}'")
     thumb.press("ArrowRight")  # an hour later

@@ -36,7 +36,6 @@ def _officer(browser, app_url: str, committee_name: str, errors: list[str]):
     page.goto(app_url + "/officer")
     page.locator("#officer-committee").click()
     page.get_by_role("option", name=committee_name, exact=True).click()
-    page.locator("#officer-name").fill("李四")
     return page
 
 

@@ -18,7 +18,7 @@ from data.models import Case, CompoundAddress, WorkOrder
 from data.settings import load
 from data.simulator import replay_2022, simulate
 from data.store import session_factory
-from tests.conftest import DATASETS, SEED, person_id
+from tests.conftest import signed_in, DATASETS, SEED, person_id
 from tests.test_ingest import KEY, at, checkin, drain, tag
 
 
@@ -27,7 +27,7 @@ def http(loaded, redis_url, client, tmp_path):
     engine, _ = loaded
     cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
                         "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
-    return create_app(cfg, redis_url).server.test_client()
+    return signed_in(create_app(cfg, redis_url).server)
 
 
 def test_prd001_intake_accepts_a_batch_and_appends_it(loaded, http, client):

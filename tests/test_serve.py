@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -9,8 +10,11 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from data.access import accounts
+from data.access.policy import Role
 from data.redis_server import redis_url as resolve_redis
 from data.settings import PROJECT_ROOT, load
+from data.store import make_engine
 from tests.conftest import free_port, wait_healthy
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -39,7 +43,12 @@ def test_srv002_gunicorn_serves_app_server_on_shared_engines(tmp_path, redis_url
         assert {k: health[k] for k in ("status", "database", "redis")} == {"status": "ok", "database": "ok",
                                                                            "redis": "ok"}
         assert set(health["ingest"]) == {"lag", "pending", "dead"}
-        with urllib.request.urlopen(url + "/api/v1/layers/boundaries?street=S195", timeout=10) as resp:
+        engine = make_engine(env["DATABASE_URL"])
+        account = accounts.add_user(engine, "srv", [Role("viewer", "S195")])
+        opened = accounts.open_session(engine, dt.timedelta(hours=1), account_id=account.id)
+        req = urllib.request.Request(url + "/api/v1/layers/boundaries?street=S195",
+                                     headers={"Cookie": f"opsmap_session={opened.secret}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
             fc = json.load(resp)
         assert fc["features"][0]["properties"]["name"] == "外滩"
     finally:

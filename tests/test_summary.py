@@ -16,7 +16,7 @@ from data.settings import load
 from data.store import session_factory
 from data.summary import DAILY, official, summary
 from layers.base import sla_of
-from tests.conftest import DATASETS
+from tests.conftest import signed_in, DATASETS
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def api(scenario, redis_url, tmp_path):
     engine = scenario["engine"]
     cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef",
                         "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
-    return create_app(cfg, redis_url).server.test_client()
+    return signed_in(create_app(cfg, redis_url).server)
 
 
 def test_sum001_street_numbers_follow_the_scenario(scenario):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Engine
 
+import data.access.models  # noqa: F401 - the access tables join Base.metadata
 from data.models import Base
 from data.settings import load
 
