@@ -86,6 +86,7 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     import threading
 
     from dashboard.app import create_app, warm
+    from data.access import audit
     from data.ingest import run_workers
     from data.redis_server import redis_url
 
@@ -95,6 +96,8 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
         app = create_app(config, url)
         app.logger.setLevel(logging.getLogger().level)  # Dash sets its own logger to INFO
         _how_to_sign_in(config, app.server.config["OPSMAP_ENGINE"])
+        threading.Thread(target=audit.keep_trimmed, name="opsmap-audit-purge", daemon=True,
+                         args=(app.server.config["OPSMAP_ENGINE"], config.audit_retention_days, stop)).start()
         warm(app, config)
         if config.ingest_in_serve:
             run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)

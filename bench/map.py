@@ -10,6 +10,9 @@ own embedded Redis) and measures
 - new cases on that map, posted one by one: bytes of the patch the page receives against
   the whole layer, and the time from each POST until the page has merged and drawn it
   (p50/p95 of 20).
+Every request is signed in (a commander's session; the intake with a producer token), and the
+guard's own cost per request is measured in-process on the same database, then multiplied by
+the requests one first paint makes: what sign-in adds to first paint.
 With N = 0 it measures the real street alone (its few hundred published cases are in
 another window). Goals (issue): first paint ≤ 1.5 s, API p95 ≤ 100 ms, event → map p95 ≤ 300 ms.
 Run: ``make bench`` or ``.venv/bin/python bench/map.py [N]``.
@@ -66,6 +69,58 @@ def seed_cases(db: Path, n: int) -> tuple[str, str]:
     return data.street.id, compounds[0]
 
 
+#: the commander's session and a producer token, made in the bench database before the app starts
+AUTH: dict[str, str] = {}
+
+
+def sign_up(db: Path, street: str) -> None:
+    from data.access import accounts, devices
+    from data.access.policy import Role
+    from data.events import STREAMS
+
+    engine = make_engine(f"sqlite:///{db}")
+    account = accounts.add_user(engine, "bench", [Role("commander", street)])
+    opened = accounts.open_session(engine, dt.timedelta(hours=2), account_id=account.id)
+    AUTH.update(session=opened.secret, csrf=opened.csrf, token=devices.create_token(engine, "bench", list(STREAMS)))
+
+
+def signed(url: str, **headers: str) -> urllib.request.Request:
+    """A request as the bench's commander (its producer token on the intake)."""
+    auth = {"Authorization": f"Bearer {AUTH['token']}"} if "/api/v1/events/" in url else \
+        {"Cookie": f"opsmap_session={AUTH['session']}"}
+    return urllib.request.Request(url, headers={**headers, **auth})
+
+
+def new_context(browser: object) -> object:
+    context = browser.new_context(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
+    context.add_cookies([{"name": "opsmap_session", "value": AUTH["session"], "domain": "127.0.0.1", "path": "/"},
+                         {"name": "_csrf_token", "value": AUTH["csrf"], "domain": "127.0.0.1", "path": "/"}])
+    return context
+
+
+def guard_cost(db: Path, url: str, street: str, requests: int = 2000) -> float:
+    """Seconds the guard takes per request (session lookup included), median of ``requests``,
+    in-process on the bench database."""
+    from flask import Flask, g
+
+    from dashboard.access import SESSION_COOKIE, guard
+    from data.settings import load
+    from data.store import session_factory
+
+    server = Flask("bench")
+    engine = make_engine(f"sqlite:///{db}")
+    server.config.update(OPSMAP_SESSIONS=session_factory(engine), OPSMAP_ENGINE=engine, OPSMAP_CONFIG=load(environ={}))
+    times = []
+    for _ in range(requests):
+        with server.test_request_context(f"/api/v1/layers/gates?street={street}",
+                                         headers={"Cookie": f"{SESSION_COOKIE}={AUTH['session']}"}):
+            start = time.perf_counter()
+            refused = guard()
+            times.append(time.perf_counter() - start)
+            assert refused is None and g.opsmap_actor.name == "bench"
+    return statistics.median(times)
+
+
 def resident_id(n: int) -> str:
     first = f"31010119800101{n % 1000:03d}"
     return first + id_check_char(first)
@@ -83,22 +138,26 @@ def painted(cases: bool) -> str:
             (" && document.querySelectorAll('.opsmap-cluster').length > 0" if cases else ""))
 
 
-def first_paint(url: str, cases: bool, loads: int = 7) -> list[float]:
+def first_paint(url: str, cases: bool, loads: int = 7) -> tuple[list[float], int]:
+    """Seconds to first paint of each load, and how many requests the last load made."""
     from playwright.sync_api import sync_playwright
 
-    times = []
+    times, made = [], 0
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
         for _ in range(loads):
-            context = browser.new_context(viewport={"width": 1920, "height": 1080})
+            context = new_context(browser)
             page = context.new_page()
+            sent: list[str] = []
+            page.on("request", lambda r, sent=sent: sent.append(r.url))
             start = time.perf_counter()
             page.goto(url)
             page.wait_for_function(painted(cases), timeout=120_000)
             times.append(time.perf_counter() - start)
+            made = len(sent)
             context.close()
         browser.close()
-    return times
+    return times, made
 
 
 def live_case(url: str, street: str, compound: str, cases: bool, n: int = 20) -> tuple[list[float], int, int]:
@@ -110,7 +169,7 @@ def live_case(url: str, street: str, compound: str, cases: bool, n: int = 20) ->
     took, patch_bytes = [], 0
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
-        page = browser.new_context(viewport={"width": 1920, "height": 1080}).new_page()
+        page = new_context(browser).new_page()
         page.goto(url)
         page.wait_for_function(painted(cases), timeout=120_000)
         for i in range(n):
@@ -119,8 +178,8 @@ def live_case(url: str, street: str, compound: str, cases: bool, n: int = 20) ->
             with page.expect_response(lambda r: "/api/v1/layers/cases?" in r.url and "base=" in r.url,
                                       timeout=30_000) as answer:
                 start = time.perf_counter()
-                post = urllib.request.Request(f"{url}/api/v1/events/cases", data=json.dumps(event).encode(),
-                                              headers={"Content-Type": "application/json"}, method="POST")
+                post = signed(f"{url}/api/v1/events/cases", **{"Content-Type": "application/json"})
+                post.data, post.method = json.dumps(event).encode(), "POST"
                 urllib.request.urlopen(post, timeout=10).read()
             body = answer.value.json()
             assert body["type"] == "Patch", "the page got the whole layer, not a patch"
@@ -128,16 +187,15 @@ def live_case(url: str, street: str, compound: str, cases: bool, n: int = 20) ->
             page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             took.append(time.perf_counter() - start)
         browser.close()
-    whole = urllib.request.urlopen(urllib.request.Request(f"{url}/api/v1/layers/cases?street={street}",
-                                                          headers={"Accept-Encoding": "gzip"}), timeout=300)
+    whole = urllib.request.urlopen(signed(f"{url}/api/v1/layers/cases?street={street}", **{"Accept-Encoding": "gzip"}),
+                                   timeout=300)
     return took, patch_bytes, len(whole.read())
 
 
 def _get(url: str) -> float:
     """One request as a browser makes it (gzip accepted); seconds until the body is read."""
     start = time.perf_counter()
-    req = urllib.request.Request(url, headers={"Accept-Encoding": "gzip"})
-    with urllib.request.urlopen(req, timeout=300) as resp:
+    with urllib.request.urlopen(signed(url, **{"Accept-Encoding": "gzip"}), timeout=300) as resp:
         resp.read()
     return time.perf_counter() - start
 
@@ -157,6 +215,7 @@ def api_latency(url: str, street: str, clients: int = 20, per_client: int = 30) 
 def main(n: int = 100_000) -> None:
     with tempfile.TemporaryDirectory() as var:
         street, compound = seed_cases(Path(var) / "opsmap.db", n)
+        sign_up(Path(var) / "opsmap.db", street)
         port = free_port()
         env = {**os.environ, "OPSMAP_VAR_DIR": var, "OPSMAP_HTTP_PORT": str(port), "OPSMAP_LOG_LEVEL": "WARNING"}
         env.pop("DATABASE_URL", None)
@@ -170,9 +229,13 @@ def main(n: int = 100_000) -> None:
                     break
                 except OSError:
                     time.sleep(0.1)
-            cold, *paint = first_paint(url, n > 0)
+            (cold, *paint), made = first_paint(url, n > 0)
             print(f"first paint with {n:,} case points: median {statistics.median(paint):.2f} s "
                   f"(loads: {', '.join(f'{t:.2f}' for t in paint)}; first after the start {cold:.2f} s)  goal ≤ 1.5 s")
+            per = guard_cost(Path(var) / "opsmap.db", url, street)
+            print(f"sign-in: the guard takes {per * 1e6:.0f} µs per request (median of 2,000, session looked up in "
+                  f"SQLite); a first paint makes {made} requests: ≤ {per * made * 1000:.1f} ms of CPU added "
+                  f"(requests run in parallel, so less on the clock)")
             for label, times in api_latency(url, street).items():
                 q = statistics.quantiles(times, n=100)
                 print(f"API {label:<16} {len(times):>4} requests: p50 {q[49] * 1000:6.0f} ms  "

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import ipaddress
+import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -187,6 +188,24 @@ def detail(layer: Any, entity_id: str, at: dt.datetime, street_id: str | None = 
     if personal:
         record("view.person", f"{layer.id}:{entity_id}")
     return shown
+
+
+#: a person-level layer fetched again and again (every change notice) is recorded once per this many seconds
+LAYER_VIEW_AUDIT_S = 600.0
+_layer_views: dict[tuple[str, str, str], float] = {}
+
+
+def record_layer_view(layer_id: str, street_id: str) -> None:
+    """Audit that the actor received a layer with person-level features — once per session,
+    layer and street every LAYER_VIEW_AUDIT_S (a live page re-asks it on every change)."""
+    who, now = actor(), time.monotonic()
+    key = (who.session_id or who.label, layer_id, street_id)
+    if now - _layer_views.get(key, -LAYER_VIEW_AUDIT_S) < LAYER_VIEW_AUDIT_S:
+        return
+    if len(_layer_views) > 10_000:  # bounded: forgetting only means one more audit line
+        _layer_views.clear()
+    _layer_views[key] = now
+    record("view.layer", f"{layer_id}:{street_id}", scope=who.person_scope(street_id).key)
 
 
 def may_view(street_id: str | None) -> bool:

@@ -184,7 +184,10 @@ def layer_features(layer_id: str) -> Response:
     params = (layer_id, query.street_id, query.committee_id, query.at.isoformat() if past else "live")
     who = access.actor()
     if hasattr(layer, "public"):  # person-level features: one answer per scope (data.access.policy)
-        params += (who.person_scope(street).key,)
+        scope = who.person_scope(street)
+        params += (scope.key,)
+        if scope.any:
+            access.record_layer_view(layer_id, street)
     if hasattr(layer, "grows_by") and not past:
         growth: Growth = current_app.config["OPSMAP_GROWTH"]
 

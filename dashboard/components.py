@@ -20,7 +20,7 @@ from data.settings import Config
 WORK_LABELS = {"screening": "排摸", "disinfection": "消毒", "mask_reservation": "口罩预约",
                "mask_distribution": "口罩发放", "key_person_visit": "重点人员"}
 UNIT_LABELS = {"households": "户", "masks": "只", "places": "处", "persons": "人"}
-FIELD_LABELS = {"name": "名称", "status": "状态", "compound": "小区", "guards_on_duty": "在岗人数",
+FIELD_LABELS = {"name": "名称", "place": "地点", "status": "状态", "compound": "小区", "guards_on_duty": "在岗人数",
                 "guards_required": "应岗人数", "roster": "排班", "confirmed_at": "最近确认", "history": "状态记录",
                 "checkins": "最近扫码", "alerts": "预警", "address": "地址", "households": "户数", "gates": "出入口",
                 "addresses": "公布地址", "category": "类别", "priority": "紧急程度", "state": "状态",

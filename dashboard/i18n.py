@@ -9,6 +9,21 @@ event feed at ingest time stay as written.
 from __future__ import annotations
 
 EN: dict[str, str] = {
+    # sign-in and access
+    "登录": "Sign in", "opsmap 登录": "opsmap sign-in", "账号": "Account", "密码": "Password",
+    "统一身份认证登录": "Sign in with single sign-on", "账号或密码不正确": "Wrong account or password",
+    "表单已过期，请重新登录": "The form expired: please sign in again",
+    "登录失败次数过多，已暂时锁定：请 {n} 分钟后再试": "Too many failed sign-ins: locked, try again in {n} minutes",
+    "此链接只能使用一次。": "This link works once.", "链接无效、已使用或已过期": "The link is invalid, used or expired",
+    "设置密码": "Set password", "新密码（至少 10 位）": "New password (10 characters or more)",
+    "再输入一次": "Again", "两次输入不一致": "The two entries differ", "以后再说": "Later", "无法打开": "Cannot open",
+    "将本设备配对为指挥中心大屏。": "Pair this device as the command center's screen.", "配对": "Pair",
+    "大屏配对": "Pair a screen", "表单已过期，请重新打开配对链接": "The form expired: open the pairing link again",
+    "配对码无效、已使用或已过期": "The pairing code is invalid, used or expired",
+    "统一身份认证失败": "Single sign-on failed",
+    "统一身份认证成功，但没有 opsmap 角色": "Signed on, but no opsmap role",
+    "无权打开此页面": "Your roles do not open this page", "管理": "Admin", "退出": "Sign out",
+    "无权操作：该点位不属于您负责的居委": "Not allowed: this point is not in your committees",
     # pages
     "战疫图": "Operations Map", "全部居委": "All committees", "时点 ": "As of ", "实时": "Live",
     "实时（或 2022-04-10 08:00）": "live (or 2022-04-10 08:00)", "回放": "replay", "数据延迟": "Stale data",
@@ -20,6 +35,7 @@ EN: dict[str, str] = {
     "疫情发展": "Cases", "今日新增": "New today", "累计": "Total",
     "今日有确诊病例的小区 ": "Compounds with cases today ",
     "封控": "Sealed", "管控": "Controlled", "防范": "Precaution", "重要工作": "Key work", "实时播报": "Live feed",
+    "地点": "Place",
     "暂无": "Nothing yet", "无详情": "No details", "确诊": "Confirmed", "疑似": "Suspected", "密接": "Close contact",
     "居家观察": "Home observation", "解除观察": "Released", "无症状": "Asymptomatic", "上海市": "Shanghai",
     "排摸": "Screening", "消毒": "Disinfection", "口罩预约": "Mask booking", "口罩发放": "Mask distribution",

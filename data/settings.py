@@ -101,7 +101,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Claim (ID token or userinfo) whose values become roles: `admin`, `commander:<street>`, "
             "`viewer:<street>`, `officer:<committee id>`; a person with none is refused."),
     Setting("OPSMAP_AUDIT_RETENTION_DAYS", "365",
-            "Days the audit trail is kept; older lines are purged by `opsmap serve` and `opsmap ingest` daily."),
+            "Days the audit trail is kept; older lines are purged once a day by `opsmap serve`.", float),
     Setting("OPSMAP_INGEST_BATCH", "500", "Events an ingest worker reads and commits per batch.", int),
     Setting("OPSMAP_INGEST_CLAIM_IDLE_MS", "30000",
             "A pending event idle this long (its worker presumably dead) is claimed by a live worker.", int),

@@ -35,16 +35,19 @@ def features(session: Session, query: Query) -> GeoJSON:
     return collection(
         feature(a.geom, id=str(a.id), kind=a.kind, severity=SEVERITY.get(a.severity, 1), name=a.message,
                 ts=iso(a.ts), entity=f"{a.entity_kind}:{a.entity_id}" if a.entity_kind else None,
-                committee_id=a.committee_id, public_name=public_alert(a.kind, a.place))
+                committee_id=a.committee_id, place=a.place)
         for a in alerts if boundary is not None and boundary.covers(a.geom))
 
 
 def public(features: list[GeoJSON]) -> list[GeoJSON]:
-    return [{**f, "properties": {**f["properties"], "name": f["properties"]["public_name"]}} for f in features]
+    """Outside the scope an alert says what happened and where (its place), never who."""
+    return [{**f, "properties": {**f["properties"], "name": public_alert(f["properties"]["kind"],
+                                                                         f["properties"]["place"])}}
+            for f in features]
 
 
 def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
-    return {**detail, "message": detail["public_message"]}
+    return {**detail, "message": public_alert(detail["kind"], detail["place"])}
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
@@ -53,5 +56,5 @@ def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | N
         return None
     return {"id": alert.id, "kind": alert.kind, "label": KINDS.get(alert.kind, (alert.kind,))[0],
             "severity": alert.severity, "ts": iso(alert.ts), "message": alert.message,
-            "public_message": public_alert(alert.kind, alert.place), "committee_id": alert.committee_id,
+            "place": alert.place, "committee_id": alert.committee_id,
             "entity": f"{alert.entity_kind}:{alert.entity_id}" if alert.entity_kind else None}

@@ -370,7 +370,8 @@ def _tester(engine: Engine) -> dict[str, str]:
 
     account = accounts.add_user(engine, "tester", [Role("admin"), Role("commander", "S194")], "测试指挥")
     opened = accounts.open_session(engine, dt.timedelta(hours=6), account_id=account.id)
-    return {"session": opened.secret, "csrf": opened.csrf, "token": devices.create_token(engine, "tester", list(STREAMS))}
+    token = devices.create_token(engine, "tester", list(STREAMS))
+    return {"session": opened.secret, "csrf": opened.csrf, "token": token}
 
 
 def open_url(target: str | urllib.request.Request, timeout: float = 10):

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import uuid
 from urllib.parse import quote, urlsplit
 
 import pytest
@@ -69,31 +70,35 @@ def world(loaded, redis_url, client, tmp_path):
     cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
                         "DATABASE_URL": engine.url.render_as_string(hide_password=False),
                         "OPSMAP_SIGNIN_LIMIT_ACCOUNT": "3 per 15 minutes",
-                        "OPSMAP_SIGNIN_LIMIT_ADDRESS": "6 per 15 minutes"})
+                        "OPSMAP_SIGNIN_LIMIT_ADDRESS": "6 per 15 minutes", "OPSMAP_TOKEN_RATE_LIMIT": "4 per minute"})
     server = create_app(cfg, redis_url).server
     ca = data.compounds[11]
     cb = next(c for c in data.compounds if c.committee_id != ca.committee_id)
     with session_factory(engine)() as s:
         gate = s.scalars(select(Gate).where(Gate.compound_id == ca.id)).first() \
             or s.scalars(select(Gate)).first()
-    n = int(dt.datetime.now().timestamp() * 1000) % 900
-    pa, pb, mobile = person_id(n, "19800101"), person_id(n + 1, "19800101"), phone(70_000_000 + n)
+    n = uuid.uuid4().int % 900
+    birth = f"19{uuid.uuid4().int % 90 + 10}0{uuid.uuid4().int % 9 + 1}{uuid.uuid4().int % 18 + 10}"
+    pa, pb, mobile = person_id(n, birth), person_id(n + 1, birth), phone(70_000_000 + n)
     now = dt.datetime.now(dt.UTC)
-    tag = f"acc{n}-{now.timestamp():.0f}"
-    send = {
-        "cases": [{"event_id": f"{tag}-oa", "ts": (now - dt.timedelta(hours=2)).isoformat(), "person_id": pa,
+    tag = f"acc-{uuid.uuid4().hex[:12]}"
+    send = [  # (stream, batch), each drained before the next: the dispatch follows its create
+        ("cases", [{"event_id": f"{tag}-oa", "ts": (now - dt.timedelta(hours=2)).isoformat(), "person_id": pa,
                    "category": "home_observation", "compound_id": ca.id, "address": f"{ca.address}{n}号楼302室"},
                   {"event_id": f"{tag}-ob", "ts": (now - dt.timedelta(hours=2)).isoformat(), "person_id": pb,
-                   "category": "home_observation", "compound_id": cb.id, "address": f"{cb.address}{n}号楼501室"}],
-        "workorders": [{"event_id": f"{tag}-w1", "ts": now.isoformat(), "order_id": f"{tag}-B", "action": "create",
-                        "category": "quarantine_violation", "priority": "normal", "description": f"邻居电话 {mobile} 反映",
+                   "category": "home_observation", "compound_id": cb.id, "address": f"{cb.address}{n}号楼501室"}]),
+        ("workorders", [{"event_id": f"{tag}-w1", "ts": now.isoformat(), "order_id": f"{tag}-B", "action": "create",
+                        "category": "quarantine_violation", "priority": "normal",
+                        "description": f"邻居电话 {mobile} 反映",
                         "lat": cb.lat, "lng": cb.lng},
-                       {"event_id": f"{tag}-w2", "ts": now.isoformat(), "order_id": f"{tag}-B", "action": "dispatch",
-                        "committee_id": cb.committee_id, "assignee": "居委值班"}],
-    }
+                       ]),
+        ("workorders", [{"event_id": f"{tag}-w2", "ts": (now + dt.timedelta(seconds=1)).isoformat(),
+                         "order_id": f"{tag}-B", "action": "dispatch", "committee_id": cb.committee_id,
+                         "assignee": "居委值班"}]),
+    ]
     worker = Worker(engine, streams.connect(redis_url), cfg, consumer=f"acc-{n}")
     commander = signed_in(server)
-    for stream, batch in send.items():
+    for stream, batch in send:
         assert commander.post(f"/api/v1/events/{stream}", json=batch).status_code == 202
         drain(worker, streams.connect(redis_url))
     walk = {"event_id": f"{tag}-out", "ts": now.isoformat(), "gate_id": gate.id, "direction": "out",
@@ -152,6 +157,8 @@ def test_acc003_intake_needs_a_token_of_its_stream_and_street(world, redis_url):
     assert refused.status_code == 403 and "outside the street" in refused.get_json()["error"]
     assert web.post("/api/v1/events/checkins", json=event, headers=bearer).status_code == 202
     assert web.get(f"/api/v1/summary?street={STREET}", headers=bearer).status_code == 401  # a token reads nothing
+    assert [web.post("/api/v1/events/checkins", json=event, headers=bearer).status_code
+            for _ in range(4)] == [202, 202, 202, 429]  # OPSMAP_TOKEN_RATE_LIMIT, 4 a minute here, per token
     devices.revoke_token(engine, name)
     assert web.post("/api/v1/events/checkins", json=event, headers=bearer).status_code == 401
 
@@ -180,7 +187,10 @@ def test_acc004_an_officer_sees_persons_of_own_committee_and_counts_elsewhere(wo
     with session_factory(world["engine"])() as s:
         viewed = s.scalars(select(AuditEntry).where(AuditEntry.action == "view.person",
                                                     AuditEntry.target == f"observations:{a.id}")).all()
+        layer_views = s.scalars(select(AuditEntry.detail).where(AuditEntry.action == "view.layer",
+                                                                AuditEntry.target == f"observations:{STREET}")).all()
     assert viewed and all(e.ok for e in viewed)
+    assert {"scope": world["ca"].committee_id} in layer_views and {"scope": "all"} in layer_views
     assert officer.get("/api/v1/layers/gates?street=S195").status_code == 403  # not a street of theirs
 
 

@@ -25,7 +25,7 @@ from data.report import COMMITTEE_COLUMNS, cutoff_at
 from data.settings import PROJECT_ROOT, load
 from data.simulator import replay_2022
 from data.store import session_factory
-from tests.conftest import signed_in, DATASETS, ENGINES, SEED, _engine, person_id, phone
+from tests.conftest import DATASETS, ENGINES, SEED, _engine, person_id, phone, signed_in
 
 DAY = dt.date(2022, 4, 10)
 CUTOFF = cutoff_at(DAY)

@@ -22,7 +22,7 @@ from data.ingest import Worker, iter_dead, pending_total
 from data.models import Case, CheckIn
 from data.settings import PROJECT_ROOT, load
 from layers import cases
-from tests.conftest import signed_in, person_id
+from tests.conftest import person_id, signed_in
 from tests.test_ingest import KEY, at, checkin, count, drain, tag
 
 DAY = "2022-04-10"  # the day of tests.test_ingest's events

@@ -19,7 +19,7 @@ from data.settings import load
 from data.store import session_factory
 from layers import cases
 from layers.base import Query
-from tests.conftest import signed_in, person_id
+from tests.conftest import person_id, signed_in
 from tests.test_ingest import KEY, drain, tag
 
 

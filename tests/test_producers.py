@@ -18,7 +18,7 @@ from data.models import Case, CompoundAddress, WorkOrder
 from data.settings import load
 from data.simulator import replay_2022, simulate
 from data.store import session_factory
-from tests.conftest import signed_in, DATASETS, SEED, person_id
+from tests.conftest import DATASETS, SEED, person_id, signed_in
 from tests.test_ingest import KEY, at, checkin, drain, tag
 
 

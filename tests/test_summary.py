@@ -16,7 +16,7 @@ from data.settings import load
 from data.store import session_factory
 from data.summary import DAILY, official, summary
 from layers.base import sla_of
-from tests.conftest import signed_in, DATASETS
+from tests.conftest import DATASETS, signed_in
 
 
 @pytest.fixture
@@ -73,7 +73,7 @@ def test_sum003_read_api(api, scenario):
     unencoded = api.get(f"/api/v1/summary?street={street}&as_of={scn['at'](6).isoformat()}").get_json()
     assert unencoded["as_of"] == numbers["as_of"]
     assert api.get("/api/v1/summary").status_code == 400
-    assert api.get("/api/v1/summary?street=S999").status_code == 404
+    assert api.get("/api/v1/summary?street=S999").status_code == 403  # not one of the reader's streets
     assert api.get(f"/api/v1/layers/gates?street={street}&as_of=soon").status_code == 400
 
 

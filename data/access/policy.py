@@ -59,6 +59,11 @@ class PersonScope:
         return self.everything or (committee_id is not None and committee_id in self.committees)
 
     @property
+    def any(self) -> bool:
+        """Whether the scope lets any person-level detail through."""
+        return self.everything or bool(self.committees)
+
+    @property
     def key(self) -> str:
         """A cache key part: answers differ only by what the scope lets through."""
         return "all" if self.everything else ",".join(sorted(self.committees)) or "none"
@@ -116,11 +121,6 @@ class Actor:
         return any((r.role == "commander" and r.street_id == place.street_id)
                    or (r.role == "officer" and place.committee_id is not None and r.committee_id == place.committee_id)
                    for r in self.roles)
-
-    @property
-    def acts(self) -> bool:
-        """Whether this actor may act anywhere (so its pages show action buttons at all)."""
-        return self.kind == "user" and any(r.role in {"commander", "officer"} for r in self.roles)
 
     def may_open(self, page: str) -> bool:
         """Pages: a screen opens only its kiosk page, a person every page of the streets it sees,
