@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import os
 import signal
 import sys
 from typing import Any
@@ -86,7 +87,7 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     import threading
 
     from dashboard.app import create_app, warm
-    from data.access import audit
+    from data import retention
     from data.ingest import run_workers
     from data.redis_server import redis_url
 
@@ -96,8 +97,8 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
         app = create_app(config, url)
         app.logger.setLevel(logging.getLogger().level)  # Dash sets its own logger to INFO
         _how_to_sign_in(config, app.server.config["OPSMAP_ENGINE"])
-        threading.Thread(target=audit.keep_trimmed, name="opsmap-audit-purge", daemon=True,
-                         args=(app.server.config["OPSMAP_ENGINE"], config.audit_retention_days, stop)).start()
+        threading.Thread(target=retention.keep, name="opsmap-retention", daemon=True,
+                         args=(app.server.config["OPSMAP_ENGINE"], config, stop)).start()
         warm(app, config)
         if config.ingest_in_serve:
             run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)
@@ -232,6 +233,28 @@ def _audit(config: settings.Config, args: argparse.Namespace) -> int:
         return 2
     for entry in reversed(audit.entries(engine, since, args.user, args.action, args.limit)):
         print(audit.line(entry))
+    return 0
+
+
+def _purge(config: settings.Config, args: argparse.Namespace) -> int:
+    """``opsmap purge --before DATE``: the person-level retention, by hand."""
+    import datetime as dt
+
+    from data import retention
+    from data.access import audit
+    from data.rules import SHANGHAI
+    from data.store import make_engine, migrate
+
+    try:
+        before = dt.datetime.combine(dt.date.fromisoformat(args.before), dt.time(), SHANGHAI)
+    except ValueError as exc:
+        print(f"opsmap purge: --before: {exc}", file=sys.stderr)
+        return 2
+    engine = make_engine(config.sqlalchemy_url)
+    migrate(engine)
+    done = retention.anonymise(engine, before)
+    audit.record(engine, f"cli:{getpass.getuser()}", "purge", f"before:{args.before}", **done)
+    print(f"before {args.before} (Shanghai): " + ", ".join(f"{k} {v}" for k, v in done.items()))
     return 0
 
 
@@ -395,6 +418,10 @@ def _access_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     for group in (user, token, screen):
         for parser_ in group.choices.values():
             parser_.set_defaults(run=_access)
+    purge = sub.add_parser("purge", parents=[common],
+                           help="anonymise check-ins and registrations, delete health check-ins, before a date")
+    purge.add_argument("--before", required=True, help="a date (Shanghai), e.g. 2022-05-01")
+    purge.set_defaults(run=_purge)
     audit = sub.add_parser("audit", parents=[common], help="print the audit trail")
     audit.add_argument("--since", help="from this moment (ISO 8601, e.g. 2026-12-01)")
     audit.add_argument("--user", help="one actor (name, or kind:name)")
@@ -403,9 +430,21 @@ def _access_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     audit.set_defaults(run=_audit)
 
 
+def private_files(config: settings.Config) -> None:
+    """Everything opsmap writes is its own: files 600, directories 700 (the SQLite file, the
+    embedded Redis's append-only file, keys), the var directory's existing files included."""
+    os.umask(0o077)
+    var = config.var_path
+    if var.exists():
+        var.chmod(0o700)
+        for path in var.rglob("*"):
+            path.chmod(0o700 if path.is_dir() else 0o600)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     config = settings.load(args)
+    private_files(config)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("alembic", "weasyprint", "fontTools"):
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
@@ -420,6 +459,7 @@ def __getattr__(name: str) -> Any:
         from dashboard.app import create_app, warm
 
         config = settings.load()
+        private_files(config)
         app = create_app(config, config.redis_url or None)
         warm(app, config)
         return app.server

@@ -20,7 +20,7 @@ import time
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from flask import Flask, Response, current_app, g, jsonify, redirect, request
+from flask import Flask, Response, abort, current_app, g, jsonify, redirect, request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -215,9 +215,7 @@ def may_view(street_id: str | None) -> bool:
 def require_street(street_id: str | None) -> None:
     """Abort with 403 (JSON) unless the actor sees ``street_id``."""
     if not may_view(street_id):
-        from flask import abort
-
-        abort(_refuse(403, f"street: not one of your streets ({street_id!r})", False))
+        abort(_refuse(403, f"street: not one of your streets ({(street_id or '')[:40]!r})", False))
 
 
 def may_act(place: Place | None) -> bool:

@@ -10,10 +10,11 @@ import datetime as dt
 import gzip
 import json
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import redis
 from flask import Blueprint, Response, abort, current_app, jsonify, request
@@ -28,7 +29,7 @@ from data import streams
 from data.access import policy
 from data.cache import Cache, added_since, data_version
 from data.crs import to_gcj02
-from data.events import DEAD, STREAMS, EventError, validate
+from data.events import DEAD, STREAMS, EventError, sealed, validate
 from data.settings import Config, datasets_path
 from data.store import is_empty
 from data.summary import summary
@@ -63,6 +64,11 @@ def _sessions() -> sessionmaker[Any]:
     return current_app.config["OPSMAP_SESSIONS"]
 
 
+def fail(status: int, message: str) -> NoReturn:
+    """Refuse with a JSON error (never the request's input as HTML)."""
+    abort(Response(json.dumps({"error": message}, ensure_ascii=False), status=status, mimetype="application/json"))
+
+
 def parse_moment(value: str | None) -> dt.datetime:
     """``as_of`` as an aware datetime (ISO 8601; a time without zone is Shanghai time)."""
     if not value:
@@ -71,7 +77,7 @@ def parse_moment(value: str | None) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
-        abort(Response(f"as_of: not an ISO 8601 time: {value!r}", status=400))
+        fail(400, f"as_of: not an ISO 8601 time: {value[:40]!r}")
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone(dt.timedelta(hours=8)))
 
 
@@ -82,7 +88,7 @@ def _config() -> Config:
 def _street_arg() -> str:
     street = request.args.get("street")
     if not street:
-        abort(Response("street: required (a street id such as S194)", status=400))
+        fail(400, "street: required (a street id such as S194)")
     return street
 
 
@@ -175,7 +181,7 @@ def layer_features(layer_id: str) -> Response:
     with ``base=<version>`` (the X-Opsmap-Version of an earlier answer), a patch of what changed."""
     layer = layers.BY_ID.get(layer_id)
     if layer is None:
-        abort(404, f"no layer {layer_id!r}")
+        fail(404, f"no layer {layer_id[:40]!r}")
     config, street = _config(), _street_arg()
     access.require_street(street)
     query = Query.from_config(config, street, parse_moment(request.args.get("as_of")),
@@ -216,10 +222,10 @@ def entity(kind: str, entity_id: str) -> Response:
     """One entity's drill-down at ``as_of`` (default now); ``kind`` is a layer id (gates, shops …)."""
     layer = layers.BY_ID.get(kind)
     if layer is None:
-        abort(404, f"no entity kind {kind!r}; one of {', '.join(layers.BY_ID)}")
+        fail(404, f"no entity kind {kind[:40]!r}; one of {', '.join(layers.BY_ID)}")
     found = access.detail(layer, entity_id, parse_moment(request.args.get("as_of")), request.args.get("street"))
     if found is None:  # unknown, or in a street not the reader's: the same answer, so ids cannot be probed
-        abort(404, f"no {kind} {entity_id!r}")
+        fail(404, f"no {kind} {entity_id[:64]!r}")
     response = jsonify(found)
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -233,7 +239,7 @@ def summary_numbers() -> Response:
     try:
         return Response(_json(summary_at(street, at, _is_past(at))), mimetype="application/json")
     except LookupError as exc:
-        abort(404, str(exc))
+        fail(404, str(exc))
 
 
 @api.post("/api/v1/events/<stream>")
@@ -252,11 +258,12 @@ def post_events(stream: str) -> tuple[Response, int]:
     if not 1 <= len(items) <= MAX_BATCH:
         return jsonify({"error": f"body: 1 to {MAX_BATCH} events per request (got {len(items)})"}), 413
     hasher, producer = current_app.config["OPSMAP_HASHER"], access.actor()
+    future = dt.timedelta(minutes=_config().max_future_minutes)
     good, rejected = [], []
     with _sessions()() as session:
         for i, item in enumerate(items):
             try:
-                ev = validate(stream, item if isinstance(item, dict) else json.dumps(item), hasher)
+                ev = validate(stream, item if isinstance(item, dict) else json.dumps(item), hasher, future)
             except EventError as exc:
                 rejected.append({"index": i, "event_id": item.get("event_id") if isinstance(item, dict) else None,
                                  "errors": [{"field": e.field, "problem": e.problem} for e in exc.errors]})
@@ -265,13 +272,39 @@ def post_events(stream: str) -> tuple[Response, int]:
             if not producer.may_post(stream, street):
                 return jsonify({"error": f"event {i}: outside the street of token {producer.name!r}",
                                 "index": i, "event_id": ev.event_id}), 403
-            good.append((i, ev.event_id, json.dumps(item, ensure_ascii=False)))
+            good.append((i, ev.event_id, sealed(ev)))
     url = current_app.config.get("OPSMAP_REDIS_URL")
     if good and not url:
         return jsonify({"error": "no Redis configured"}), 503
-    ids = streams.append(streams.connect(url), stream, [raw for _, _, raw in good]) if good else []
+    ids = streams.append(streams.connect(url), stream, [raw for _, _, raw in good], sealed=True) if good else []
     accepted = [{"index": i, "event_id": eid, "id": sid} for (i, eid, _), sid in zip(good, ids, strict=True)]
     return jsonify({"accepted": accepted, "rejected": rejected}), 422 if rejected else 202
+
+
+class StreamSlots:
+    """Change streams held open by this process, in all and per session: each holds a thread
+    (gunicorn gthread, the development server), so past OPSMAP_STREAMS_PER_PROCESS they would
+    starve /healthz and the pages; past OPSMAP_STREAMS_PER_SESSION one browser hogs them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._all = 0
+        self._by: dict[str, int] = {}
+
+    def take(self, who: str, per_process: int, per_session: int) -> bool:
+        with self._lock:
+            if self._all >= per_process or self._by.get(who, 0) >= per_session:
+                return False
+            self._all += 1
+            self._by[who] = self._by.get(who, 0) + 1
+            return True
+
+    def give_back(self, who: str) -> None:
+        with self._lock:
+            self._all -= 1
+            self._by[who] -= 1
+            if not self._by[who]:
+                del self._by[who]
 
 
 @api.get("/api/v1/stream")
@@ -283,8 +316,15 @@ def change_stream() -> Response:
     first notice goes out at once; what follows within COALESCE_S is merged into one."""
     client = _client()
     if client is None:
-        abort(503, "no Redis configured")
-    who, sessions = access.actor(), _sessions()
+        fail(503, "no Redis configured")
+    who, sessions, config = access.actor(), _sessions(), _config()
+    slots: StreamSlots = current_app.config["OPSMAP_STREAM_SLOTS"]
+    holder = who.session_id or who.label
+    if not slots.take(holder, config.streams_per_process, config.streams_per_session):
+        refused = Response(json.dumps({"error": "too many open change streams; retry shortly"}), status=503,
+                           mimetype="application/json")
+        refused.headers["Retry-After"] = "5"
+        return refused
     since = request.headers.get("Last-Event-ID") or request.args.get("since") or ""
     if not re.fullmatch(r"\d+-\d+", since):
         since = streams.changes_top(client)
@@ -305,8 +345,10 @@ def change_stream() -> Response:
             yield f"id: {last}\ndata: {json.dumps({**merged, 'layers': layers.affected(merged)})}\n\n"
             time.sleep(COALESCE_S)  # a busy ingest: the next message merges what came meanwhile
 
-    return Response(events(), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(events(), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    response.call_on_close(lambda: slots.give_back(holder))  # also when the stream never started
+    return response
 
 
 @api.get("/api/v1/feed")

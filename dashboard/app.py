@@ -17,9 +17,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 import layers
-from dashboard import access, admin, briefing, map_page, officer_page, screen_page, signin
+from dashboard import access, admin, briefing, hardening, map_page, officer_page, screen_page, signin
 from dashboard.answers import Growth
-from dashboard.api import api
+from dashboard.api import StreamSlots, api
 from dashboard.i18n import tr
 from data import queries
 from data.access.policy import Actor, Role
@@ -98,7 +98,8 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
                      opening=sources_by_path(sessions, config))
     app.server.config.update(OPSMAP_ENGINE=engine, OPSMAP_SESSIONS=sessions, OPSMAP_REDIS_URL=redis_url,
                              OPSMAP_HASHER=Hasher.from_config(config), OPSMAP_CONFIG=config,
-                             OPSMAP_CACHE=Cache(live_max_age_s=live_max_age(config)), OPSMAP_GROWTH=Growth())
+                             OPSMAP_CACHE=Cache(live_max_age_s=live_max_age(config)), OPSMAP_GROWTH=Growth(),
+                             OPSMAP_STREAM_SLOTS=StreamSlots())
     server = app.server
     server.secret_key = config.secret_key or secret_file(config.var_path / "secret.key")
     server.config.update(SESSION_COOKIE_NAME="opsmap_sso", SESSION_COOKIE_HTTPONLY=True,
@@ -122,6 +123,7 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
 
     for page in PAGES.values():
         page.register(app, sessions, config, redis_url)
+    hardening.install(app, config)
     return app
 
 

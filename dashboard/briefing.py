@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -198,7 +198,7 @@ def _svg_map(engine: Engine, config: Config, r: Report) -> str:
             f'{"".join(parts)}</svg><p class="meta">{legend}。底图：OpenStreetMap（ODbL）；居委辖区为合成数据。</p>')
 
 
-def render(engine: Engine, config: Config, r: Report, toolbar: str = "") -> str:
+def render(engine: Engine, config: Config, r: Report, toolbar: str = "", exported_by: str = "") -> str:
     """The whole briefing as one HTML document (the page and the PDF)."""
     s = r.summary
     orders, gates_now, shops_now = s["work_orders"], s["facilities"]["gates"], s["facilities"]["shops"]
@@ -208,7 +208,8 @@ def render(engine: Engine, config: Config, r: Report, toolbar: str = "") -> str:
     sections = [
         f"<h1>{escape(r.street['name'])} 疫情防控晨报</h1>",
         f'<p class="meta">{escape(r.street["district"])} · {r.day:%Y年%m月%d日} · 数据截至 {cut:%Y-%m-%d %H:%M}'
-        f"（此后的事件不计入，重新生成结果相同） · 生成于 {dt.datetime.now(rules.SHANGHAI):%Y-%m-%d %H:%M}</p>",
+        f"（此后的事件不计入，重新生成结果相同） · 生成于 {dt.datetime.now(rules.SHANGHAI):%Y-%m-%d %H:%M}"
+        + (f" · 导出人 {escape(exported_by)}" if exported_by else "") + "</p>",
         "<h2>一、疫情概况（24小时新增 / 累计）</h2>", _headline(r),
         "<h2>二、分居委情况（较前一日）</h2>", table(r.committees, {"committee": "合计", **r.totals()}),
         "<h2>三、近7天、14天趋势（确诊，按日）</h2>", _trend(r),
@@ -240,15 +241,23 @@ def render(engine: Engine, config: Config, r: Report, toolbar: str = "") -> str:
             f'{"".join(sections)}</main></body></html>')
 
 
-def pdf(engine: Engine, config: Config, r: Report) -> bytes:
-    """The briefing as an A4 PDF (weasyprint; needs a CJK font such as Debian's fonts-noto-cjk)."""
+def pdf(engine: Engine, config: Config, r: Report, exported_by: str = "") -> bytes:
+    """The briefing as an A4 PDF (weasyprint; needs a CJK font such as Debian's fonts-noto-cjk),
+    stamped with who exported it and when."""
     from weasyprint import HTML  # imported here: it loads Pango, which only the briefing needs
 
-    return HTML(string=render(engine, config, r)).write_pdf()
+    return HTML(string=render(engine, config, r, exported_by=exported_by)).write_pdf()
 
 
-def workbook(r: Report) -> bytes:
-    """The summary tables: 汇总 (the briefing's committee table) and one sheet per table, by committee."""
+#: cell text a spreadsheet would run as a formula (or a DDE command): written as text instead
+#: how long an export of a past cut-off is kept per reader (it cannot change)
+EXPORT_KEEP_S = 3600.0
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def workbook(r: Report, exported_by: str = "") -> bytes:
+    """The summary tables: 汇总 (the briefing's committee table) and one sheet per table, by
+    committee. No cell is a formula: text that looks like one (a resident's words) stays text."""
     out = io.BytesIO()
     summary_sheet = pd.concat([r.committees, pd.DataFrame([{"committee": "合计", **r.totals()}])], ignore_index=True)
     with pd.ExcelWriter(out, engine="openpyxl") as xl:
@@ -258,11 +267,16 @@ def workbook(r: Report) -> bytes:
             df.rename(columns=HEADINGS).to_excel(xl, sheet_name=name, index=False)
             sheet = xl.sheets[name]
             sheet.freeze_panes = "A2"
+            for row in sheet.iter_rows():
+                for cell in row:
+                    if isinstance(cell.value, str) and cell.value.startswith(FORMULA_START):
+                        cell.data_type = "s"  # openpyxl took it for a formula
             for col in sheet.columns:
                 sheet.column_dimensions[col[0].column_letter].width = min(
                     40, max(8, *(len(str(c.value or "")) * 1.8 for c in col[:50])))
-        about = pd.DataFrame({"项目": ["街道", "日期", "数据截至", "说明"],
-                              "内容": [r.street["name"], r.day.isoformat(), r.cutoff.isoformat(),
+        exported = f"{exported_by or '-'} · {dt.datetime.now(rules.SHANGHAI):%Y-%m-%d %H:%M}"
+        about = pd.DataFrame({"项目": ["街道", "日期", "数据截至", "导出", "说明"],
+                              "内容": [r.street["name"], r.day.isoformat(), r.cutoff.isoformat(), exported,
                                      "身份证号、电话均已脱敏；数据按截至时点冻结，与晨报一致"]})
         about.to_excel(xl, sheet_name="说明", index=False)
     return out.getvalue()
@@ -273,31 +287,55 @@ def workbook(r: Report) -> bytes:
 routes = Blueprint("opsmap_briefing", __name__)
 
 
-def _request_report() -> tuple[Engine, Config, Report]:
+def _requested() -> tuple[Engine, Config, str, dt.datetime]:
+    """The street and cut-off a request asks for (refused as plain text when unreadable)."""
     engine, config = current_app.config["OPSMAP_ENGINE"], current_app.config["OPSMAP_CONFIG"]
     try:
         day = dt.date.fromisoformat(request.args.get("date") or dt.datetime.now(rules.SHANGHAI).date().isoformat())
         cut = dt.time.fromisoformat(request.args.get("cutoff") or "07:00")
     except ValueError as exc:
-        abort(Response(f"date/cutoff: {exc} (use date=2022-04-10&cutoff=07:00)", status=400))
+        abort(Response(f"date/cutoff: {exc} (use date=2022-04-10&cutoff=07:00)", status=400, mimetype="text/plain"))
     try:
         street = street_id_of(engine, config, request.args.get("street"), access.actor().streets)
     except LookupError as exc:
-        abort(Response(str(exc), status=404))
+        abort(Response(str(exc), status=404, mimetype="text/plain"))
     access.require_street(street)
-    r = make(engine, config, street, report.cutoff_at(day, cut))
+    return engine, config, street, report.cutoff_at(day, cut)
+
+
+def _report(engine: Engine, config: Config, street: str, cutoff: dt.datetime) -> Report:
+    """The report as the reader may see it: person-level cells only of the reader's committees."""
+    r = make(engine, config, street, cutoff)
     scope = access.actor().person_scope(street)
     if not scope.everything:
         with session_factory(engine)() as session:
             names = {c.name for c in session.scalars(select(Committee).where(Committee.id.in_(scope.committees)))}
         r = r.withheld(names)
-    return engine, config, r
+    return r
+
+
+def _export(kind: str, make_body: Callable[[Engine, Config, Report, str], bytes]) -> tuple[bytes, Report]:
+    """An export, made once per reader, street and cut-off and kept (a past cut-off never changes:
+    ten people asking at 8 a.m. cost one rendering), recorded in the audit trail."""
+    engine, config, street, cutoff = _requested()
+    who = access.actor()
+    frozen = cutoff < dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    key = (kind, street, cutoff.isoformat(), who.person_scope(street).key, who.label)
+
+    def build() -> tuple[bytes, Report]:
+        rep = _report(engine, config, street, cutoff)
+        return make_body(engine, config, rep, who.display or who.name), rep
+
+    body, r = current_app.config["OPSMAP_CACHE"].get(key, EXPORT_KEEP_S if frozen else 30, build)
+    access.record(f"export.{kind}", f"{kind}:{street}:{r.day}", cutoff=cutoff.isoformat())
+    return body, r
 
 
 @routes.get("/briefing")
 def page() -> Response:
     """The briefing on screen, with a date/cut-off form and the PDF and workbook downloads."""
-    engine, config, r = _request_report()
+    engine, config, street, cutoff = _requested()
+    r = _report(engine, config, street, cutoff)
     params = f"street={r.street['id']}&date={r.day}&cutoff={r.cutoff.astimezone(rules.SHANGHAI):%H:%M}"
     toolbar = (f'<form class="toolbar" method="get"><input type="hidden" name="street" value="{r.street["id"]}">'
                f'<label>日期 <input type="date" name="date" value="{r.day}"></label>'
@@ -310,16 +348,14 @@ def page() -> Response:
 
 @routes.get("/briefing.pdf")
 def pdf_download() -> Response:
-    engine, config, r = _request_report()
-    access.record("export.pdf", f"briefing:{r.street['id']}:{r.day}", cutoff=r.cutoff.isoformat())
-    return _attachment(pdf(engine, config, r), "application/pdf", f"briefing-{r.street['id']}-{r.day}.pdf")
+    body, r = _export("pdf", lambda engine, config, rep, who: pdf(engine, config, rep, who))
+    return _attachment(body, "application/pdf", f"briefing-{r.street['id']}-{r.day}.pdf")
 
 
 @routes.get("/briefing.xlsx")
 def xlsx_download() -> Response:
-    _, _, r = _request_report()
-    access.record("export.xlsx", f"tables:{r.street['id']}:{r.day}", cutoff=r.cutoff.isoformat())
-    return _attachment(workbook(r), "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    body, r = _export("xlsx", lambda engine, config, rep, who: workbook(rep, who))
+    return _attachment(body, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
                        f"tables-{r.street['id']}-{r.day}.xlsx")
 
 

@@ -133,14 +133,15 @@ def submit(engine: Engine, client: redis.Redis, config: Config, action_id: str, 
         return Result(False, "; ".join(map(str, missing)), errors=tuple(missing))
     raw = build(action, entity_id, form, officer.strip(), dt.datetime.now(dt.UTC))
     try:
-        ev = events.validate(action.stream, raw, Hasher.from_config(config))
+        ev = events.validate(action.stream, raw, Hasher.from_config(config),
+                             dt.timedelta(minutes=config.max_future_minutes))
     except EventError as exc:
         return Result(False, str(exc), errors=tuple(exc.errors))
     problem = ingest.dry_run(engine, config, ev)
     if problem is not None:
         field, _, text = problem.partition(": ")
         return Result(False, problem, ev.event_id, errors=(events.FieldError(field, text),))
-    entry_id = streams.append(client, action.stream, [streams.to_json(raw)], reply=True)[0]
+    entry_id = streams.append(client, action.stream, [events.sealed(ev)], reply=True, sealed=True)[0]
     outcome = streams.wait_reply(client, action.stream, entry_id, wait_s)
     if outcome is None:
         return Result(True, "已提交，等待入库", ev.event_id, pending=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from data.privacy import Hasher, id_problem, mask_id, mask_phone, phone_problem
+from data.privacy import Hasher, id_problem, mask_id, mask_phone, normalise_id, normalise_phone, phone_problem, scrub
 
 PREFIX = "opsmap:"
 STREAMS = ("checkins", "workorders", "cases", "health", "facilities", "work", "observations")
@@ -68,6 +69,15 @@ def _text(max_len: int) -> Callable[[Any], str]:
     return check
 
 
+def _free(max_len: int) -> Callable[[Any], str]:
+    """Free text a person typed: bounded, and any ID-like or mobile-like number in it masked."""
+    bounded = _text(max_len)
+
+    def check(v: Any) -> str:
+        return scrub(bounded(v))
+    return check
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         if v not in options:
@@ -108,10 +118,12 @@ class Spec:
 
 
 def _personal(kind: str) -> Callable[[Any], str]:
-    """Marker kinds: validated in ``validate`` where the hasher is at hand."""
+    """Marker kinds: normalised (one person, one hash) and checked here, hashed in ``validate``
+    where the hasher is at hand."""
     def check(v: Any) -> str:
-        if not isinstance(v, str):
-            raise ValueError("must be a string")
+        if not isinstance(v, str) or len(v) > 64:
+            raise ValueError("must be a string (at most 64 characters)")
+        v = normalise_id(v) if kind == "id" else normalise_phone(v)
         problem = id_problem(v) if kind == "id" else phone_problem(v)
         if problem:
             raise ValueError(problem)
@@ -149,37 +161,37 @@ SPECS: dict[str, dict[str, Spec]] = {
         "gate_id": Spec(_text(32)), "direction": Spec(_choice("in", "out")), "person_id": Spec(ID),
         "phone": Spec(PHONE, False),
         "category": Spec(_choice("resident", "returnee", "visitor", "courier", "staff")),
-        "temperature": Spec(_number(30, 45)), "origin": Spec(_text(64), False),
+        "temperature": Spec(_number(30, 45)), "origin": Spec(_free(64), False),
         "health_code": Spec(_choice("green", "yellow", "red"), False),
     },
     "workorders": {
         "order_id": Spec(_text(64)), "action": Spec(_choice(*WORK_ORDER_ACTIONS)),
         "category": Spec(_choice(*WORK_ORDER_CATEGORIES), False), "priority": Spec(_choice("urgent", "normal"), False),
-        "address": Spec(_text(128), False), "lat": Spec(LAT, False), "lng": Spec(LNG, False),
-        "description": Spec(_text(2000), False), "committee_id": Spec(_text(24), False),
-        "assignee": Spec(_text(64), False), "note": Spec(_text(2000), False),
+        "address": Spec(_free(128), False), "lat": Spec(LAT, False), "lng": Spec(LNG, False),
+        "description": Spec(_free(2000), False), "committee_id": Spec(_text(24), False),
+        "assignee": Spec(_free(64), False), "note": Spec(_free(2000), False),
     },
     "cases": {
         "person_id": Spec(ID), "category": Spec(_choice(*CASE_CATEGORIES)), "compound_id": Spec(_text(24), False),
-        "address": Spec(_text(128), False), "lat": Spec(LAT, False), "lng": Spec(LNG, False),
-        "source": Spec(_text(64), False),
+        "address": Spec(_free(128), False), "lat": Spec(LAT, False), "lng": Spec(LNG, False),
+        "source": Spec(_free(64), False),
     },
     "health": {
         "person_id": Spec(ID, False), "observation_id": Spec(OBSERVATION_ID, False),
-        "temperature": Spec(_number(30, 45)), "symptoms": Spec(_text(256), False), "reporter": Spec(_text(64), False),
+        "temperature": Spec(_number(30, 45)), "symptoms": Spec(_free(256), False), "reporter": Spec(_free(64), False),
     },
     "observations": {
         "observation_id": Spec(OBSERVATION_ID), "action": Spec(_choice(*OBSERVATION_ACTIONS)),
         "days": Spec(_number(1, 14, integer=True), False), "reason": Spec(_choice(*END_REASONS), False),
-        "reporter": Spec(_text(64)), "note": Spec(_text(2000), False),
+        "reporter": Spec(_free(64)), "note": Spec(_free(2000), False),
     },
     "facilities": {
         "facility_id": Spec(_text(32)), "status": Spec(_choice("open", "closed", "restricted", "unverified")),
-        "guards_on_duty": Spec(_number(0, 50, integer=True), False), "reporter": Spec(_text(64)),
+        "guards_on_duty": Spec(_number(0, 50, integer=True), False), "reporter": Spec(_free(64)),
     },
     "work": {
         "task": Spec(_choice(*WORK_TASKS)), "target_id": Spec(_text(32)),
-        "count": Spec(_number(0, 1_000_000, integer=True)), "reporter": Spec(_text(64)),
+        "count": Spec(_number(0, 1_000_000, integer=True)), "reporter": Spec(_free(64)),
     },
 }
 COMMON = {"event_id": Spec(_text(64)), "ts": Spec(parse_ts)}
@@ -224,17 +236,44 @@ def decode(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def validate(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Hasher) -> Event:
-    """A validated Event, or EventError listing every bad field; raw personal numbers never leave."""
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+_MASKED = re.compile(r"^[0-9]{3,4}\*{4,10}[0-9]{3}[0-9X]$")
+
+
+def _sealed(obj: Mapping[str, Any], name: str) -> tuple[str, str] | None:
+    """A personal field given already hashed and masked (``<name>_hash``, ``<name>_masked``: the
+    form the HTTP intake appends, so no raw number rests in a stream); None when absent."""
+    digest, masked = obj.get(f"{name}_hash"), obj.get(f"{name}_masked")
+    if digest is None and masked is None:
+        return None
+    if not (isinstance(digest, str) and _HASH.match(digest) and isinstance(masked, str) and _MASKED.match(masked)):
+        raise ValueError(f"{name}_hash must be 64 hex digits and {name}_masked a masked number")
+    return digest, masked
+
+
+def validate(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Hasher,
+             future: dt.timedelta | None = None) -> Event:
+    """A validated Event, or EventError listing every bad field; raw personal numbers never leave.
+    With ``future``, an event stamped more than that ahead of now is refused (a clock gone wrong
+    would otherwise pin a state for good); the past is always accepted, so history replays."""
     if stream not in SPECS:
         raise EventError([FieldError("stream", f"unknown stream {stream!r}; one of {', '.join(STREAMS)}")])
     obj = decode(raw)
     specs = {**COMMON, **SPECS[stream]}
-    errors = [FieldError(str(k)[:40], "unknown field") for k in obj if k not in specs]
+    personal = [n for n, spec in specs.items() if getattr(spec.check, "personal", None)]
+    sealed_names = {f"{n}_{part}" for n in personal for part in ("hash", "masked")}
+    errors = [FieldError(str(k)[:40], "unknown field") for k in obj if k not in specs and k not in sealed_names]
     data: dict[str, Any] = {}
     for name, spec in specs.items():
         if name not in obj or obj[name] is None:
-            if spec.required:
+            try:
+                sealed = _sealed(obj, name) if name in personal else None
+            except ValueError as exc:
+                errors.append(FieldError(name, str(exc)))
+                continue
+            if sealed is not None:
+                data[f"{name}_hash"], data[f"{name}_masked"] = sealed
+            elif spec.required:
                 errors.append(FieldError(name, "required"))
             continue
         try:
@@ -249,10 +288,19 @@ def validate(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Hasher) 
         else:
             data[name] = value
     errors += _cross_checks(stream, data)
+    if future is not None and "ts" in data and data["ts"] > dt.datetime.now(dt.UTC) + future:
+        errors.append(FieldError("ts", f"more than {future.total_seconds() / 60:g} minutes in the future "
+                                       "(check the producer's clock)"))
     if errors:
         raise EventError(errors)
     event_id, ts = data.pop("event_id"), data.pop("ts")
     return Event(stream, event_id, ts, data)
+
+
+def sealed(ev: Event) -> str:
+    """The event as the HTTP intake appends it: valid by the same contract, personal numbers as
+    their hash and mask only (``validate`` reads it back to the same Event)."""
+    return json.dumps({"event_id": ev.event_id, "ts": ev.ts.isoformat(), **ev.data}, ensure_ascii=False)
 
 
 def redact(raw: bytes | str | Mapping[str, Any]) -> str:
@@ -261,25 +309,9 @@ def redact(raw: bytes | str | Mapping[str, Any]) -> str:
         obj = decode(raw)
     except EventError:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-        return json.dumps({"unparsed": _mask_digits(text[:2000])}, ensure_ascii=False)
+        return json.dumps({"unparsed": scrub(text[:2000])}, ensure_ascii=False)
     for name in ("person_id", "phone"):
         if isinstance(obj.get(name), str):
-            obj[name] = mask_id(obj[name]) if name == "person_id" else mask_phone(obj[name])
-    return _mask_digits(json.dumps(obj, ensure_ascii=False, default=str))
-
-
-def _mask_digits(text: str) -> str:
-    """Mask any run of 11+ digits (an ID or phone number in an unexpected place)."""
-    out, run = [], []
-    for ch in text + "\0":
-        if ch.isdigit() or (ch in "Xx" and len(run) == 17):
-            run.append(ch)
-            continue
-        if len(run) >= 11:
-            out.append("".join(run[:3]) + "*" * (len(run) - 7) + "".join(run[-4:]))
-        else:
-            out.extend(run)
-        run = []
-        out.append(ch)
-    return "".join(out[:-1])
-
+            value = normalise_id(obj[name]) if name == "person_id" else normalise_phone(obj[name])
+            obj[name] = mask_id(value) if name == "person_id" else mask_phone(value)
+    return scrub(json.dumps(obj, ensure_ascii=False, default=str))

@@ -517,6 +517,7 @@ class Outcome:
     dead: list[tuple[str, str, str, str]] = field(default_factory=list)  # key, entry id, redacted, reason
     retry: list[tuple[str, str]] = field(default_factory=list)
     wants_reply: set[tuple[str, str]] = field(default_factory=set)  # key, entry id
+    raw: set[tuple[str, str]] = field(default_factory=set)  # entries not sealed: deleted when acknowledged
 
 
 class Worker:
@@ -526,6 +527,7 @@ class Worker:
         self.engine, self.client, self.config = engine, client, config
         self.sessions = session_factory(engine, write=True)
         self.hasher = Hasher.from_config(config)
+        self.future = dt.timedelta(minutes=config.max_future_minutes)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self._last_claim = 0.0
         self._last_sweep = 0.0
@@ -575,9 +577,11 @@ class Worker:
         for key, entry_id, fields in entries:
             if fields.get(b"reply"):
                 out.wants_reply.add((key, entry_id))
+            if not fields.get(b"sealed"):
+                out.raw.add((key, entry_id))
             raw = fields.get(b"event", b"")
             try:
-                ev = validate(key.removeprefix("opsmap:"), raw, self.hasher)
+                ev = validate(key.removeprefix("opsmap:"), raw, self.hasher, self.future)
             except EventError as exc:
                 out.dead.append((key, entry_id, redact(raw), str(exc)))
                 continue
@@ -681,6 +685,7 @@ class Worker:
             streams.dead_letter(plan, key, entry_id, redacted, reason)
         for key, ids in acks.items():
             plan.ack(key, streams.GROUP, ids)
+            plan.delete(key, [i for i in ids if (key, i) in out.raw])
         self._replies(plan, out)
         if acks or out.effects:
             urgent = [{k: i[k] for k in ("ts", "text", "public", "street", "committee", "lng", "lat") if k in i}

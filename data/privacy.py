@@ -13,6 +13,7 @@ import hmac
 import os
 import re
 import secrets
+import unicodedata
 from datetime import date
 from pathlib import Path
 
@@ -22,6 +23,39 @@ _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _ID = re.compile(r"^\d{17}[\dX]$")
 _PHONE = re.compile(r"^1[3-9]\d{9}$")
+
+
+def normalise_id(value: str) -> str:
+    """One way to write an ID number, so one person gets one hash: full-width characters made
+    ASCII (NFKC), spaces and surrounding whitespace dropped, a lower-case check x made X."""
+    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
+
+
+def normalise_phone(value: str) -> str:
+    """One way to write a mobile number: ASCII digits (NFKC), no spaces or dashes, no +86/0086 prefix."""
+    digits = re.sub(r"[\s\-()]", "", unicodedata.normalize("NFKC", value))
+    return re.sub(r"^(\+86|0086)", "", digits)
+
+
+#: a run that may be an ID or mobile number in free text: 11 to 18 digits (a final X), with the
+#: single spaces or dashes people type between groups; full-width digits are made ASCII first
+_NUMBER_RUN = re.compile(r"(?<![\dA-Za-z])\d(?:[ \-]?\d){10,16}(?:[ \-]?[\dXx])?(?![\dA-Za-z])")
+
+
+_FULL_WIDTH = str.maketrans("０１２３４５６７８９Ｘｘ", "0123456789Xx")
+
+
+def scrub(text: str) -> str:
+    """Free text with every ID-like or mobile-like number masked (first 3, last 4 kept), before
+    it is stored, shown, exported or dead-lettered: people type numbers into descriptions.
+    Full-width digits count as digits; the rest of the text is left as typed."""
+    text = text.translate(_FULL_WIDTH)
+
+    def masked(m: re.Match[str]) -> str:
+        digits = re.sub(r"[ \-]", "", m.group(0))
+        return digits[:3] + "*" * (len(digits) - 7) + digits[-4:]
+
+    return _NUMBER_RUN.sub(masked, text)
 
 
 def id_problem(value: str) -> str | None:
@@ -75,7 +109,10 @@ class Hasher:
 
     @classmethod
     def from_config(cls, config: Config) -> Hasher:
-        """The configured key, or one generated on first run in ``var/hmac.key`` (mode 600)."""
+        """The key of OPSMAP_HMAC_KEY_FILE or OPSMAP_HMAC_KEY, or one generated on first run in
+        ``var/hmac.key`` (mode 600)."""
+        if config.hmac_key_file:
+            return cls(Path(config.hmac_key_file).read_text().strip().encode())
         return cls((config.hmac_key or secret_file(config.var_path / "hmac.key")).encode())
 
 

@@ -102,6 +102,23 @@ SETTINGS: tuple[Setting, ...] = (
             "`viewer:<street>`, `officer:<committee id>`; a person with none is refused."),
     Setting("OPSMAP_AUDIT_RETENTION_DAYS", "365",
             "Days the audit trail is kept; older lines are purged once a day by `opsmap serve`.", float),
+    Setting("OPSMAP_HMAC_KEY_FILE", "",
+            "File holding the HMAC key (instead of OPSMAP_HMAC_KEY, so the key never shows in a process list "
+            "or an environment dump)."),
+    Setting("OPSMAP_MAX_FUTURE_MINUTES", "10",
+            "An event stamped more than this many minutes ahead of now is refused, with the reason "
+            "(past times are always accepted: history can be replayed).", float),
+    Setting("OPSMAP_PII_RETENTION_DAYS", "28",
+            "Person-level rows (gate check-ins, health check-ins, returnee registrations) older than this are "
+            "anonymised once a day (counts kept): two 14-day observation periods, the longest a contact "
+            "trace looks back.", float),
+    Setting("OPSMAP_ALLOWED_HOSTS", "",
+            "Host names the app answers to (comma-separated), against DNS rebinding. Empty: localhost, "
+            "127.0.0.1, ::1, OPSMAP_HOST and the host of OPSMAP_PUBLIC_URL."),
+    Setting("OPSMAP_STREAMS_PER_PROCESS", "24",
+            "Change streams (server-sent events) one app process holds open at most; more get 503 with "
+            "Retry-After. Keep it below the process's threads (gunicorn.conf.py: 32).", int),
+    Setting("OPSMAP_STREAMS_PER_SESSION", "4", "Change streams one session holds open at most.", int),
     Setting("OPSMAP_INGEST_BATCH", "500", "Events an ingest worker reads and commits per batch.", int),
     Setting("OPSMAP_INGEST_CLAIM_IDLE_MS", "30000",
             "A pending event idle this long (its worker presumably dead) is claimed by a live worker.", int),

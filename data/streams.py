@@ -73,13 +73,18 @@ def is_cluster(client: Client) -> bool:
     return isinstance(client, redis.RedisCluster)
 
 
-def append(client: redis.Redis, stream: str, events: Iterable[str | bytes], reply: bool = False) -> list[str]:
+def append(client: redis.Redis, stream: str, events: Iterable[str | bytes], reply: bool = False,
+           sealed: bool = False) -> list[str]:
     """XADD each serialised event to ``opsmap:<stream>`` in one round trip; returns entry ids.
 
     With ``reply`` the worker reports each entry's outcome for ``wait_reply`` (officer actions
-    wait for it; bulk producers do not ask, so ingest does no extra work for them)."""
+    wait for it; bulk producers do not ask, so ingest does no extra work for them). ``sealed``
+    marks events already in their hashed form (``events.sealed``): the worker deletes every other
+    entry from its stream when it acknowledges it, so no raw personal number rests in Redis."""
     pipe = client.pipeline(transaction=False)
     fields = {"reply": "1"} if reply else {}
+    if sealed:
+        fields["sealed"] = "1"
     for event in events:
         pipe.xadd(stream_key(stream), {"event": event, **fields})
     return [i.decode() for i in pipe.execute()]
@@ -354,6 +359,12 @@ class Plan:
         step.acks += len(ids)
         for i in range(0, len(ids), _ARGS_PER_OP):
             step.ops.append(["XACK", step.key(key), group, *ids[i:i + _ARGS_PER_OP]])
+
+    def delete(self, key: str, ids: list[str]) -> None:
+        """XDEL entries, in the step of their acknowledgement (an entry is never gone unacknowledged)."""
+        step = self._step(key)
+        for i in range(0, len(ids), _ARGS_PER_OP):
+            step.ops.append(["XDEL", step.key(key), *ids[i:i + _ARGS_PER_OP]])
 
     def run(self, client: Client) -> None:
         for (guard, key), counts in self._counts.items():

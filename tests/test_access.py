@@ -110,7 +110,7 @@ def world(loaded, redis_url, client, tmp_path):
             HomeObservation.compound_id.in_([ca.id, cb.id]), HomeObservation.ended_at.is_(None)))}
     return {"server": server, "engine": engine, "cfg": cfg, "ca": ca, "cb": cb, "gate": gate,
             "obs_a": obs[ca.id], "obs_b": obs[cb.id], "order_b": f"{tag}-B", "commander": commander,
-            "secrets": [mask_id(pa), mask_phone(mobile), mobile, obs[ca.id].address, obs[cb.id].address]}
+            "mobile": mobile, "secrets": [mask_id(pa), mask_phone(mobile), obs[ca.id].address, obs[cb.id].address]}
 
 
 def _officer(world, committee_id: str):
@@ -183,7 +183,7 @@ def test_acc004_an_officer_sees_persons_of_own_committee_and_counts_elsewhere(wo
     other = officer.get(f"/api/v1/entities/observations/{b.id}").get_json()
     assert set(other) == {"id", "compound_id", "active", "day", "days", "checked_in_today"}
     order = officer.get(f"/api/v1/entities/workorders/{world['order_b']}").get_json()
-    assert "description" not in order and world["secrets"][2] not in json.dumps(order, ensure_ascii=False)
+    assert "description" not in order and world["secrets"][1] not in json.dumps(order, ensure_ascii=False)
     with session_factory(world["engine"])() as s:
         viewed = s.scalars(select(AuditEntry).where(AuditEntry.action == "view.person",
                                                     AuditEntry.target == f"observations:{a.id}")).all()
@@ -281,6 +281,7 @@ def test_acc006_a_paired_screen_receives_no_person_anywhere(world):
     for secret in world["secrets"]:
         assert secret.encode() in full, f"the commander's answers should hold {secret} (else the test proves nothing)"
         assert secret.encode() not in seen, f"a screen received {secret}"
+    assert world["mobile"].encode() not in full + seen  # the raw number typed into a description: masked for all
     assert f"居家观察外出：{world['gate'].name}".encode() in seen  # the banner says what and where
     assert screen.get(f"/api/v1/entities/observations/{world['obs_a'].id}").status_code == 403
     assert screen.get("/").status_code == 302 and screen.get("/officer").headers["Location"] == "/screen"

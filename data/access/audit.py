@@ -8,18 +8,14 @@ updates or deletes a line but the retention purge (OPSMAP_AUDIT_RETENTION_DAYS).
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import threading
 from typing import Any
 
 from sqlalchemy import Engine, delete, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from data.access.models import AuditEntry
 from data.store import session_factory, transaction
 
 TARGET_MAX = 160
-log = logging.getLogger(__name__)
 
 
 def record(engine: Engine, actor: str, action: str, target: str | None = None, ok: bool = True,
@@ -50,20 +46,6 @@ def purge(engine: Engine, retention_days: float) -> int:
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=retention_days)
     with transaction(engine) as session:
         return session.execute(delete(AuditEntry).where(AuditEntry.ts < cutoff)).rowcount or 0
-
-
-def keep_trimmed(engine: Engine, retention_days: float, stop: threading.Event, every_s: float = 86_400) -> None:
-    """Purge now and then once a period until ``stop`` (``opsmap serve`` runs it in a thread)."""
-    while True:
-        try:
-            purged = purge(engine, retention_days)
-        except SQLAlchemyError as exc:  # the database is away: try again next period
-            log.warning("audit purge failed: %s", type(exc).__name__)
-        else:
-            if purged:
-                log.info("audit trail: %d lines older than %g days purged", purged, retention_days)
-        if stop.wait(every_s):
-            return
 
 
 def line(entry: AuditEntry) -> str:
