@@ -523,6 +523,10 @@ class Outcome:
 class Worker:
     """One ingest consumer in the ``opsmap-ingest`` group."""
 
+    #: after deleting raw entries, have Redis rewrite its append-only file at most this often, so
+    #: the raw numbers leave the disk too (the file otherwise keeps every XADD until it grows)
+    compact_every_s = 600.0
+
     def __init__(self, engine: Engine, client: redis.Redis, config: Config, consumer: str | None = None) -> None:
         self.engine, self.client, self.config = engine, client, config
         self.sessions = session_factory(engine, write=True)
@@ -531,6 +535,8 @@ class Worker:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self._last_claim = 0.0
         self._last_sweep = 0.0
+        self._last_compact = time.monotonic()
+        self._raw_deleted = False
         self._gate_cache: dict[str, GateInfo] = {}
         streams.ensure_group(client)
 
@@ -565,7 +571,20 @@ class Worker:
         if now - self._last_sweep > 60:
             self._last_sweep = now
             self.sweep_missed_checkins(dt.datetime.now(dt.UTC))
+        if self._raw_deleted and now - self._last_compact >= self.compact_every_s:
+            self._compact()
         return len(entries)
+
+    def _compact(self) -> None:
+        """BGREWRITEAOF where Redis keeps an append-only file (the embedded one does): the rewritten
+        file holds the data as it is, without the raw entries deleted since. Where the server will
+        not say or not do it (a managed Redis, a cluster), that is its operator's retention."""
+        self._last_compact, self._raw_deleted = time.monotonic(), False
+        try:
+            if not streams.is_cluster(self.client) and self.client.info("persistence").get("aof_enabled"):
+                self.client.bgrewriteaof()
+        except redis.ResponseError as exc:  # refused (ACL, a rewrite already running): next time
+            log.info("append-only rewrite not done: %s", exc)
 
     # --- one batch --------------------------------------------------------------------------------
 
@@ -685,7 +704,9 @@ class Worker:
             streams.dead_letter(plan, key, entry_id, redacted, reason)
         for key, ids in acks.items():
             plan.ack(key, streams.GROUP, ids)
-            plan.delete(key, [i for i in ids if (key, i) in out.raw])
+            raw = [i for i in ids if (key, i) in out.raw]
+            plan.delete(key, raw)
+            self._raw_deleted |= bool(raw)
         self._replies(plan, out)
         if acks or out.effects:
             urgent = [{k: i[k] for k in ("ts", "text", "public", "street", "committee", "lng", "lat") if k in i}

@@ -410,8 +410,10 @@ def chromium():
 @pytest.fixture
 def browser(chromium, app_url):
     """A fresh browser context per test, signed in as the tester (a commander), closed after it:
-    every open page holds an SSE connection, and Chromium allows only six HTTP/1.1 connections per host."""
-    context = chromium.new_context()
+    every open page holds an SSE connection, and Chromium allows only six HTTP/1.1 connections per host.
+    It bypasses the Content-Security-Policy, which forbids the string evaluation Playwright's
+    ``wait_for_function`` uses; the access tests (tests/test_access_browser.py) run the pages under it."""
+    context = chromium.new_context(bypass_csp=True)  # Playwright's wait_for_function evaluates strings
     sign_in(context, app_url)
     yield _Pages(context)
     context.close()

@@ -26,16 +26,22 @@ PHONE = {"width": 360, "height": 800}
 
 @pytest.fixture
 def stranger(chromium):
-    """New browsers that have never signed in (each its own cookie jar), closed after the test."""
+    """New browsers that have never signed in (each its own cookie jar, the Content-Security-Policy
+    in force), closed after the test, which fails if a page broke the policy."""
     made = []
 
+    problems: list[str] = []
+
     def page(viewport: dict[str, int]):
-        made.append(chromium.new_context(viewport=viewport))
-        return made[-1].new_page()
+        made.append(chromium.new_context(viewport=viewport))  # the Content-Security-Policy applies
+        opened = made[-1].new_page()
+        opened.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+        return opened
 
     yield page
     for context in made:
         context.close()
+    assert problems == [], "the pages broke their own Content-Security-Policy"
 
 
 def _follow_link(page, link: str) -> None:
@@ -216,7 +222,7 @@ def test_accb004_a_paired_screen_shows_no_person(app_url, app_var, stranger, art
             and r.request.method in ("GET", "POST") and r.status == 200 else None)
     _follow_link(page, pairing)
     page.wait_for_url(f"{app_url}/screen")
-    page.wait_for_function("document.querySelectorAll('.opsmap-gates').length >= 400", timeout=30_000)
+    page.locator(".opsmap-gates").nth(399).wait_for(state="attached", timeout=30_000)
     mine, _ = _two_committees(app_var)
     tag = int(time.time()) % 100_000
     home, mobile = f"{mine[1]}{tag}号楼303室", phone(60_000_000 + tag)

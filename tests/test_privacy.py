@@ -354,6 +354,41 @@ def test_pii011_after_a_thousand_scans_no_raw_number_rests_anywhere(app_url, app
     with open_url(f"{app_url}/api/v1/feed?n=500") as resp:
         shown += resp.read()
     assert f"pii011-{tag}".encode() in shown  # the order is in the exports and the feed …
+    assert "导出人".encode() in shown and "测试指挥".encode() in shown  # the PDF says who exported it
     secrets = [ids[0], ids[500], ids[999], phones[0], phones[999], typed]
     assert _scan_at_rest(app_var, secrets) == []  # … and no raw number is in any of them, or at rest
     assert [s for s in secrets if s.encode() in shown] == []
+
+
+def test_pii012_the_hmac_key_can_come_from_a_file(tmp_path):
+    key = tmp_path / "key"
+    key.write_text("a-key-from-a-file-0123456789\n")
+    from_file = Hasher.from_config(load(environ={"OPSMAP_HMAC_KEY_FILE": str(key), "OPSMAP_VAR_DIR": str(tmp_path)}))
+    inline = Hasher.from_config(load(environ={"OPSMAP_HMAC_KEY": "a-key-from-a-file-0123456789"}))
+    assert from_file("x") == inline("x") and not (tmp_path / "hmac.key").exists()
+
+
+def test_pii013_a_raw_entry_leaves_the_embedded_redis_files_too(loaded, tmp_path, config):
+    from data.redis_server import EmbeddedRedis
+
+    engine, data = loaded
+    server = EmbeddedRedis(tmp_path / "redis")
+    client = redis.Redis.from_url(server.start())
+    try:
+        pid = person_id(131, "19510101")
+        streams.append(client, "checkins", [json.dumps({
+            "event_id": f"pii013-{uuid.uuid4().hex}", "ts": _now(), "gate_id": data.gates[2].id, "direction": "in",
+            "person_id": pid, "category": "resident", "temperature": 36.5})])
+        worker = Worker(engine, client, config, consumer="pii013")
+        worker.compact_every_s = 0  # at once, for the test (the default is every ten minutes)
+        aof = tmp_path / "redis" / "appendonly.aof"
+        assert pid.encode() in aof.read_bytes()  # a producer wrote it raw
+        drain(worker, client)
+        worker.step(block_ms=10)  # the step after the deletion asks for the rewrite
+        deadline = time.monotonic() + 20
+        while client.info("persistence")["aof_rewrite_in_progress"] or pid.encode() in aof.read_bytes():
+            assert time.monotonic() < deadline, "the append-only file still holds the raw number"
+            time.sleep(0.1)
+        assert client.xlen("opsmap:checkins") == 0
+    finally:
+        server.stop()
