@@ -81,7 +81,8 @@ def sign_up(db: Path, street: str) -> None:
     engine = make_engine(f"sqlite:///{db}")
     account = accounts.add_user(engine, "bench", [Role("commander", street)])
     opened = accounts.open_session(engine, dt.timedelta(hours=2), account_id=account.id)
-    AUTH.update(session=opened.secret, csrf=opened.csrf, token=devices.create_token(engine, "bench", list(STREAMS)))
+    AUTH.update(session=opened.secret, csrf=opened.csrf, token=devices.create_token(engine, "bench", list(STREAMS)),
+                db=str(db), account=str(account.id))
 
 
 def signed(url: str, **headers: str) -> urllib.request.Request:
@@ -92,9 +93,14 @@ def signed(url: str, **headers: str) -> urllib.request.Request:
 
 
 def new_context(browser: object) -> object:
+    """A browser signed in with a session of its own (a session holds at most 4 change streams)."""
+    from data.access import accounts
+
+    opened = accounts.open_session(make_engine(f"sqlite:///{AUTH['db']}"), dt.timedelta(hours=2),
+                                   account_id=int(AUTH["account"]))
     context = browser.new_context(viewport={"width": 1920, "height": 1080})  # type: ignore[attr-defined]
-    context.add_cookies([{"name": "opsmap_session", "value": AUTH["session"], "domain": "127.0.0.1", "path": "/"},
-                         {"name": "_csrf_token", "value": AUTH["csrf"], "domain": "127.0.0.1", "path": "/"}])
+    context.add_cookies([{"name": "opsmap_session", "value": opened.secret, "domain": "127.0.0.1", "path": "/"},
+                         {"name": "_csrf_token", "value": opened.csrf, "domain": "127.0.0.1", "path": "/"}])
     return context
 
 

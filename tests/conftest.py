@@ -194,6 +194,13 @@ def loaded(request: pytest.FixtureRequest,
         yield engine, load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)
 
 
+def file_bytes(path: Path | str) -> bytes:
+    """A file's bytes read by another process. Why: a live SQLite database must never be opened
+    with plain file I/O by a process that holds connections to it — closing that descriptor drops
+    the process's POSIX locks on the file, and the next writer from another process corrupts it."""
+    return subprocess.run(["cat", str(path)], capture_output=True, check=True, timeout=60).stdout
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket() as s:
@@ -377,7 +384,8 @@ def _tester(engine: Engine) -> dict[str, str]:
     account = accounts.add_user(engine, "tester", [Role("admin"), Role("commander", "S194")], "测试指挥")
     opened = accounts.open_session(engine, dt.timedelta(hours=6), account_id=account.id)
     token = devices.create_token(engine, "tester", list(STREAMS))
-    return {"session": opened.secret, "csrf": opened.csrf, "token": token}
+    return {"session": opened.secret, "csrf": opened.csrf, "token": token, "account_id": str(account.id),
+            "db": str(engine.url)}
 
 
 def open_url(target: str | urllib.request.Request, timeout: float = 10):
@@ -389,12 +397,18 @@ def open_url(target: str | urllib.request.Request, timeout: float = 10):
     return urllib.request.urlopen(req, timeout=timeout)
 
 
-def sign_in(context, url: str, session: str | None = None, csrf: str | None = None) -> None:
-    """Give a browser context a session (the tester's unless given), as a sign-in would."""
+def sign_in(context, url: str) -> None:
+    """Give a browser context a session of its own as the tester, as a sign-in would (each browser
+    its own session: a session may hold only OPSMAP_STREAMS_PER_SESSION change streams)."""
+    import datetime as dt
+
+    from data.access import accounts
+
+    opened = accounts.open_session(make_engine(AUTH["db"]), dt.timedelta(hours=6), account_id=int(AUTH["account_id"]))
     host = url.split("//", 1)[1].split(":")[0]
-    context.add_cookies([{"name": "opsmap_session", "value": session or AUTH["session"], "domain": host,
-                          "path": "/", "httpOnly": True},
-                         {"name": "_csrf_token", "value": csrf or AUTH["csrf"], "domain": host, "path": "/"}])
+    context.add_cookies([{"name": "opsmap_session", "value": opened.secret, "domain": host, "path": "/",
+                          "httpOnly": True},
+                         {"name": "_csrf_token", "value": opened.csrf, "domain": host, "path": "/"}])
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import redis
@@ -37,7 +36,7 @@ from data.models import (
 )
 from data.settings import PROJECT_ROOT, load
 from data.store import session_factory
-from tests.conftest import person_id, phone
+from tests.conftest import file_bytes, person_id, phone
 
 TS = dt.datetime(2022, 4, 10, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
 KEY = "test-hmac-key-0123456789abcdef"
@@ -365,7 +364,7 @@ def test_ing014_no_raw_personal_number_in_database_logs_or_dead_letters(loaded, 
     drain(worker, client)
     engine.dispose()  # flush the WAL into the file
     path = engine.url.database
-    blob = b"".join(Path(p).read_bytes() for p in (path, path + "-wal") if os.path.exists(p))
+    blob = b"".join(file_bytes(p) for p in (path, path + "-wal") if os.path.exists(p))
     dead = json.dumps(list(iter_dead(client)), ensure_ascii=False)
     logs = caplog.text
     for raw in raw_ids + raw_phones:

@@ -45,7 +45,7 @@ from data.privacy import Hasher, mask_phone, normalise_id, scrub
 from data.retention import GONE, anonymise
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
-from tests.conftest import free_port, person_id, phone, signed_in, wait_healthy
+from tests.conftest import file_bytes, free_port, person_id, phone, signed_in, wait_healthy
 from tests.test_ingest import KEY, count, drain
 
 STREET = "S194"
@@ -312,7 +312,7 @@ def _scan_at_rest(app_var, secrets: list[str]) -> list[str]:
     found = []
     for path in app_var.rglob("*"):
         if path.is_file():
-            data = path.read_bytes()
+            data = file_bytes(path)  # not opened here: the test process holds connections to the database
             found += [f"{path.name}:{s}" for s in secrets if s.encode() in data]
     info = json.loads((app_var / "redis" / "server.json").read_text())
     r = redis.Redis.from_url(info["url"])
