@@ -151,14 +151,16 @@ def blueprint(server: Flask, config: Config, redis_url: str | None) -> Blueprint
         response.headers["Retry-After"] = str(exc.limit.limit.get_expiry())
         return response
 
-    @routes.get("/signin/link/<secret>")
-    def link_page(secret: str) -> Response:
-        """A one-time link asks for a click, so a link preview cannot spend it."""
+    def confirm(title: str, text: str, button: str) -> Response:
+        """A one-time link's page: it asks for a press, so a link preview cannot spend the link."""
         value, new = _form_token()
         body = (f'<form method="post"><input type="hidden" name="form" value="{escape(value)}">'
-                f'<p>{escape(tr("此链接只能使用一次。", lang))}</p>'
-                f'<button type="submit">{escape(tr("登录", lang))}</button></form>')
-        return _with_form_cookie(page(tr("opsmap 登录", lang), body), new)
+                f'<p>{escape(tr(text, lang))}</p><button type="submit">{escape(tr(button, lang))}</button></form>')
+        return _with_form_cookie(page(tr(title, lang), body), new)
+
+    @routes.get("/signin/link/<secret>")
+    def link_page(secret: str) -> Response:
+        return confirm("opsmap 登录", "此链接只能使用一次。", "登录")
 
     @routes.post("/signin/link/<secret>")
     @limiter.limit(lambda: config.signin_limit_address, key_func=_address_key, deduct_when=_failed)
@@ -214,11 +216,7 @@ def blueprint(server: Flask, config: Config, redis_url: str | None) -> Blueprint
 
     @routes.get("/screen/pair/<code>")
     def pair_page(code: str) -> Response:
-        value, new = _form_token()
-        body = (f'<form method="post"><input type="hidden" name="form" value="{escape(value)}">'
-                f'<p>{escape(tr("将本设备配对为指挥中心大屏。", lang))}</p>'
-                f'<button type="submit">{escape(tr("配对", lang))}</button></form>')
-        return _with_form_cookie(page(tr("大屏配对", lang), body), new)
+        return confirm("大屏配对", "将本设备配对为指挥中心大屏。", "配对")
 
     @routes.post("/screen/pair/<code>")
     @limiter.limit(lambda: config.signin_limit_address, key_func=_address_key, deduct_when=_failed)
