@@ -83,7 +83,7 @@ def _refuse(status: int, message: str, page: bool) -> Response:
     return response
 
 
-def _same_origin() -> bool:
+def same_origin() -> bool:
     """An Origin (or, lacking one, a Referer) naming another host is a cross-site request."""
     source = request.headers.get("Origin") or request.headers.get("Referer")
     if not source:
@@ -94,7 +94,7 @@ def _same_origin() -> bool:
 def csrf_ok(who: Actor) -> bool:
     """The request carries the session's CSRF token (header or form field) and comes from this origin."""
     sent = request.headers.get(CSRF_HEADER) or request.form.get("csrf", "")
-    return bool(who.csrf) and hmac.compare_digest(sent, who.csrf) and _same_origin()
+    return bool(who.csrf) and hmac.compare_digest(sent, who.csrf) and same_origin()
 
 
 def _bearer(session_factory: object) -> Actor | None:
@@ -105,7 +105,7 @@ def _bearer(session_factory: object) -> Actor | None:
         return devices.actor_of_token(session, header.removeprefix("Bearer ").strip())
 
 
-def _session_actor(session_factory: object) -> Actor | None:
+def session_actor(session_factory: object) -> Actor | None:
     secret = request.cookies.get(SESSION_COOKIE)
     if not secret:
         return None
@@ -135,7 +135,7 @@ def guard() -> Response | None:
                 return _refuse(403, f"token {who.name!r} may not post to stream {stream!r}", False)
             g.opsmap_actor = who
             return None
-        who = _session_actor(sessions)
+        who = session_actor(sessions)
     except SQLAlchemyError:
         return _refuse(503, "the database cannot be reached: sign-in is unavailable", page_of(path) is not None)
     page = page_of(path)
@@ -234,7 +234,8 @@ def cookie_secure(config: Config) -> bool:
 
 
 def set_session_cookies(response: Response, opened: accounts.Opened) -> Response:
-    """The session cookie (HttpOnly) and its CSRF cookie (readable by dash-renderer), both SameSite=Lax."""
+    """The session cookie (HttpOnly, SameSite=Lax: a link from elsewhere arrives signed in) and its
+    CSRF cookie (readable by dash-renderer, SameSite=Strict: never sent by another site)."""
     config = _config()
     secure = cookie_secure(config)
     max_age = int((opened.expires_at - dt.datetime.now(dt.UTC)).total_seconds())

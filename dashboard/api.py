@@ -188,11 +188,11 @@ def layer_features(layer_id: str) -> Response:
                               request.args.get("committee") or None)
     past = _is_past(query.at)
     params = (layer_id, query.street_id, query.committee_id, query.at.isoformat() if past else "live")
-    who = access.actor()
+    who, personal = access.actor(), False
     if hasattr(layer, "public"):  # person-level features: one answer per scope (data.access.policy)
         scope = who.person_scope(street)
-        params += (scope.key,)
-        if scope.any:
+        params, personal = (*params, scope.key), scope.any
+        if personal:
             access.record_layer_view(layer_id, street)
     if hasattr(layer, "grows_by") and not past:
         growth: Growth = current_app.config["OPSMAP_GROWTH"]
@@ -208,13 +208,17 @@ def layer_features(layer_id: str) -> Response:
 
     encoded = cached("layer", params, past, compute, _min_version(), layer.changed_by)
     base = request.args.get("base")
+    response = None
     if base:  # a page that shows version ``base``: only what changed since, when that version is known here
         cache: Cache = current_app.config["OPSMAP_CACHE"]
         patch = cache.get(("patch", base, encoded.etag), 600, lambda: encoded.patch(base))
         if patch is not None:
-            return patch.response(None)
+            response = patch.response(None)
     # a past moment never changes: browsers may keep it; the present is revalidated by its ETag
-    return encoded.response(3600 if past else 0)
+    response = response or encoded.response(3600 if past else 0)
+    if personal:  # persons in it: no copy in any cache (a page patches by version, not by the browser's cache)
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @api.get("/api/v1/entities/<kind>/<entity_id>")

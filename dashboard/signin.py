@@ -79,7 +79,7 @@ def _with_form_cookie(response: Response, new: str) -> Response:
 
 def _form_ok() -> bool:
     sent, kept = request.form.get("form", ""), request.cookies.get(PRE_COOKIE, "")
-    return bool(kept) and hmac.compare_digest(sent, kept) and access._same_origin()
+    return bool(kept) and hmac.compare_digest(sent, kept) and access.same_origin()
 
 
 def _signed_in(account: Any, how: str, target: str) -> Response:
@@ -240,7 +240,7 @@ def blueprint(server: Flask, config: Config, redis_url: str | None) -> Blueprint
 
 def _current() -> Any:
     """The signed-in actor of a route the guard leaves open (the sign-in pages)."""
-    return access._session_actor(current_app.config["OPSMAP_SESSIONS"])
+    return access.session_actor(current_app.config["OPSMAP_SESSIONS"])
 
 
 def _oauth(server: Flask, config: Config) -> Any:

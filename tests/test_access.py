@@ -170,6 +170,9 @@ def test_acc004_an_officer_sees_persons_of_own_committee_and_counts_elsewhere(wo
     a, b = world["obs_a"], world["obs_b"]
     officer = _officer(world, world["ca"].committee_id)
     fc = officer.get(f"/api/v1/layers/observations?street={STREET}").get_json()
+    assert officer.get(f"/api/v1/layers/observations?street={STREET}").headers["Cache-Control"] == "no-store"
+    viewer = signed_in(world["server"], [Role("viewer", STREET)])
+    assert viewer.get(f"/api/v1/layers/observations?street={STREET}").headers["Cache-Control"] != "no-store"
     mine = _feature(fc, str(a.id))
     assert mine is not None and mine["properties"]["address"] == a.address
     assert _feature(fc, str(b.id)) is None  # the other committee's point is not sent …
