@@ -23,6 +23,8 @@ STREAMS = ("checkins", "workorders", "cases", "health", "facilities", "work", "o
 DEAD = PREFIX + "dead"
 GROUP = "opsmap-ingest"
 MAX_EVENT_BYTES = 16_384
+#: the order opsmap opens for a quarantine violation is ``auto-<event_id>``: producers may not use it
+AUTO_ORDER = "auto-"
 
 
 def stream_key(name: str) -> str:
@@ -59,13 +61,39 @@ class Event:
 # --- field kinds: each returns the normalised value or raises ValueError(problem) ----------
 
 
+#: characters no stored text may hold: C0 controls but tab and newlines (PostgreSQL refuses NUL,
+#: SQLite keeps it: refused here, so every engine behaves alike), DEL, and lone surrogates (not
+#: encodable as UTF-8: a valid JSON escape that no engine can store)
+_UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+#: an identifier a producer chooses: visible characters, no spaces; ``#`` is kept for ids opsmap
+#: derives from it (``<event_id>#released``), so a producer's id never meets a derived one
+_IDENT = re.compile(r"[^\s#]+")
+
+
 def _text(max_len: int) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         if not isinstance(v, str) or not v.strip():
             raise ValueError("must be a non-empty string")
         if len(v) > max_len:
             raise ValueError(f"longer than {max_len} characters")
+        bad = _UNSTORABLE.search(v)
+        if bad:
+            raise ValueError(f"contains the control character U+{ord(bad.group()):04X} at {bad.start()}")
         return v.strip()
+    return check
+
+
+def _ident(max_len: int, reserved: str = "") -> Callable[[Any], str]:
+    """An id: bounded text without spaces or ``#`` (and not starting with ``reserved``)."""
+    bounded = _text(max_len)
+
+    def check(v: Any) -> str:
+        v = bounded(v)
+        if not _IDENT.fullmatch(v):
+            raise ValueError("may not contain spaces or '#'")
+        if reserved and v.startswith(reserved):
+            raise ValueError(f"ids starting with {reserved!r} are reserved for those opsmap makes")
+        return v
     return check
 
 
@@ -81,15 +109,18 @@ def _free(max_len: int) -> Callable[[Any], str]:
 def _choice(*options: str) -> Callable[[Any], str]:
     def check(v: Any) -> str:
         if v not in options:
-            raise ValueError(f"must be one of {', '.join(options)} (got {v!r})"[:200])
+            got = repr(v)[:40] if isinstance(v, str | int | float) else type(v).__name__
+            raise ValueError(f"must be one of {', '.join(options)} (got {got})")
         return str(v)
     return check
 
 
 def _number(lo: float, hi: float, integer: bool = False) -> Callable[[Any], float]:
     def check(v: Any) -> float:
-        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, int | float):
             raise ValueError("must be a number")
+        if (isinstance(v, int) and not -(2**53) <= v <= 2**53) or (isinstance(v, float) and not math.isfinite(v)):
+            raise ValueError("must be a finite number of at most 16 digits")
         if integer and int(v) != v:
             raise ValueError("must be a whole number")
         if not lo <= v <= hi:
@@ -165,7 +196,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "health_code": Spec(_choice("green", "yellow", "red"), False),
     },
     "workorders": {
-        "order_id": Spec(_text(64)), "action": Spec(_choice(*WORK_ORDER_ACTIONS)),
+        "order_id": Spec(_ident(64, reserved=AUTO_ORDER)), "action": Spec(_choice(*WORK_ORDER_ACTIONS)),
         "category": Spec(_choice(*WORK_ORDER_CATEGORIES), False), "priority": Spec(_choice("urgent", "normal"), False),
         "address": Spec(_free(128), False), "lat": Spec(LAT, False), "lng": Spec(LNG, False),
         "description": Spec(_free(2000), False), "committee_id": Spec(_text(24), False),
@@ -194,7 +225,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "count": Spec(_number(0, 1_000_000, integer=True)), "reporter": Spec(_free(64)),
     },
 }
-COMMON = {"event_id": Spec(_text(64)), "ts": Spec(parse_ts)}
+COMMON = {"event_id": Spec(_ident(64)), "ts": Spec(parse_ts)}
 
 
 def _cross_checks(stream: str, d: Mapping[str, Any]) -> list[FieldError]:
@@ -231,6 +262,8 @@ def decode(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
         obj = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EventError([FieldError("event", f"not JSON ({exc})"[:200])]) from None
+    except RecursionError:
+        raise EventError([FieldError("event", "nested too deeply")]) from None
     if not isinstance(obj, dict):
         raise EventError([FieldError("event", f"must be a JSON object, not {type(obj).__name__}")])
     return obj
@@ -303,15 +336,26 @@ def sealed(ev: Event) -> str:
     return json.dumps({"event_id": ev.event_id, "ts": ev.ts.isoformat(), **ev.data}, ensure_ascii=False)
 
 
-def redact(raw: bytes | str | Mapping[str, Any]) -> str:
-    """The event as JSON with personal numbers masked: what may be written to opsmap:dead."""
+def seal_personal(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Hasher) -> str:
+    """An event that failed validation as JSON for opsmap:dead: each valid personal number sealed
+    (hash and mask: a replay after a fix stores the same person), an invalid one masked, any
+    number in the rest masked; what is not JSON is kept as scrubbed text."""
     try:
         obj = decode(raw)
-    except EventError:
+    except Exception:  # noqa: BLE001 - whatever it holds, a dead letter says what it was
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         return json.dumps({"unparsed": scrub(text[:2000])}, ensure_ascii=False)
-    for name in ("person_id", "phone"):
-        if isinstance(obj.get(name), str):
-            value = normalise_id(obj[name]) if name == "person_id" else normalise_phone(obj[name])
-            obj[name] = mask_id(value) if name == "person_id" else mask_phone(value)
-    return scrub(json.dumps(obj, ensure_ascii=False, default=str))
+    for name, spec in {**COMMON, **SPECS.get(stream, {})}.items():
+        kind = getattr(spec.check, "personal", None)
+        if kind is None or name not in obj:
+            continue
+        try:
+            value = spec.check(obj.pop(name))
+        except ValueError:
+            continue  # not a number of that kind: dropped, nothing to protect or replay
+        obj[f"{name}_hash"] = hasher(value)
+        obj[f"{name}_masked"] = mask_id(value) if kind == "id" else mask_phone(value)
+    try:
+        return scrub(json.dumps(obj, ensure_ascii=False, default=str))
+    except (ValueError, RecursionError):
+        return json.dumps({"unparsed": "(too deep or not serialisable)"}, ensure_ascii=False)

@@ -1,21 +1,29 @@
 """`opsmap ingest`: consume the streams into SQL, raise alerts, keep aggregates in Redis.
 
-How nothing is lost or counted twice:
-1. A batch is read with XREADGROUP; every entry is validated. Invalid ones are parked in
-   ``opsmap:dead`` with their reason (personal numbers masked) and acknowledged.
-2. The valid ones are applied in one SQL transaction together with their rows in the
-   ``processed_event`` ledger. An event_id already in the ledger is a duplicate: no effect.
-3. After commit, one Redis MULTI updates the aggregates and the feed and acknowledges the
-   entries, all or nothing. A crash between 2 and 3 leaves the entries pending; when they
-   are redelivered the ledger shows the same entry id, so only step 3 is redone.
-4. If the batch transaction fails, each event is retried alone; one that keeps failing is
-   parked after OPSMAP_INGEST_MAX_TRIES deliveries. Entries of a dead worker are claimed
-   with XAUTOCLAIM after OPSMAP_INGEST_CLAIM_IDLE_MS.
+How nothing is lost or counted twice, whatever fails:
+1. A batch is read with XREADGROUP; every entry is validated. One that cannot be read or is
+   invalid, whatever it holds, is parked alone in ``opsmap:dead`` with its reason.
+2. The valid ones are applied in one SQL transaction, in time order, together with their rows
+   in the ``processed_event`` ledger, keyed by (stream, event_id) with a digest of the content:
+   the same event again is a duplicate (no effect), the same id with other content a conflict
+   (parked). A rejected event leaves no row, so its corrected resend is applied.
+3. After commit, one atomic Redis step per hash slot updates the aggregates and the feed and
+   acknowledges the entries, fenced: if another worker finished some of them meanwhile (this
+   one stalled past the claim time), their Redis side is left out. A crash between 2 and 3
+   leaves the entries pending; redelivered, the ledger shows the same entry, so only 3 is redone.
+4. An outage (database or Redis unreachable, locked, full) is waited out with a capped backoff
+   and counts against no event. If the batch fails otherwise, each event is applied alone; one
+   that keeps failing by itself is parked after OPSMAP_INGEST_MAX_TRIES. Entries of a dead
+   worker are claimed with XAUTOCLAIM after OPSMAP_INGEST_CLAIM_IDLE_MS, and the dead consumer
+   is then removed from the group.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import json
 import logging
 import os
 import socket
@@ -27,13 +35,25 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 from shapely.geometry import Point
-from sqlalchemy import Engine, and_, insert, or_, select
+from sqlalchemy import Engine, and_, delete, insert, or_, select
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, selectinload
 
 from data import rules, streams
 from data.cache import bump_version
-from data.events import CASE_LABELS, Event, EventError, public_alert, redact, stream_key, validate
+from data.events import (
+    AUTO_ORDER,
+    CASE_LABELS,
+    Event,
+    EventError,
+    public_alert,
+    seal_personal,
+    sealed,
+    stream_key,
+    validate,
+)
 from data.models import (
     Alert,
     Case,
@@ -49,6 +69,7 @@ from data.models import (
     ReturneeRegistration,
     Shop,
     Site,
+    StateChange,
     WorkOrder,
     WorkOrderEvent,
     WorkReport,
@@ -137,10 +158,15 @@ class Where:
 
 
 class Rejected(Exception):
-    """A domain problem with one event (unknown gate, illegal transition …): park it."""
+    """A domain problem with one event (unknown gate, unknown committee …): park it."""
 
     def __init__(self, field_name: str, problem: str) -> None:
         super().__init__(f"{field_name}: {problem}")
+
+
+class NotYet(Rejected):
+    """An event that may become valid when another arrives (a step of an order whose create is
+    late): retried like a failure of its own, parked with the reason after the last try."""
 
 
 class Batch:
@@ -155,6 +181,8 @@ class Batch:
         self.checkin_rows: list[dict[str, Any]] = []  # inserted together by ``flush``
         self._observed: set[str] = set()
         self._observed_complete = False
+        self.seq = ""  # of the event being handled
+        self.refused: str | None = None  # of the event being handled: why the fold refused it
 
     # --- lookups ---------------------------------------------------------------------
 
@@ -220,9 +248,11 @@ class Batch:
                          public=public_alert(kind, where.place), **where.feed(), **extra)
         self.effects.count("alerts", rules.local_day(ev.ts), f"alert:{kind}")
 
-    def handle(self, ev: Event) -> Effects:
-        """Apply one event; returns what it changes outside SQL. Rejected leaves no trace."""
-        self.effects = Effects()
+    def handle(self, ev: Event, entry_id: str = "") -> Effects:
+        """Apply one event (``entry_id``: its stream entry, which orders steps at the same ts);
+        returns what it changes outside SQL. Rejected leaves no trace; a step the work-order fold
+        refuses is kept in the order's history and named in ``refused``."""
+        self.effects, self.seq, self.refused = Effects(), sequence(entry_id), None
         if ev.stream == "checkins":  # hot path: its handler checks everything before writing
             self.checkins(ev)
         else:
@@ -293,62 +323,92 @@ class Batch:
         msg = f"居家观察人员外出：{ev.data['person_id_masked']} 第{day}/14天，{gate.name}"
         self.alert(ev, "quarantine_violation", "urgent", msg, ("gate", gate.id), gate.geom,
                    Where(gate.name, gate.street_id, committee_id))
-        order_id = f"auto-{ev.event_id}"
-        order = WorkOrder(id=order_id, category="quarantine_violation", priority="urgent", state="dispatched",
-                          committee_id=committee_id, assignee=DUTY_OFFICER, address=obs.address,
-                          geom=gate.geom, description=msg, created_at=ev.ts, updated_at=ev.ts)
+        order_id = f"{AUTO_ORDER}{ev.event_id}"
+        order = WorkOrder(id=order_id, category="quarantine_violation", priority="urgent", state="created",
+                          address=obs.address, geom=gate.geom, description=msg, created_at=ev.ts, updated_at=ev.ts)
         self.s.add(order)
         self.s.add_all([
-            WorkOrderEvent(event_id=f"{order_id}:create", order_id=order_id, action="create", ts=ev.ts,
-                           from_state=None, to_state="created", note="由门岗扫码规则自动生成"),
-            WorkOrderEvent(event_id=f"{order_id}:dispatch", order_id=order_id, action="dispatch", ts=ev.ts,
-                           from_state="created", to_state="dispatched", committee_id=committee_id,
-                           assignee=DUTY_OFFICER, note="自动派单"),
+            WorkOrderEvent(event_id=f"{order_id}#create", order_id=order_id, action="create", ts=ev.ts, seq=self.seq,
+                           to_state="created", committee_id=committee_id, priority="urgent",
+                           note="由门岗扫码规则自动生成"),
+            WorkOrderEvent(event_id=f"{order_id}#dispatch", order_id=order_id, action="dispatch", ts=ev.ts,
+                           seq=self.seq, to_state="dispatched", committee_id=committee_id, assignee=DUTY_OFFICER,
+                           note="自动派单"),
         ])
-        record_changes(self.s, "work_order", [(order_id, ev.ts, {"state": "dispatched", "priority": "urgent",
-                                                                  "committee_id": committee_id,
-                                                                  "assignee": DUTY_OFFICER})],
-                       source="event", event_id=ev.event_id)
+        self._fold(order, ev.event_id)
         self.effects.say("workorders", ev.ts, "workorder:dispatched", f"紧急工单 {order_id} 已派至 {committee_id}",
                          entity=f"work_order:{order_id}", lng=gate.geom.x, lat=gate.geom.y,
                          **Where(gate.name, gate.street_id, committee_id).feed())
         self.effects.count("workorders", rules.local_day(ev.ts), "created:quarantine_violation")
 
     def workorders(self, ev: Event) -> None:
+        """Add the step to the order's history; the order is then the fold of its history (``_fold``)."""
         d = ev.data
         order = self.s.get(WorkOrder, d["order_id"])
-        try:
-            state = rules.next_state(order.state if order else None, d["action"])
-        except rules.IllegalTransition as exc:
-            raise Rejected("action", str(exc)) from None
+        if order is None and d["action"] != "create":
+            raise NotYet("order_id", f"no order {d['order_id']!r}: its create has not arrived")
+        if order is not None and d["action"] == "create":
+            raise Rejected("order_id", f"order {order.id!r} exists already (created {_iso(order.created_at)})")
         if d["action"] == "dispatch" and self.s.get(Committee, d["committee_id"]) is None:
             raise Rejected("committee_id", f"unknown committee {d['committee_id']!r}")
+        step = WorkOrderEvent(event_id=ev.event_id, action=d["action"], ts=ev.ts, seq=self.seq, to_state="",
+                              committee_id=d.get("committee_id"), assignee=d.get("assignee"), note=d.get("note"),
+                              priority="urgent" if d["action"] == "escalate" else d.get("priority"))
         if order is None:
             geom = Point(d["lng"], d["lat"]) if "lng" in d else self._address_point(d.get("address"))
-            order = WorkOrder(id=d["order_id"], category=d["category"], priority=d["priority"], state=state,
+            order = WorkOrder(id=d["order_id"], category=d["category"], priority=d["priority"], state="created",
                               address=d.get("address"), geom=geom, description=d["description"],
-                              created_at=ev.ts, updated_at=ev.ts,
-                              committee_id=self.committee_of_point(geom) if geom is not None else None)
+                              created_at=ev.ts, updated_at=ev.ts)
+            step.committee_id = self.committee_of_point(geom) if geom is not None else None
             self.s.add(order)
-            self.s.flush()
-        prior = order.state if d["action"] != "create" else None
-        order.state, order.updated_at = state, max(order.updated_at, ev.ts)
-        change: dict[str, Any] = {"state": state}
-        if d["action"] == "create":
-            change["priority"] = order.priority
-        if d["action"] == "dispatch":
-            order.committee_id, order.assignee = d["committee_id"], d["assignee"]
-            change |= {"committee_id": order.committee_id, "assignee": order.assignee}
-        if d["action"] == "escalate":
-            order.priority = change["priority"] = "urgent"
-        self.s.add(WorkOrderEvent(event_id=ev.event_id, order_id=order.id, action=d["action"], ts=ev.ts,
-                                  from_state=prior, to_state=state, committee_id=d.get("committee_id"),
-                                  assignee=d.get("assignee"), note=d.get("note")))
-        record_changes(self.s, "work_order", [(order.id, ev.ts, change)], source="event", event_id=ev.event_id)
+        step.order_id = order.id
+        self.s.add(step)
+        self._fold(order, ev.event_id)
+        if step.refused:
+            self.refused = f"action: {step.refused}"
+            return
         extra = {"lng": order.geom.x, "lat": order.geom.y} if order.geom is not None else {}
-        self.effects.say("workorders", ev.ts, f"workorder:{state}", f"工单 {order.id}（{order.category}）→ {state}",
+        self.effects.say("workorders", ev.ts, f"workorder:{order.state}",
+                         f"工单 {order.id}（{order.category}）{d['action']} → {order.state}",
                          entity=f"work_order:{order.id}", **extra)
         self.effects.count("workorders", rules.local_day(ev.ts), f"{d['action']}:{order.category}")
+
+    def _fold(self, order: WorkOrder, event_id: str | None) -> None:
+        """The order's state as one fold of its steps by (ts, stream id): the same whatever the
+        arrival order or batch boundaries. A step the fold cannot take where it stands in time is
+        kept, refused with the reason, and counts again when an earlier step arrives to allow it.
+        Its state history (``state_change``, what the map and an as-of moment read) is rewritten."""
+        self.s.flush()
+        steps = self.s.scalars(select(WorkOrderEvent).where(WorkOrderEvent.order_id == order.id)
+                               .order_by(WorkOrderEvent.ts, WorkOrderEvent.seq, WorkOrderEvent.id)).all()
+        state: str | None = None
+        now = {"priority": order.priority, "committee_id": None, "assignee": None}
+        history = []
+        for e in steps:
+            e.from_state = state
+            try:
+                e.to_state = rules.next_state(state, e.action)
+            except rules.IllegalTransition as exc:
+                e.to_state, e.refused = rules.TRANSITIONS[e.action][1], str(exc)  # its own ts says when
+                continue
+            e.refused, state = None, e.to_state
+            change: dict[str, Any] = {"state": state}
+            if e.action == "create":
+                change |= {"priority": e.priority or order.priority, "committee_id": e.committee_id}
+            if e.action == "dispatch":
+                change |= {"committee_id": e.committee_id, "assignee": e.assignee}
+            if e.action == "escalate":
+                change["priority"] = "urgent"
+            now |= change
+            history.append((order.id, e.ts, change, e.event_id))
+        order.state, order.priority = state or "created", now["priority"]
+        order.committee_id, order.assignee = now["committee_id"], now["assignee"]
+        order.updated_at = history[-1][1] if history else order.created_at
+        self.s.execute(delete(StateChange).where(StateChange.entity_kind == "work_order",
+                                                 StateChange.entity_id == order.id))
+        for entity_id, at, change, step_id in history:
+            record_changes(self.s, "work_order", [(entity_id, at, change)], source="event",
+                           event_id=step_id or event_id)
 
     def _address_point(self, address: str | None) -> Point | None:
         if not address:
@@ -445,7 +505,7 @@ class Batch:
             change = {"ended_at": _iso(ev.ts), "end_reason": d["reason"]}
             text = f"居家观察结束（{END_LABELS[d['reason']]}）"
             if d["reason"] == "released":  # counted like a released case report
-                self._case(Case(event_id=ev.event_id, person_id=obs.person_id, category="released",
+                self._case(Case(event_id=f"{ev.event_id}#released", person_id=obs.person_id, category="released",
                                 compound_id=obs.compound_id, address=obs.address, geom=obs.geom, reported_at=ev.ts,
                                 source=f"officer:{d['reporter']}"))
                 self.effects.count("cases", rules.local_day(ev.ts), f"{self._committee_scope(obs)}:released")
@@ -516,8 +576,108 @@ class Outcome:
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     dead: list[tuple[str, str, str, str]] = field(default_factory=list)  # key, entry id, redacted, reason
     retry: list[tuple[str, str]] = field(default_factory=list)
+    refused: dict[tuple[str, str], str] = field(default_factory=dict)  # stored, but the fold refused it: why
     wants_reply: set[tuple[str, str]] = field(default_factory=set)  # key, entry id
     raw: set[tuple[str, str]] = field(default_factory=set)  # entries not sealed: deleted when acknowledged
+    redelivered: set[tuple[str, str]] = field(default_factory=set)  # may have tries counted: forgotten at ack
+    failing: list[tuple[tuple[str, str, Event], Exception]] = field(default_factory=list)  # own failures
+
+    def acked(self) -> list[tuple[str, str]]:
+        return [(k, i) for k, i, *_ in (*self.applied, *self.dead)] + [*self.replayed, *self.duplicates]
+
+    def without(self, gone: set[tuple[str, str]]) -> Outcome:
+        """This outcome less the entries another worker has acknowledged meanwhile (``Plan`` fence)."""
+        return replace(self, applied=[a for a in self.applied if a[:2] not in gone],
+                       replayed=[r for r in self.replayed if r not in gone],
+                       effects=[e for e in self.effects if e[0] not in gone],
+                       duplicates=[d for d in self.duplicates if d not in gone],
+                       dead=[d for d in self.dead if d[:2] not in gone])
+
+
+class Outage(Exception):
+    """The database or Redis cannot be used now (unreachable, locked, full): no event's fault."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+#: Redis errors that are the server's state, not a command's: loading, out of memory, disk full …
+_REDIS_BUSY = ("LOADING", "MISCONF", "OOM", "READONLY", "CLUSTERDOWN", "TRYAGAIN", "MASTERDOWN", "NOREPLICAS")
+
+
+def outage_cause(exc: BaseException) -> str | None:
+    """Why ``exc`` means the store or Redis is out of service (one line), or None when it is
+    the event's own failure. Outages are waited out and never count against an event."""
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | RedisClusterException) or (
+            isinstance(exc, redis.ResponseError) and str(exc).startswith(_REDIS_BUSY)):
+        return f"Redis: {type(exc).__name__}: {str(exc)[:160]}"
+    if (isinstance(exc, sa_exc.DBAPIError) and (exc.connection_invalidated or isinstance(
+            exc, sa_exc.OperationalError | sa_exc.InterfaceError))) or isinstance(
+            exc, sa_exc.TimeoutError | sa_exc.DisconnectionError):
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"database: {type(exc).__name__}: {first[:160]}"
+    return None
+
+
+def digest(ev: Event) -> str:
+    """The event's content as stored, hashed: tells a producer's resend from a conflicting reuse of its id."""
+    body = json.dumps({"event_id": ev.event_id, "ts": _iso(ev.ts), **ev.data}, sort_keys=True, ensure_ascii=False,
+                      default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def sequence(entry_id: str) -> str:
+    """A stream entry id as text that sorts like the id (``1700000000000-3`` → zero-padded)."""
+    if not entry_id:
+        return ""
+    ms, _, n = entry_id.partition("-")
+    return f"{int(ms):015d}-{int(n or 0):06d}"
+
+
+#: where each worker says it is waiting out an outage (field: consumer; value: JSON), for /healthz
+#: and the staleness indicator; a field is removed when its worker resumes
+STATUS_KEY = "opsmap:ingest:waiting"
+
+
+class Backoff:
+    """Capped exponential waits while an outage lasts, and the worker's public status meanwhile."""
+
+    def __init__(self, client: redis.Redis, consumer: str, cap_s: float) -> None:
+        self.client, self.consumer, self.cap_s = client, consumer, cap_s
+        self.since: float | None = None
+        self.wait_s = 0.0
+
+    def failed(self, cause: str) -> float:
+        """Record an outage; returns how long to wait before the next try."""
+        if self.since is None:
+            self.since = time.time()
+            log.warning("ingest %s waits: %s", self.consumer, cause)
+        self.wait_s = min(self.cap_s, max(0.2, self.wait_s * 2))
+        with contextlib.suppress(redis.RedisError, RedisClusterException, OSError):  # Redis may be the outage
+            self.client.hset(STATUS_KEY, self.consumer, streams.to_json(
+                {"cause": cause, "since": self.since, "at": time.time(), "retry_s": self.wait_s}))
+        return self.wait_s
+
+    def resumed(self) -> None:
+        if self.since is None:
+            return
+        try:
+            self.client.hdel(STATUS_KEY, self.consumer)
+        except (redis.RedisError, RedisClusterException, OSError):
+            return  # said again after the next good step
+        log.warning("ingest %s resumed after %.1f s", self.consumer, time.time() - self.since)
+        self.since, self.wait_s = None, 0.0
+
+
+def waiting(client: redis.Redis, cap_s: float) -> list[dict[str, Any]]:
+    """Workers waiting out an outage now (a report older than two retries is a dead worker's)."""
+    now, out = time.time(), []
+    for consumer, raw in client.hgetall(STATUS_KEY).items():
+        doc = json.loads(raw)
+        if now - doc["at"] <= 2 * max(cap_s, doc.get("retry_s", 0)) + 5:
+            out.append({"consumer": consumer.decode(), "cause": doc["cause"], "since": doc["since"]})
+    return out
 
 
 class Worker:
@@ -533,41 +693,54 @@ class Worker:
         self.hasher = Hasher.from_config(config)
         self.future = dt.timedelta(minutes=config.max_future_minutes)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
+        self.backoff = Backoff(client, self.consumer, config.ingest_backoff_max_s)
         self._last_claim = 0.0
         self._last_sweep = 0.0
         self._last_compact = time.monotonic()
         self._raw_deleted = False
+        self._own_pending = True  # a restarted consumer (same name) first takes what it held
         self._gate_cache: dict[str, GateInfo] = {}
         streams.ensure_group(client)
 
     # --- the loop ---------------------------------------------------------------------------
 
     def run(self, stop: threading.Event, block_ms: int = 1000) -> None:
-        """Consume until ``stop`` is set; errors are logged and retried, never fatal."""
+        """Consume until ``stop`` is set. An outage of the database or Redis is waited out
+        (capped backoff, shown in /healthz), never counted against the events."""
         log.info("ingest worker %s started", self.consumer)
         while not stop.is_set():
             try:
                 self.step(block_ms)
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
-                log.warning("Redis unavailable (%s); retrying", type(exc).__name__)
-                stop.wait(1.0)
-            except Exception:
-                log.exception("ingest step failed; retrying")
-                stop.wait(1.0)
+                self.backoff.resumed()
+            except Exception as exc:
+                cause = exc.cause if isinstance(exc, Outage) else outage_cause(exc)
+                if cause is None:
+                    log.exception("ingest step failed; retrying")
+                    cause = f"error: {type(exc).__name__}: {str(exc)[:160]}"
+                self._own_pending = True
+                stop.wait(self.backoff.failed(cause))
         log.info("ingest worker %s stopped", self.consumer)
 
     def step(self, block_ms: int = 1000) -> int:
         """One read-process-ack cycle (plus claims of dead workers' entries when due)."""
         now = time.monotonic()
         entries: list[streams.Entry] = []
-        if now - self._last_claim > self.config.ingest_claim_idle_ms / 2000:
+        redelivered = False
+        if self._own_pending:  # after an outage: what this consumer read but did not finish
+            entries = streams.read(self.client, self.consumer, self.config.ingest_batch, None, pending=True)
+            self._own_pending = bool(entries)
+            redelivered = True
+        if not entries and now - self._last_claim > self.config.ingest_claim_idle_ms / 2000:
             self._last_claim = now
             entries = streams.autoclaim(self.client, self.consumer, self.config.ingest_claim_idle_ms,
                                         self.config.ingest_batch)
+            streams.forget_consumers(self.client, self.consumer, self.config.ingest_claim_idle_ms * 4)
+            redelivered = True
         if not entries:
             entries = streams.read(self.client, self.consumer, self.config.ingest_batch, block_ms)
+            redelivered = False
         if entries:
-            self.handle(entries)
+            self.handle(entries, redelivered)
         if now - self._last_sweep > 60:
             self._last_sweep = now
             self.sweep_missed_checkins(dt.datetime.now(dt.UTC))
@@ -588,12 +761,14 @@ class Worker:
 
     # --- one batch --------------------------------------------------------------------------------
 
-    def handle(self, entries: list[streams.Entry]) -> Outcome:
-        """Validate, apply in one transaction (or one by one on failure), then the Redis side."""
+    def handle(self, entries: list[streams.Entry], redelivered: bool = False) -> Outcome:
+        """Validate each entry, apply the valid ones in one transaction (one by one when that
+        fails), then the Redis side. Whatever one entry holds, it is parked alone, with the reason."""
         out = Outcome()
         valid: list[tuple[str, str, Event]] = []
-        seen: set[str] = set()
         for key, entry_id, fields in entries:
+            if redelivered:
+                out.redelivered.add((key, entry_id))
             if fields.get(b"reply"):
                 out.wants_reply.add((key, entry_id))
             if not fields.get(b"sealed"):
@@ -602,76 +777,122 @@ class Worker:
             try:
                 ev = validate(key.removeprefix("opsmap:"), raw, self.hasher, self.future)
             except EventError as exc:
-                out.dead.append((key, entry_id, redact(raw), str(exc)))
+                out.dead.append((key, entry_id, _redacted_raw(key, raw, self.hasher), str(exc)))
                 continue
-            if ev.event_id in seen:
-                out.duplicates.append((key, entry_id))
+            except Exception as exc:  # noqa: BLE001 - whatever an entry holds, it cannot stop a batch
+                out.dead.append((key, entry_id, _redacted_raw(key, raw, self.hasher),
+                                 f"event: could not be read ({type(exc).__name__})"))
                 continue
-            seen.add(ev.event_id)
             valid.append((key, entry_id, ev))
         try:
             self._apply(valid, out)
-        except Exception as exc:  # noqa: BLE001 - isolate the failing event below
-            log.warning("batch of %d failed (%s); applying one by one", len(valid), exc)
+        except Exception as exc:
+            if (cause := outage_cause(exc)) is not None:
+                raise Outage(cause) from exc
+            log.warning("batch of %d failed (%s); applying one by one", len(valid), type(exc).__name__)
             for item in valid:
                 try:
                     self._apply([item], out)
-                except Exception as one_exc:  # noqa: BLE001 - counted, then parked or retried
-                    self._failed(item, one_exc, out)
+                except Exception as one_exc:
+                    if (cause := outage_cause(one_exc)) is not None:
+                        raise Outage(cause) from one_exc
+                    out.failing.append((item, one_exc))
+        for item, exc in out.failing:
+            self._failed(item, exc, out)
         self._finish(out)
         return out
 
     def _apply(self, items: list[tuple[str, str, Event]], out: Outcome) -> None:
-        """One transaction: skip what the ledger knows, apply the rest, record them in it."""
+        """One transaction: the ledger says what is stored already (by stream and event_id), the
+        rest is applied in time order and recorded in it."""
         if not items:
             return
-        applied, replayed, dupes, dead = [], [], [], []
+        applied, replayed, dupes, dead, later, refused = [], [], [], [], [], {}
         replayed_entries = []
         with self.sessions() as session, session.begin():
-            ledger = {row.event_id: row for row in session.scalars(select(ProcessedEvent).where(
-                ProcessedEvent.event_id.in_([ev.event_id for _, _, ev in items])))}
-            fresh = [(k, i, ev) for k, i, ev in items if ev.event_id not in ledger]
-            batch = Batch(session, self.config, self._gate_cache)
-            batch.preload([ev for _, _, ev in fresh])
+            ledger: dict[tuple[str, str], ProcessedEvent] = {}
+            for stream in {ev.stream for _, _, ev in items}:
+                ledger |= {(stream, row.event_id): row for row in session.scalars(select(ProcessedEvent).where(
+                    ProcessedEvent.stream == stream,
+                    ProcessedEvent.event_id.in_([ev.event_id for _, _, ev in items if ev.stream == stream])))}
+            fresh = []
             for key, entry_id, ev in items:
-                row = ledger.get(ev.event_id)
-                if row is not None and row.entry_id == entry_id:  # committed, Redis side not done
+                row = ledger.get((ev.stream, ev.event_id))
+                if row is None:
+                    fresh.append((key, entry_id, ev))
+                elif row.entry_id == entry_id:  # committed, Redis side not done
                     replayed.append(Effects.from_json(row.effects))
                     replayed_entries.append((key, entry_id))
-                elif row is not None:
+                elif row.digest not in (None, digest(ev)):
+                    dead.append((key, entry_id, _redacted_event(ev), _conflict(row.entry_id)))
+                else:
                     dupes.append((key, entry_id))
+            batch = Batch(session, self.config, self._gate_cache)
+            batch.preload([ev for _, _, ev in fresh])
+            stored: dict[tuple[str, str], tuple[str, str]] = {}  # (stream, event_id) → digest, entry id
             now = dt.datetime.now(dt.UTC)
-            for key, entry_id, ev in sorted(fresh, key=lambda x: x[2].ts):
+            for key, entry_id, ev in sorted(fresh, key=lambda x: (x[2].ts, sequence(x[1]))):
+                same = stored.get((ev.stream, ev.event_id))
+                if same is not None:  # a second copy in this batch: the first was stored
+                    if same[0] == digest(ev):
+                        dupes.append((key, entry_id))
+                    else:
+                        dead.append((key, entry_id, _redacted_event(ev), _conflict(same[1])))
+                    continue
                 try:
-                    effects = batch.handle(ev)
+                    effects = batch.handle(ev, entry_id)
+                except NotYet as exc:
+                    later.append(((key, entry_id, ev), exc))
+                    continue
                 except Rejected as exc:
                     dead.append((key, entry_id, _redacted_event(ev), str(exc)))
                     continue
+                stored[(ev.stream, ev.event_id)] = (digest(ev), entry_id)
+                if batch.refused:
+                    refused[(key, entry_id)] = batch.refused
                 applied.append(((key, entry_id, ev), effects))
             batch.flush()
             if applied:
                 session.execute(insert(ProcessedEvent.__table__), [
-                    {"event_id": ev.event_id, "stream": ev.stream, "entry_id": entry_id, "processed_at": now,
-                     "effects": eff.to_json()} for (_, entry_id, ev), eff in applied])
+                    {"stream": ev.stream, "event_id": ev.event_id, "digest": stored[(ev.stream, ev.event_id)][0],
+                     "entry_id": entry_id, "processed_at": now, "effects": eff.to_json()}
+                    for (_, entry_id, ev), eff in applied])
         out.applied += [item for item, _ in applied]
         out.effects += [((key, entry_id), eff) for (key, entry_id, _), eff in applied]
         out.effects += list(zip(replayed_entries, replayed, strict=True))
         out.replayed += replayed_entries
         out.duplicates += dupes
         out.dead += dead
+        out.failing += later
+        out.refused |= refused
 
     def _failed(self, item: tuple[str, str, Event], exc: Exception, out: Outcome) -> None:
+        """An event's own failure: counted (in Redis, beside its stream); parked at the last try."""
         key, entry_id, ev = item
-        tries = streams.deliveries(self.client, key, entry_id)
+        tries = int(self.client.hincrby(tries_key(key), entry_id, 1))
+        out.redelivered.add((key, entry_id))
         if tries >= self.config.ingest_max_tries:
-            out.dead.append((key, entry_id, _redacted_event(ev),
-                             f"failed {tries} times: {type(exc).__name__}: {exc}"[:500]))
+            reason = str(exc) if isinstance(exc, Rejected) else f"{type(exc).__name__}: {exc}"
+            out.dead.append((key, entry_id, _redacted_event(ev), f"failed {tries} times: {reason}"[:500]))
         else:
             log.warning("event %s failed (try %d of %d): %s", ev.event_id, tries, self.config.ingest_max_tries,
                         type(exc).__name__)
             out.retry.append((key, entry_id))
 
     def _finish(self, out: Outcome) -> None:
+        """The Redis side, fenced: when another worker has acknowledged some of these entries
+        meanwhile (this one was stalled past the claim time), their effects are left out."""
+        while True:
+            gone = self._plan(out).run(self.client)
+            if not gone:
+                break
+            log.warning("%d entries were finished by another worker meanwhile: their Redis side is skipped",
+                        len(gone))
+            out = out.without(gone)
+        for _, entry_id, _, reason in out.dead:
+            log.info("parked %s in opsmap:dead: %s", entry_id, reason)
+
+    def _plan(self, out: Outcome) -> streams.Plan:
         """Counters, feed, dead letters, replies, XACK and the change notice as one atomic step
         per hash slot (``streams.Plan``): on a single server all happen or none; in a cluster
         each slot's step does, and a redelivered entry repeats none of its writes."""
@@ -690,11 +911,9 @@ class Worker:
         version = bump_version(self.client, streams.topics(changed, kinds), added) \
             if out.applied or out.effects else None
         acks: dict[str, list[str]] = defaultdict(list)
-        for key, entry_id, *_ in (*out.applied, *out.dead):
+        for key, entry_id in out.acked():
             acks[key].append(entry_id)
-        for key, entry_id in (*out.replayed, *out.duplicates):
-            acks[key].append(entry_id)
-        plan = streams.Plan(streams.is_cluster(self.client), [(k, i) for k, ids in acks.items() for i in ids])
+        plan = streams.Plan(streams.is_cluster(self.client), out.acked())
         for entry, eff in out.effects:
             for (hkey, hfield), n in eff.counters.items():
                 plan.incr(entry, hkey, hfield, n, COUNTER_TTL_S)
@@ -707,6 +926,9 @@ class Worker:
             raw = [i for i in ids if (key, i) in out.raw]
             plan.delete(key, raw)
             self._raw_deleted |= bool(raw)
+            tried = [i for i in ids if (key, i) in out.redelivered]
+            if tried:
+                plan.write(None, "HDEL", tries_key(key), *tried)
         self._replies(plan, out)
         if acks or out.effects:
             urgent = [{k: i[k] for k in ("ts", "text", "public", "street", "committee", "lng", "lat") if k in i}
@@ -714,16 +936,15 @@ class Worker:
                       if i.get("severity") == "urgent"]
             streams.announce(plan, {"applied": len(out.applied), "dead": len(out.dead), "streams": changed,
                                     "kinds": kinds, "urgent": urgent, "version": version, "at": time.time()})
-            plan.run(self.client)
-        for _, entry_id, _, reason in out.dead:
-            log.info("parked %s in opsmap:dead: %s", entry_id, reason)
+        return plan
 
     @staticmethod
     def _replies(plan: streams.Plan, out: Outcome) -> None:
         """The outcome of each entry whose producer waits for it (``streams.wait_reply``)."""
         if not out.wants_reply:
             return
-        outcomes = [(k, i, {"ok": True}) for k, i, _ in out.applied]
+        outcomes = [(k, i, {"ok": False, "reason": out.refused[(k, i)], "kept": True} if (k, i) in out.refused
+                     else {"ok": True}) for k, i, _ in out.applied]
         outcomes += [(k, i, {"ok": True, "duplicate": True}) for k, i in out.duplicates]
         outcomes += [(k, i, {"ok": True}) for k, i in out.replayed]
         outcomes += [(k, i, {"ok": False, "reason": reason}) for k, i, _, reason in out.dead]
@@ -748,7 +969,7 @@ class Worker:
                 or_(HomeObservation.ended_at.is_(None), HomeObservation.ended_at > now))).all()
             for obs in active:
                 marker = f"missed:{obs.id}:{local.date().isoformat()}"
-                if session.get(ProcessedEvent, marker) is not None:
+                if session.get(ProcessedEvent, ("rules", marker)) is not None:
                     continue
                 has = session.scalar(select(HealthCheckIn.id).where(and_(
                     HealthCheckIn.observation_id == obs.id, HealthCheckIn.ts >= day_start)).limit(1))
@@ -780,13 +1001,29 @@ def dry_run(engine: Engine, config: Config, ev: Event) -> str | None:
             return str(exc)
         finally:
             session.rollback()
-    return None
+    return batch.refused  # a step the order's history would keep refused: refused at once here
+
+
+def tries_key(key: str) -> str:
+    """Where an entry's own failures are counted (the stream's slot: its XACK step forgets them)."""
+    return f"{{{key}}}:tries"
+
+
+def _conflict(first_entry: str) -> str:
+    return (f"event_id: conflict: already stored with other content (entry {first_entry}); "
+            "a new event needs a new event_id")
+
+
+def _redacted_raw(key: str, raw: bytes, hasher: Hasher) -> str:
+    """An entry that failed validation, for opsmap:dead: valid personal numbers sealed (hash and
+    mask, so a replay after a fix stores the same person), others masked."""
+    return seal_personal(key.removeprefix("opsmap:"), raw, hasher)
 
 
 def _redacted_event(ev: Event) -> str:
-    """A validated event as JSON for opsmap:dead: personal numbers only in masked form."""
-    safe = {k: v for k, v in ev.data.items() if not k.endswith("_hash")}
-    return streams.to_json({"event_id": ev.event_id, "ts": _iso(ev.ts), **safe})
+    """A validated event for opsmap:dead in its sealed form (personal numbers as hash and mask
+    only), so ``opsmap dead replay`` can send it again as it was."""
+    return sealed(ev)
 
 
 def run_workers(engine: Engine, redis_url: str, config: Config, stop: threading.Event,

@@ -65,6 +65,11 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
+#: ids opsmap derives from a producer's (``auto-<event_id>``, ``<event_id>#released``): the
+#: contract's 64 characters plus a prefix or suffix, so no engine refuses them for length
+DERIVED_ID = 80
+
+
 class Base(DeclarativeBase):
     """Declarative base; ``DYNAMIC`` names the columns that events change after loading."""
 
@@ -288,7 +293,7 @@ class Case(Base):
     __tablename__ = "case_report"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str | None] = mapped_column(String(DERIVED_ID), unique=True)
     person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id"), index=True)
     category: Mapped[str] = mapped_column(_enum(CaseCategory))
     compound_id: Mapped[str | None] = mapped_column(ForeignKey("compound.id"), index=True)
@@ -341,7 +346,7 @@ class WorkOrder(Base):
     __tablename__ = "work_order"
     DYNAMIC = ("state", "committee_id", "assignee", "updated_at")
 
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the producer's order_id
+    id: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)  # the producer's order_id or auto-…
     category: Mapped[str] = mapped_column(String(32))
     priority: Mapped[str] = mapped_column(String(8))
     state: Mapped[str] = mapped_column(String(16), index=True)
@@ -353,8 +358,13 @@ class WorkOrder(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
 
-    events: Mapped[list[WorkOrderEvent]] = relationship(back_populates="order",
-                                                        order_by="WorkOrderEvent.ts")
+    events: Mapped[list[WorkOrderEvent]] = relationship(
+        back_populates="order", order_by=lambda: (WorkOrderEvent.ts, WorkOrderEvent.seq, WorkOrderEvent.id))
+
+    @property
+    def steps(self) -> list[WorkOrderEvent]:
+        """The events that count, in time order (a refused one stays in ``events`` with its reason)."""
+        return [e for e in self.events if e.refused is None]
 
 
 class WorkOrderEvent(Base):
@@ -363,14 +373,19 @@ class WorkOrderEvent(Base):
     __tablename__ = "work_order_event"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    event_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    event_id: Mapped[str | None] = mapped_column(String(DERIVED_ID), unique=True)
     order_id: Mapped[str] = mapped_column(ForeignKey("work_order.id"), index=True)
     action: Mapped[str] = mapped_column(String(16))
     ts: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    #: the stream entry id, zero-padded, so events at the same ts keep their order in the fold
+    seq: Mapped[str] = mapped_column(String(40), default="", server_default="")
     from_state: Mapped[str | None] = mapped_column(String(16))
-    to_state: Mapped[str] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))  # the action's target, also when refused
+    #: why the fold refused this step where it stands in time (None: it counts)
+    refused: Mapped[str | None] = mapped_column(Text)
     committee_id: Mapped[str | None] = mapped_column(String(24))
     assignee: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str | None] = mapped_column(String(8))  # what a create or an escalate sets
     note: Mapped[str | None] = mapped_column(Text)
 
     order: Mapped[WorkOrder] = relationship(back_populates="events")
@@ -424,8 +439,10 @@ class ProcessedEvent(Base):
 
     __tablename__ = "processed_event"
 
+    stream: Mapped[str] = mapped_column(String(16), primary_key=True)
     event_id: Mapped[str] = mapped_column(String(96), primary_key=True)
-    stream: Mapped[str] = mapped_column(String(16))
+    #: sha-256 of the event as stored (sealed form): a resend with other content is a conflict
+    digest: Mapped[str | None] = mapped_column(String(64))
     entry_id: Mapped[str] = mapped_column(String(32))
     processed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     effects: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # Redis side, replayed after a crash
@@ -476,7 +493,7 @@ class StateChange(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     entity_kind: Mapped[str] = mapped_column(String(16))
-    entity_id: Mapped[str] = mapped_column(String(64))
+    entity_id: Mapped[str] = mapped_column(String(DERIVED_ID))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     attrs: Mapped[dict[str, Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(16))  # "load" or "event"

@@ -53,7 +53,7 @@ def order_clocks(order: WorkOrder, state: dict[str, Any], at: dt.datetime,
     """
     milestones: dict[str, dt.datetime] = {}
     closed_at = None
-    for e in order.events:
+    for e in order.steps:
         if e.ts > at:
             break
         if e.action in rules.MILESTONE_OF:
@@ -96,7 +96,7 @@ def work_order_counts(session: Session, street_id: str, at: dt.datetime,
             by_state[name] = by_state.get(name, 0) + 1
             overdue += any(c.overdue for c in order_clocks(order, state, at, sla))
         elif name == "closed" and any(e.to_state == "closed" and at - dt.timedelta(hours=24) < e.ts <= at
-                                      for e in order.events):
+                                      for e in order.steps):
             closed += 1
     return {"open": sum(by_state.values()), "by_state": by_state, "overdue": overdue,
             "opened_24h": opened, "closed_24h": closed}

@@ -187,7 +187,7 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
                                                  "open": 0, "overdue": 0})
         cat["opened_24h"] += order.created_at > cutoff - DAY
         closed_now = name == "closed" and any(e.to_state == "closed" and cutoff - DAY < e.ts <= cutoff
-                                              for e in order.events)
+                                              for e in order.steps)
         cat["closed_24h"] += closed_now
         is_open = name in rules.OPEN_STATES
         if not (is_open or closed_now):

@@ -123,7 +123,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPSMAP_INGEST_CLAIM_IDLE_MS", "30000",
             "A pending event idle this long (its worker presumably dead) is claimed by a live worker.", int),
     Setting("OPSMAP_INGEST_MAX_TRIES", "5",
-            "Deliveries after which an event that keeps failing is parked in `opsmap:dead`.", int),
+            "Failures of its own after which an event is parked in `opsmap:dead` (an outage of the database "
+            "or Redis counts for none).", int),
+    Setting("OPSMAP_INGEST_BACKOFF_MAX_S", "30",
+            "Longest wait between tries while the database or Redis is out of service (the waits double "
+            "from 0.2 s); /healthz and the staleness indicator say the worker waits, and why.", float),
     Setting("OPSMAP_INGEST_IN_SERVE", "true",
             "`opsmap serve` runs an ingest worker in the background.", _bool),
     Setting("OPSMAP_FEED_LENGTH", "200", "Entries kept per stream in the live feed.", int),

@@ -159,10 +159,25 @@ def autoclaim(client: redis.Redis, consumer: str, min_idle_ms: int, count: int) 
     return out
 
 
-def deliveries(client: redis.Redis, key: str, entry_id: str) -> int:
-    """How many times the group has delivered this entry (1 on first delivery)."""
-    info = client.xpending_range(key, GROUP, min=entry_id, max=entry_id, count=1)
-    return int(info[0]["times_delivered"]) if info else 0
+#: removes a consumer only while it holds nothing pending (atomic: a read cannot slip in between)
+_FORGET = """if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) == 0 then
+  return redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
+end
+return -1"""
+
+
+def forget_consumers(client: Client, me: str, idle_ms: int) -> list[str]:
+    """Remove from the group the consumers idle longer than ``idle_ms`` that hold nothing (their
+    entries were claimed): a dead worker's name does not stay in XINFO forever."""
+    forgotten = []
+    for name in STREAMS:
+        key = stream_key(name)
+        for c in client.xinfo_consumers(key, GROUP):
+            consumer = c["name"].decode() if isinstance(c["name"], bytes) else c["name"]
+            if consumer != me and int(c["idle"]) > idle_ms and int(c["pending"]) == 0 \
+                    and int(client.eval(_FORGET, 1, key, GROUP, consumer)) >= 0:
+                forgotten.append(consumer)
+    return forgotten
 
 
 def dead_letter(plan: Plan, key: str, entry_id: str, redacted_event: str, reason: str) -> None:
@@ -261,8 +276,18 @@ def merge_notices(notices: list[dict[str, Any]]) -> dict[str, Any]:
 
 #: how long the marker of a guarded write is kept: a redelivery later than this would repeat the write
 DONE_TTL_S = 7 * 24 * 3600
-#: ARGV[1]: {"guarded": [[marker key index, ops], …], "ops": ops}, an op being [command, key index, arg, …]
+#: ARGV[1]: {"fence": [[key index, entry id], …], "guarded": [[marker key index, ops], …], "ops": ops},
+#: an op being [command, key index, arg, …]; ARGV[3]: the group. The fence: when an entry to be
+#: acknowledged here is no longer pending (another worker finished it while this one stalled),
+#: nothing is written and those entries are returned, so the caller leaves their effects out.
 _APPLY = """local plan = cjson.decode(ARGV[1])
+local gone = {}
+for _, f in ipairs(plan.fence) do
+  if #redis.call('XPENDING', KEYS[f[1]], ARGV[3], f[2], f[2], 1) == 0 then
+    gone[#gone + 1] = KEYS[f[1]] .. ' ' .. f[2]
+  end
+end
+if #gone > 0 then return gone end
 local function run(ops)
   for _, op in ipairs(ops) do
     local args = {}
@@ -274,7 +299,7 @@ for _, g in ipairs(plan.guarded) do
   if redis.call('SET', KEYS[g[1]], '1', 'NX', 'EX', ARGV[2]) then run(g[2]) end
 end
 run(plan.ops)
-return 1"""
+return gone"""
 _ARGS_PER_OP = 1000  # unpack() in Redis's Lua takes a few thousand values at most
 
 
@@ -291,6 +316,7 @@ class _Step:
 
     keys: dict[str, int] = field(default_factory=dict)  # key → its 1-based index in KEYS
     ops: list[list[Any]] = field(default_factory=list)
+    fence: list[list[Any]] = field(default_factory=list)  # [key index, entry id]: must still be pending
     guarded: dict[tuple[str, str], tuple[str, list[list[Any]]]] = field(default_factory=dict)  # entry → marker, ops
     acks: int = 0
 
@@ -355,8 +381,10 @@ class Plan:
         self._keep[key] = keep
 
     def ack(self, key: str, group: str, ids: list[str]) -> None:
+        """XACK, fenced: the step writes nothing if one of ``ids`` is no longer pending."""
         step = self._step(key)
         step.acks += len(ids)
+        step.fence += [[step.key(key), i] for i in ids]
         for i in range(0, len(ids), _ARGS_PER_OP):
             step.ops.append(["XACK", step.key(key), group, *ids[i:i + _ARGS_PER_OP]])
 
@@ -366,7 +394,9 @@ class Plan:
         for i in range(0, len(ids), _ARGS_PER_OP):
             step.ops.append(["XDEL", step.key(key), *ids[i:i + _ARGS_PER_OP]])
 
-    def run(self, client: Client) -> None:
+    def run(self, client: Client) -> set[tuple[str, str]]:
+        """Apply the steps; returns the entries found no longer pending (then that step wrote
+        nothing: the caller plans again without them; steps already run are guarded)."""
         for (guard, key), counts in self._counts.items():
             step = self._step(key)
             ops = self._ops(step, guard, key)
@@ -379,9 +409,14 @@ class Plan:
             ops.append(["LTRIM", step.key(key), "0", str(self._keep[key] - 1)])
         self._counts.clear()
         self._pushes.clear()
+        gone: set[tuple[str, str]] = set()
         for step in sorted(self._steps.values(), key=_Step.order):
             guarded = [[step.key(marker), ops] for marker, ops in step.guarded.values()]
             if step.ops or guarded:
-                plan = json.dumps({"guarded": guarded, "ops": step.ops}, ensure_ascii=False)
-                client.eval(_APPLY, len(step.keys), *step.keys, plan, DONE_TTL_S)
+                plan = json.dumps({"fence": step.fence, "guarded": guarded, "ops": step.ops}, ensure_ascii=False)
+                reply = client.eval(_APPLY, len(step.keys), *step.keys, plan, DONE_TTL_S, GROUP)
+                gone |= {tuple(g.decode().split(" ", 1)) for g in reply or []}  # type: ignore[misc]
+                if gone:
+                    break
         self._steps.clear()
+        return gone

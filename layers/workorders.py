@@ -67,5 +67,6 @@ def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | N
                      "overdue": c.overdue, "overdue_minutes": int(c.overdue_by.total_seconds() // 60)}
                     for c in clocks],
             "timeline": [{"ts": iso(e.ts), "action": e.action, "to_state": e.to_state, "note": e.note,
-                          "committee_id": e.committee_id, "assignee": e.assignee}
+                          "committee_id": e.committee_id, "assignee": e.assignee,
+                          **({"refused": e.refused} if e.refused else {})}
                          for e in order.events if e.ts <= query.at]}

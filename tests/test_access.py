@@ -82,17 +82,15 @@ def world(loaded, redis_url, client, tmp_path):
     pa, pb, mobile = person_id(n, birth), person_id(n + 1, birth), phone(70_000_000 + n)
     now = dt.datetime.now(dt.UTC)
     tag = f"acc-{uuid.uuid4().hex[:12]}"
-    send = [  # (stream, batch), each drained before the next: the dispatch follows its create
+    send = [  # (stream, batch): the order is created and dispatched before the officers act on it
         ("cases", [{"event_id": f"{tag}-oa", "ts": (now - dt.timedelta(hours=2)).isoformat(), "person_id": pa,
                    "category": "home_observation", "compound_id": ca.id, "address": f"{ca.address}{n}号楼302室"},
                   {"event_id": f"{tag}-ob", "ts": (now - dt.timedelta(hours=2)).isoformat(), "person_id": pb,
                    "category": "home_observation", "compound_id": cb.id, "address": f"{cb.address}{n}号楼501室"}]),
-        ("workorders", [{"event_id": f"{tag}-w1", "ts": now.isoformat(), "order_id": f"{tag}-B", "action": "create",
-                        "category": "quarantine_violation", "priority": "normal",
-                        "description": f"邻居电话 {mobile} 反映",
-                        "lat": cb.lat, "lng": cb.lng},
-                       ]),
-        ("workorders", [{"event_id": f"{tag}-w2", "ts": (now + dt.timedelta(seconds=1)).isoformat(),
+        ("workorders", [{"event_id": f"{tag}-w1", "ts": (now - dt.timedelta(seconds=2)).isoformat(),
+                         "order_id": f"{tag}-B", "action": "create", "category": "quarantine_violation",
+                         "priority": "normal", "description": f"邻居电话 {mobile} 反映", "lat": cb.lat, "lng": cb.lng},
+                        {"event_id": f"{tag}-w2", "ts": (now - dt.timedelta(seconds=1)).isoformat(),
                          "order_id": f"{tag}-B", "action": "dispatch", "committee_id": cb.committee_id,
                          "assignee": "居委值班"}]),
     ]
