@@ -30,6 +30,7 @@ from data.access import policy
 from data.cache import Cache, added_since, data_version
 from data.crs import to_gcj02
 from data.events import DEAD, STREAMS, EventError, sealed, validate
+from data.ingest import waiting as waiting_workers
 from data.settings import Config, datasets_path
 from data.store import is_empty
 from data.summary import summary
@@ -367,7 +368,8 @@ def live_feed() -> Response:
 
 @api.get("/healthz")
 def healthz() -> tuple[Response, int]:
-    """Database and Redis reachability; 503 when either is down."""
+    """Database and Redis reachability, ingest lag and workers waiting out an outage (with the
+    cause); 503 when either is down or a worker waits."""
     checks: dict[str, str] = {}
     try:
         with _sessions()() as session:
@@ -384,13 +386,15 @@ def healthz() -> tuple[Response, int]:
         if client is not None:
             lags = streams.lag(client).values()
             ingest = {"lag": sum(v["lag"] for v in lags), "pending": sum(v["pending"] for v in lags),
-                      "dead": int(client.xlen(DEAD))}
+                      "dead": int(client.xlen(DEAD)),
+                      "waiting": waiting_workers(client, current_app.config["OPSMAP_CONFIG"].ingest_backoff_max_s)}
     except (redis.RedisError, RedisClusterException, OSError) as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     finally:
         if client is not None:
             client.close()
-    healthy = checks["database"] != "empty" and all(v == "ok" or v == "empty" for v in checks.values())
+    healthy = checks["database"] != "empty" and all(v == "ok" or v == "empty" for v in checks.values()) \
+        and not ingest.get("waiting")
     body: dict[str, Any] = {"status": "ok" if healthy else "degraded", **checks}
     if ingest:
         body["ingest"] = ingest

@@ -15,6 +15,7 @@ from dash import html
 from dashboard.i18n import tr
 from data import rules, streams
 from data.events import CASE_LABELS
+from data.ingest import waiting as waiting_workers
 from data.settings import Config
 
 WORK_LABELS = {"screening": "排摸", "disinfection": "消毒", "mask_reservation": "口罩预约",
@@ -161,11 +162,15 @@ def detail_panel(kind: str, title: str, detail: dict[str, Any] | None, lang: str
 
 def clock_and_freshness(redis_url: str | None, config: Config, clock_format: str) -> tuple[str, str, str]:
     """The clock text and the staleness indicator (class, label): red when no event has
-    arrived for OPSMAP_STALE_AFTER_S or more than OPSMAP_STALE_LAG wait to be ingested."""
+    arrived for OPSMAP_STALE_AFTER_S, more than OPSMAP_STALE_LAG wait to be ingested, or an
+    ingest worker waits out an outage of the database or Redis (then it says so)."""
     now = dt.datetime.now(rules.SHANGHAI)
     if not redis_url:
         return now.strftime(clock_format), "staleness unknown", tr("无实时数据", config.language)
-    fresh = streams.freshness(streams.connect(redis_url), now)
+    client = streams.connect(redis_url)
+    fresh = streams.freshness(client, now)
+    if waiting_workers(client, config.ingest_backoff_max_s):
+        return now.strftime(clock_format), "staleness stale", tr("入库暂停", config.language)
     stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
     return (now.strftime(clock_format), f"staleness {'stale' if stale else 'fresh'}",
             tr("数据延迟" if stale else "实时", config.language))

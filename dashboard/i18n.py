@@ -27,6 +27,7 @@ EN: dict[str, str] = {
     # pages
     "战疫图": "Operations Map", "全部居委": "All committees", "时点 ": "As of ", "实时": "Live",
     "实时（或 2022-04-10 08:00）": "live (or 2022-04-10 08:00)", "回放": "replay", "数据延迟": "Stale data",
+    "入库暂停": "Ingest paused",
     "拖动回放过去 14 天": "Drag to replay the last 14 days",
     "无实时数据": "No live data", "全街道": "Whole street", "紧急处置": "Emergency", "紧急": "URGENT",
     "数据新鲜度": "Data freshness",

@@ -116,7 +116,7 @@ def test_clu003_the_app_on_a_cluster(loaded, cluster, cluster_url, config, tmp_p
     assert patch["type"] == "Patch" and [f["properties"]["name"] for f in patch["upsert"]] == [
         f"确诊 · {data.compounds[11].address}"]
     assert any(data.compounds[11].name in item["text"] for item in web.get("/api/v1/feed").get_json())
-    assert web.get("/healthz").get_json()["ingest"] == {"lag": 0, "pending": 0, "dead": 0}
+    assert web.get("/healthz").get_json()["ingest"] == {"lag": 0, "pending": 0, "dead": 0, "waiting": []}
 
 
 def test_clu004_two_ingest_processes_share_a_cluster_and_one_is_killed(loaded, cluster, cluster_url, tmp_path):

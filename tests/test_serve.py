@@ -42,7 +42,7 @@ def test_srv002_gunicorn_serves_app_server_on_shared_engines(tmp_path, redis_url
         health = wait_healthy(url, proc)
         assert {k: health[k] for k in ("status", "database", "redis")} == {"status": "ok", "database": "ok",
                                                                            "redis": "ok"}
-        assert set(health["ingest"]) == {"lag", "pending", "dead"}
+        assert set(health["ingest"]) == {"lag", "pending", "dead", "waiting"}
         engine = make_engine(env["DATABASE_URL"])
         account = accounts.add_user(engine, "srv", [Role("viewer", "S195")])
         opened = accounts.open_session(engine, dt.timedelta(hours=1), account_id=account.id)
