@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from data import settings
+from data.events import STREAMS
 
 log = logging.getLogger("opsmap")
 
@@ -279,6 +280,25 @@ def _ingest(config: settings.Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def _dead(config: settings.Config, args: argparse.Namespace) -> int:
+    """``opsmap dead list|replay``: what was parked and why; feed it back once the cause is fixed."""
+    import datetime as dt
+
+    from data import dead, rules, streams
+    from data.redis_server import redis_url
+
+    with redis_url(config) as url:
+        client = streams.connect(url)
+        if args.verb == "replay":
+            sent, skipped = dead.replay(client, args.reason, args.stream)
+            print(f"sent {sent} parked events back" + (f"; {skipped} unreadable ones stay" if skipped else ""))
+            return 0
+        for letter in dead.letters(client, args.reason, args.stream):
+            parked = dt.datetime.fromtimestamp(letter.parked_at, rules.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{letter.id}\t{parked}\t{letter.stream}\t{letter.reason}\t{letter.event}")
+    return 0
+
+
 def _simulate(config: settings.Config, args: argparse.Namespace) -> int:
     from data import streams
     from data.redis_server import redis_url
@@ -381,6 +401,14 @@ def parser() -> argparse.ArgumentParser:
         export.add_argument("--cutoff", default="07:00", help="data up to this Shanghai time (default 07:00)")
         export.add_argument("--out", default=default, help=f"output file (default {default})")
         export.set_defaults(run=_export)
+    dead = sub.add_parser("dead", help="dead letters: list, replay (after a fix)").add_subparsers(
+        dest="verb", required=True)
+    for verb, what in (("list", "list the parked events with their reasons"),
+                       ("replay", "send the parked events back to their streams, each once")):
+        cmd = dead.add_parser(verb, parents=[common], help=what)
+        cmd.add_argument("--reason", help="only those whose reason contains this text")
+        cmd.add_argument("--stream", choices=STREAMS, help="only those of this stream")
+        cmd.set_defaults(run=_dead)
     _access_parsers(sub, common)
     return root
 
@@ -441,9 +469,42 @@ def private_files(config: settings.Config) -> None:
             path.chmod(0o700 if path.is_dir() else 0o600)
 
 
+def _cannot(config: settings.Config, exc: BaseException) -> tuple[str, str] | None:
+    """A failure to start as (cause, fix), one line each; None for what is not a start-up problem."""
+    import redis
+    from sqlalchemy import exc as sa_exc
+
+    from data.redis_server import EmbeddedRedisError, shown
+
+    if isinstance(exc, PermissionError | OSError) and getattr(exc, "filename", None) and exc.errno in (1, 13, 30):
+        return (f"{exc.filename} is not writable ({exc.strerror})",
+                "make it writable by this user, or set OPSMAP_VAR_DIR to a directory that is")
+    if isinstance(exc, EmbeddedRedisError):
+        return str(exc), "free disk space or fix the var directory, or set REDIS_URL to a running Redis"
+    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | redis.AuthenticationError):
+        return (f"Redis at {shown(config.redis_url)} does not answer ({str(exc)[:160]})",
+                "start that Redis or correct REDIS_URL (unset, opsmap starts its own)")
+    if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+        where = "the SQLite file" if not config.database_url else "the database at DATABASE_URL"
+        first = str(exc.orig or exc).strip().splitlines()[0][:160]
+        return f"{where} cannot be used ({first})", "start the database or correct DATABASE_URL"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     config = settings.load(args)
+    try:
+        return _main(config, args)
+    except Exception as exc:
+        said = _cannot(config, exc)
+        if said is None:
+            raise
+        print(f"opsmap {args.command}: {said[0]}\n  fix: {said[1]}", file=sys.stderr)
+        return 2
+
+
+def _main(config: settings.Config, args: argparse.Namespace) -> int:
     private_files(config)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("alembic", "weasyprint", "fontTools"):

@@ -22,6 +22,7 @@ import os
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +45,10 @@ def shown(url: str) -> str:
         return url
     return urlunsplit(parts._replace(netloc=f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname or ""))
 START_TIMEOUT_S = 15.0
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded server cannot start (its log's last line says why)."""
 
 
 def binary() -> str:
@@ -85,6 +90,8 @@ class EmbeddedRedis:
         self.url = ""
         self.adopted = False
         self._lock: IO[str] | None = None
+        self._stopping = threading.Event()
+        self._port = 0
 
     def start(self) -> str:
         """Start the server, or join the one another opsmap process owns; returns its URL.
@@ -126,7 +133,8 @@ class EmbeddedRedis:
         raise RuntimeError(f"another opsmap process owns {self.directory} but its Redis does not answer")
 
     def _spawn(self) -> str:
-        port, password = _free_port(), secret_file(self.directory / PASSWORD_FILE)
+        port, password = self._port or _free_port(), secret_file(self.directory / PASSWORD_FILE)
+        self._port = port  # a restart keeps it: clients hold the URL
         conf = self.directory / "redis.conf"  # the password in a file of mode 600, not in the process list
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -142,8 +150,10 @@ class EmbeddedRedis:
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _alive(self.url):
             if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"embedded redis-server did not start; see {self.directory / 'redis.log'}")
+                if self.process.poll() is None:
+                    self.process.kill()
+                self.process.wait()
+                raise EmbeddedRedisError(f"the embedded redis-server did not start: {self.last_log_line()}")
             time.sleep(0.05)
         fd = os.open(self.info_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
@@ -151,8 +161,43 @@ class EmbeddedRedis:
         log.info("started embedded Redis %s (data in %s)", shown(self.url), self.directory)
         return self.url
 
+    def last_log_line(self) -> str:
+        try:
+            lines = (self.directory / "redis.log").read_text(errors="replace").strip().splitlines()
+        except OSError as exc:
+            return f"no log ({exc.strerror})"
+        return lines[-1].split(" * ", 1)[-1].split(" # ", 1)[-1][:200] if lines else "its log is empty"
+
+    def supervise(self, interval_s: float = 0.5, cap_s: float = 30.0) -> threading.Thread | None:
+        """Watch the server this process started and start it again on the same data and port
+        when it exits (a crash, the OOM killer, a full disk), saying so; tries back off to ``cap_s``."""
+        if self.process is None:
+            return None
+
+        def watch() -> None:
+            wait = interval_s
+            while not self._stopping.wait(wait):
+                process = self.process
+                if process is None or process.poll() is None:
+                    wait = interval_s
+                    continue
+                log.warning("the embedded Redis exited with code %s (%s); starting it again on the same data",
+                            process.returncode, self.last_log_line())
+                try:
+                    self._spawn()
+                    log.warning("the embedded Redis runs again (data in %s)", self.directory)
+                    wait = interval_s
+                except (EmbeddedRedisError, OSError) as exc:
+                    wait = min(cap_s, max(wait * 2, 1.0))
+                    log.error("%s; trying again in %.0f s", exc, wait)
+
+        thread = threading.Thread(target=watch, name="opsmap-redis-supervisor", daemon=True)
+        thread.start()
+        return thread
+
     def stop(self) -> None:
         """Stop the server if this process owns it; the append-only file is flushed first."""
+        self._stopping.set()
         if self._lock is None:
             return  # a guest never stops the owner's server
         if self.process is not None or self.adopted:
@@ -180,6 +225,8 @@ def redis_url(config: Config) -> Iterator[str]:
         return
     server = EmbeddedRedis(config.var_path / "redis")
     try:
-        yield server.start()
+        url = server.start()
+        server.supervise()
+        yield url
     finally:
         server.stop()
