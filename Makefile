@@ -1,11 +1,11 @@
 # make run  — install into .venv, load the demo street when the database is empty, serve on :8050
-# make test — install what the tests need (Debian chromium included) and run them
+# make test — install what the tests need (Debian chromium, PostgreSQL and Redis 7 included) and run them
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-test pdf-fonts browser lint bench clean
+.PHONY: run test install install-test pdf-fonts browser servers lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,11 +38,18 @@ browser:
 	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	    chromium chromium-driver poppler-utils fonts-noto-cjk libpango-1.0-0 libpangoft2-1.0-0 )
 
+# Debian's PostgreSQL and Redis 7 for the tests: they start throwaway servers from these when
+# none answers (initdb in a temporary directory; redis-server on a free port), so none is skipped.
+servers:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && [ -x /usr/bin/redis-server ] || \
+	  ( $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	    postgresql redis-server )
+
 run: install pdf-fonts
 	$(BIN)/opsmap load --if-empty --progress
 	$(BIN)/opsmap serve
 
-test: install-test browser
+test: install-test browser servers
 	$(BIN)/python -m pytest
 
 lint: install-test

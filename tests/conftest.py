@@ -1,5 +1,7 @@
-"""Fixtures on real servers: Redis at 127.0.0.1:6379 when reachable (else an embedded
-redis-server), SQLite always, PostgreSQL at 127.0.0.1:5432 database ``test`` when reachable.
+"""Fixtures on real servers: Redis 7 at 127.0.0.1:6379 when it answers (else a Redis 7 started
+for the session; the embedded 6.2 is what the app tests run), SQLite always, PostgreSQL at
+127.0.0.1:5432 database ``test`` when it answers, else a throwaway cluster (``tests/servers.py``):
+no test is skipped for a missing server.
 
 Each PostgreSQL run gets its own schema, dropped afterwards, so tests never see other
 runs' tables. Set ``OPSMAP_TEST_PG_URL`` to point at another server.
@@ -27,9 +29,9 @@ import sqlalchemy as sa
 from sqlalchemy import Engine
 
 from data.loader import StreetData, load_street
-from data.redis_server import EmbeddedRedis
 from data.settings import PROJECT_ROOT
 from data.store import make_engine
+from tests import servers
 
 DATASETS = PROJECT_ROOT / "data" / "datasets"
 SEED = 20220410
@@ -38,18 +40,20 @@ LOCAL_REDIS = os.environ.get("OPSMAP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
 
 
-def _pg_reachable() -> bool:
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL to test on: the configured one when it answers, else a throwaway cluster."""
+    if servers.reachable(PG_URL):
+        yield PG_URL
+        return
+    cluster = servers.Postgres()
     try:
-        with sa.create_engine(PG_URL, connect_args={"connect_timeout": 2}).connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        return True
-    except Exception:  # noqa: BLE001 - any failure means: not here
-        return False
-
-
-PG_AVAILABLE = _pg_reachable()
-ENGINES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
-    not PG_AVAILABLE, reason=f"PostgreSQL not reachable at {PG_URL}"))]
+        yield cluster.start()
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")
@@ -60,15 +64,15 @@ def artifacts() -> Path:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Redis: the local server's db 15 (flushed), or an embedded server."""
-    try:
-        client = redis.Redis.from_url(LOCAL_REDIS, socket_connect_timeout=1)
-        client.ping()
-    except (redis.RedisError, OSError):
-        server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
-        yield server.start()
-        server.stop()
+    """A real Redis 7: the local server's db 15 (flushed), or one started for the session."""
+    if int((servers.redis_version(LOCAL_REDIS) or "0").split(".")[0]) < 7:
+        server = servers.RedisServer(tmp_path_factory.mktemp("redis7"), appendonly=False)
+        try:
+            yield server.start()
+        finally:
+            server.stop()
         return
+    client = redis.Redis.from_url(LOCAL_REDIS)
     client.flushdb()
     yield LOCAL_REDIS
     client.flushdb()
@@ -162,17 +166,18 @@ def config(tmp_path: Path):
                          **FAR_FUTURE_OK})
 
 
-def _engine(kind: str, tmp: Path) -> Iterator[Engine]:
+def _engine(kind: str, tmp: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
     if kind == "sqlite":
         engine = make_engine(f"sqlite:///{tmp / 'opsmap.db'}")
         yield engine
         engine.dispose()
         return
+    url = request.getfixturevalue("pg_url")
     schema = f"opsmap_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_URL)
+    admin = sa.create_engine(url)
     with admin.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    engine = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")  # the URL alone reaches the schema
+    engine = make_engine(f"{url}?options=-csearch_path%3D{schema}")  # the URL alone reaches the schema
     yield engine
     engine.dispose()
     with admin.begin() as conn:
@@ -183,14 +188,14 @@ def _engine(kind: str, tmp: Path) -> Iterator[Engine]:
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An empty database of each kind, fresh per test."""
-    yield from _engine(request.param, tmp_path)
+    yield from _engine(request.param, tmp_path, request)
 
 
 @pytest.fixture(scope="session", params=ENGINES)
 def loaded(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, StreetData]]:
     """南京东路 loaded once per engine kind, shared by the read-only tests."""
-    for engine in _engine(request.param, tmp_path_factory.mktemp(request.param)):
+    for engine in _engine(request.param, tmp_path_factory.mktemp(request.param), request):
         yield engine, load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)
 
 

@@ -22,7 +22,7 @@ OFFICER = "张三"
 @pytest.fixture(scope="module", params=ENGINES)
 def street(request, tmp_path_factory):
     """A street of its own: actions write at the present moment, which other tests read."""
-    for engine in _engine(request.param, tmp_path_factory.mktemp(f"act-{request.param}")):
+    for engine in _engine(request.param, tmp_path_factory.mktemp(f"act-{request.param}"), request):
         yield engine, load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)
 
 

@@ -79,7 +79,7 @@ def replayed(request, tmp_path_factory, redis_url):
     tmp = tmp_path_factory.mktemp(f"brf-{request.param}")
     client = redis.Redis.from_url(redis_url)
     client.flushdb()
-    for engine in _engine(request.param, tmp):
+    for engine in _engine(request.param, tmp, request):
         url = engine.url.render_as_string(hide_password=False)
         config = load(environ={"OPSMAP_VAR_DIR": str(tmp), "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef",
                                "DATABASE_URL": url})

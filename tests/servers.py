@@ -1,0 +1,129 @@
+"""Throwaway servers for the suite, so it never skips for a missing one: a PostgreSQL cluster
+(Debian's ``postgresql`` package: ``initdb`` into a temporary directory) when none answers at
+the configured URL, and a Redis 7 (Debian's ``redis-server``) beside the embedded 6.2.
+
+Why not reuse a machine's services blindly: a fresh machine (CI) has neither; these start in
+seconds, listen on loopback only, and vanish with the session."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+import sqlalchemy as sa
+
+DEBIAN_REDIS = "/usr/bin/redis-server"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def reachable(url: str) -> bool:
+    try:
+        with sa.create_engine(url, connect_args={"connect_timeout": 2}).connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: not here
+        return False
+
+
+def _pg_bin(name: str) -> str:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    if not found:
+        raise RuntimeError(f"no {name}: install Debian's postgresql package (make test does)")
+    return found[-1]
+
+
+class Postgres:
+    """A PostgreSQL cluster in a directory of its own, run as the ``postgres`` user when we are
+    root (initdb refuses root; so the directory is not under pytest's, which only root may
+    enter), trust authentication on 127.0.0.1 only."""
+
+    def __init__(self) -> None:
+        self.directory, self.port = Path(tempfile.mkdtemp(prefix="opsmap-test-pg-")), free_port()
+        self.data = self.directory / "data"
+
+    def _run(self, *cmd: str) -> subprocess.CompletedProcess:
+        user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        done = subprocess.run([*user, *cmd], capture_output=True, text=True, timeout=120, cwd="/")
+        if done.returncode:
+            raise RuntimeError(f"{Path(cmd[0]).name} failed: {done.stderr.strip() or done.stdout.strip()}")
+        return done
+
+    def start(self) -> str:
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("postgres")
+            os.chown(self.directory, pw.pw_uid, pw.pw_gid)
+        self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+                  "--no-sync")
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "pg.log"), "-w", "-t", "60",
+                  "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off "
+                        "-c max_connections=200", "start")
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
+            conn.execute(sa.text("CREATE DATABASE test"))
+        return url.removesuffix("/postgres") + "/test"
+
+    def stop(self) -> None:
+        if self.data.exists():
+            subprocess.run([*(["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []),
+                            _pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                           capture_output=True, timeout=60, cwd="/")
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def redis_version(url: str) -> str | None:
+    try:
+        return str(redis.Redis.from_url(url, socket_connect_timeout=1).info("server")["redis_version"])
+    except (redis.RedisError, OSError):
+        return None
+
+
+class RedisServer:
+    """A redis-server (Debian's 7.x unless told) on a free loopback port, data in ``directory``."""
+
+    def __init__(self, directory: Path, binary: str = DEBIAN_REDIS, appendonly: bool = True) -> None:
+        self.directory, self.binary, self.appendonly = directory, binary, appendonly
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> str:
+        if not os.access(self.binary, os.X_OK):
+            raise RuntimeError(f"no {self.binary}: install Debian's redis-server package (make test does)")
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.directory),
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always", "--save", "",
+             "--daemonize", "no", "--logfile", str(self.directory / "redis.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while redis_version(self.url) is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{self.binary} did not start; see {self.directory / 'redis.log'}")
+            time.sleep(0.05)
+        return self.url
+
+    def kill(self) -> None:
+        """kill -9: what a crash or the OOM killer does."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=15)
+            self.process = None
