@@ -356,6 +356,10 @@ def seal_personal(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Has
         obj[f"{name}_hash"] = hasher(value)
         obj[f"{name}_masked"] = mask_id(value) if kind == "id" else mask_phone(value)
     try:
-        return scrub(json.dumps(obj, ensure_ascii=False, default=str))
+        text = json.dumps(obj, ensure_ascii=False, default=str)
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: kept escaped, as it came
+        text = json.dumps(obj, default=str)
     except (ValueError, RecursionError):
         return json.dumps({"unparsed": "(too deep or not serialisable)"}, ensure_ascii=False)
+    return scrub(text)

@@ -497,5 +497,5 @@ class StateChange(Base):
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
     attrs: Mapped[dict[str, Any]] = mapped_column(JSON)
     source: Mapped[str] = mapped_column(String(16))  # "load" or "event"
-    event_id: Mapped[str | None] = mapped_column(String(64))
+    event_id: Mapped[str | None] = mapped_column(String(DERIVED_ID))
 

@@ -139,7 +139,7 @@ class EmbeddedRedis:
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(f"requirepass {password}\n")
-        self.process = subprocess.Popen(
+        self.process = process = subprocess.Popen(
             [binary(), str(conf), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(self.directory),
              "--appendonly", "yes", "--appendfsync", "always", "--save", "",
              "--daemonize", "no", "--protected-mode", "yes",
@@ -149,15 +149,15 @@ class EmbeddedRedis:
         self.url = f"redis://:{password}@127.0.0.1:{port}/0"
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _alive(self.url):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                if self.process.poll() is None:
-                    self.process.kill()
-                self.process.wait()
+            if process.poll() is not None or time.monotonic() > deadline or self._stopping.is_set():
+                if process.poll() is None:
+                    process.kill()
+                process.wait()
                 raise EmbeddedRedisError(f"the embedded redis-server did not start: {self.last_log_line()}")
             time.sleep(0.05)
         fd = os.open(self.info_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps({"url": self.url, "pid": self.process.pid}))
+            fh.write(json.dumps({"url": self.url, "pid": process.pid}))
         log.info("started embedded Redis %s (data in %s)", shown(self.url), self.directory)
         return self.url
 
@@ -181,7 +181,8 @@ class EmbeddedRedis:
                 if process is None or process.poll() is None:
                     wait = interval_s
                     continue
-                log.warning("the embedded Redis exited with code %s (%s); starting it again on the same data",
+                log.warning("the embedded Redis exited with code %s (its log's last line: %s); starting it again "
+                            "on the same data",
                             process.returncode, self.last_log_line())
                 try:
                     self._spawn()

@@ -163,16 +163,18 @@ def config(tmp_path: Path):
 
     return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef",
                          "OPSMAP_INGEST_CLAIM_IDLE_MS": "500", "OPSMAP_INGEST_MAX_TRIES": "3",
+                         "OPSMAP_INGEST_BACKOFF_MAX_S": "1",
                          **FAR_FUTURE_OK})
 
 
-def _engine(kind: str, tmp: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
+def _engine(kind: str, tmp: Path, request: pytest.FixtureRequest | None = None,
+            url: str | None = None) -> Iterator[Engine]:
     if kind == "sqlite":
         engine = make_engine(f"sqlite:///{tmp / 'opsmap.db'}")
         yield engine
         engine.dispose()
         return
-    url = request.getfixturevalue("pg_url")
+    url = url or request.getfixturevalue("pg_url")
     schema = f"opsmap_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(url)
     with admin.begin() as conn:

@@ -18,7 +18,8 @@ depends_on = None
 
 #: columns holding ids derived from a producer's 64-character ones (``auto-<event_id>`` …)
 WIDENED = (("case_report", "event_id", True), ("work_order", "id", False), ("work_order_event", "event_id", True),
-           ("work_order_event", "order_id", False), ("state_change", "entity_id", False))
+           ("work_order_event", "order_id", False), ("state_change", "entity_id", False),
+           ("state_change", "event_id", True))
 
 
 def _ledger_key(columns: list[str]) -> None:
