@@ -16,7 +16,21 @@ if engine is None:  # the alembic CLI: open the configured database
 
     engine = make_engine(load().sqlalchemy_url)
 
-with engine.begin() as connection:
-    context.configure(connection=connection, target_metadata=Base.metadata,
-                      render_as_batch=connection.dialect.name == "sqlite", compare_type=True)
-    context.run_migrations()
+with engine.connect() as connection:
+    # SQLite rebuilds a table to alter it (batch mode): with foreign keys enforced, dropping a
+    # referenced table would fail, so they are off while migrating (set outside a transaction, on
+    # the driver's connection, as SQLite requires) and checked before they are on again
+    sqlite = connection.dialect.name == "sqlite"
+    raw = connection.connection.driver_connection if sqlite else None
+    if raw is not None:
+        raw.execute("PRAGMA foreign_keys=OFF")
+    try:
+        with connection.begin():
+            context.configure(connection=connection, target_metadata=Base.metadata, render_as_batch=sqlite,
+                              compare_type=True)
+            context.run_migrations()
+            if raw is not None and connection.exec_driver_sql("PRAGMA foreign_key_check").first():
+                raise RuntimeError("a migration left rows whose foreign keys point nowhere")
+    finally:
+        if raw is not None:
+            raw.execute("PRAGMA foreign_keys=ON")

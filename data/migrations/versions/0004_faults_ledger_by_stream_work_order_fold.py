@@ -49,10 +49,10 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('seq', sa.String(length=40), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('refused', sa.Text(), nullable=True))
         batch_op.add_column(sa.Column('priority', sa.String(length=8), nullable=True))
-    if op.get_bind().dialect.name != 'sqlite':  # SQLite does not enforce a VARCHAR's length
-        for table, column, nullable in WIDENED:
-            op.alter_column(table, column, type_=sa.String(length=80), existing_type=sa.String(length=64),
-                            existing_nullable=nullable)
+    for table, column, nullable in WIDENED:  # SQLite does not enforce it, but its schema says it too
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.alter_column(column, type_=sa.String(length=80), existing_type=sa.String(length=64),
+                                  existing_nullable=nullable)
 
 
 def downgrade() -> None:
