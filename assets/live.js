@@ -10,48 +10,97 @@
 
    Layers are patched on every message; the store — whose callbacks redraw the panels,
    numbers and feed, a server round trip and a summary each — is set at most once per
-   PANELS_MS: the first message after a quiet spell at once, the newest of a busy spell at
-   the end of it (every callback reads only its data version, so nothing is lost). A
-   message with an urgent alert is never held: the big screen interrupts on it. */
+   PANELS_MS (the first message after a quiet spell at once, a message with an urgent alert
+   at once, the newest of a busy spell at the end of it) and never while the callbacks are
+   still answering the previous one: Dash drops an answer in flight when its input changes
+   again, so notices coming faster than the answer would leave the panels empty for good.
+   The callbacks write into the marker's data-ack element when they answer; the newest held
+   notice then goes (its urgent alerts merged with those of the notices it replaced, so the
+   big screen misses none). Every callback reads only its data version, so nothing is lost.
+   While the input named by data-paused-by holds a value (a moment typed or picked), notices
+   leave the store alone: that moment's answer is never dropped for a live tick. */
 (function () {
     "use strict";
     var PANELS_MS = 1000;
+    var ANSWER_MAX_MS = 20000;  // an answer lost on the way (a reload of the server): send anyway
     var open = {};
     var pending = null;
 
-    function toStore(entry, data, urgent) {
-        var wait = entry.storeAt + PANELS_MS - Date.now();
-        entry.held = data;
-        if (urgent || wait <= 0) {
-            clearTimeout(entry.timer);
-            entry.timer = null;
+    function merged(older, newer) {
+        if (!older) {
+            return newer;
+        }
+        var a = JSON.parse(older), b = JSON.parse(newer);
+        b.urgent = (a.urgent || []).concat(b.urgent || []);
+        return JSON.stringify(b);
+    }
+
+    function paused(entry) {
+        var input = entry.pausedBy && document.getElementById(entry.pausedBy);
+        return Boolean(input && input.value);
+    }
+
+    function toStore(entry, data) {
+        entry.held = merged(entry.held, data);
+        schedule(entry);
+    }
+
+    function schedule(entry) {
+        if (!entry.held || entry.timer) {
+            return;
+        }
+        if (entry.waiting && Date.now() - entry.waiting < ANSWER_MAX_MS) {
+            return;  // the callbacks are answering: sent when their ack arrives
+        }
+        var urgent = (JSON.parse(entry.held).urgent || []).length > 0;
+        var wait = urgent ? 0 : entry.storeAt + PANELS_MS - Date.now();
+        if (wait <= 0) {
             flush(entry);
-        } else if (!entry.timer) {
+        } else {
             entry.timer = setTimeout(function () {
                 entry.timer = null;
-                flush(entry);
+                schedule(entry);
             }, wait);
         }
     }
 
     function flush(entry) {
-        entry.storeAt = Date.now();
-        if (window.dash_clientside && window.dash_clientside.set_props) {
-            window.dash_clientside.set_props(entry.store, {data: entry.held});
+        var data = entry.held;
+        entry.held = null;
+        if (paused(entry)) {
+            return;  // a moment is shown: live notices do not concern its panels
         }
+        entry.storeAt = Date.now();
+        entry.waiting = Date.now();
+        if (window.dash_clientside && window.dash_clientside.set_props) {
+            window.dash_clientside.set_props(entry.store, {data: data});
+        }
+    }
+
+    function answered(records) {
+        Object.keys(open).forEach(function (store) {
+            var entry = open[store];
+            var ack = entry.ack && document.getElementById(entry.ack);
+            if (entry.waiting && ack && records.some(function (r) { return ack.contains(r.target); })) {
+                entry.waiting = 0;
+                schedule(entry);
+            }
+        });
     }
 
     function connect(el, since) {
         var store = el.getAttribute("data-store");
         var url = el.getAttribute("data-opsmap-stream") + (since ? "?since=" + encodeURIComponent(since) : "");
-        var entry = {source: new EventSource(url), el: el, last: since, store: store, storeAt: 0, timer: null};
+        var entry = {source: new EventSource(url), el: el, last: since, store: store, storeAt: 0, timer: null,
+                     held: null, waiting: 0, ack: el.getAttribute("data-ack"),
+                     pausedBy: el.getAttribute("data-paused-by")};
         entry.source.onmessage = function (e) {
             var message = JSON.parse(e.data);
             entry.last = e.lastEventId || entry.last;
             if (window.opsmap && window.opsmap.layers) {
                 window.opsmap.layers.notice(message);  // assets/layers.js: patch the named layers
             }
-            toStore(entry, e.data, (message.urgent || []).length > 0);
+            toStore(entry, e.data);
         };
         open[store] = entry;
     }
@@ -85,6 +134,9 @@
         }
     }
 
-    new MutationObserver(later).observe(document.documentElement, {childList: true, subtree: true});
+    new MutationObserver(function (records) {
+        answered(records);
+        later();
+    }).observe(document.documentElement, {childList: true, subtree: true, characterData: true});
     later();
 })();

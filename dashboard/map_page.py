@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from typing import Any
 from urllib.parse import urlencode
 
@@ -76,18 +77,31 @@ def timeline_moment(end: dt.datetime | None, hours: int) -> str:
     return f"{moment.astimezone(rules.SHANGHAI):%Y-%m-%d %H:%M}"
 
 
-def live_events(store_id: str) -> list[Any]:
+def live_events(store_id: str, paused_by: str = "") -> list[Any]:
     """The page's live change notices: assets/live.js keeps one SSE connection open for the
     marker element and puts each message into the store ``store_id`` (callbacks read its data).
     The marker names the newest notice at render time, so the connection starts from there
-    and nothing that happens between the render and the connection is missed."""
+    and nothing that happens between the render and the connection is missed.
+
+    Never starving the callbacks that read the store: live.js sets it again only after they
+    answered (they write ``ack(…)`` into the element ``<store_id>-ack``), holding the newest
+    notice meanwhile — Dash drops an answer still in flight when its inputs change again, so
+    notices faster than the answer would otherwise keep a panel empty. While the input
+    ``paused_by`` holds a value (a moment typed or picked), notices do not touch the store."""
     url = current_app.config.get("OPSMAP_REDIS_URL")
     try:
         since = streams.changes_top(streams.connect(url)) if url else ""
     except (redis.RedisError, OSError):  # Redis down: the page still renders; the stream starts from now
         since = ""
-    return [dcc.Store(id=store_id), html.Div(hidden=True, **{"data-opsmap-stream": "/api/v1/stream",
-                                                              "data-store": store_id, "data-since": since})]
+    return [dcc.Store(id=store_id), html.Div(id=f"{store_id}-ack", hidden=True),
+            html.Div(hidden=True, **{"data-opsmap-stream": "/api/v1/stream", "data-store": store_id,
+                                     "data-since": since, "data-ack": f"{store_id}-ack",
+                                     "data-paused-by": paused_by})]
+
+
+def ack() -> str:
+    """What a callback reading a live store writes into its ack element: the page may send the next notice."""
+    return f"{time.monotonic():.6f}"
 
 
 def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetime | None) -> str:
@@ -190,7 +204,8 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                 html.Div(id="panel-detail-slot"), html.Div(id="panel-cases-slot"),
                 html.Div(id="panel-work-slot"), html.Div(id="panel-feed-slot")]),
         ]),
-        *live_events("map-events"), *source_stores(PAGE, opening_sources(config, chosen and chosen.id)),
+        *live_events("map-events", paused_by="map-asof"),
+        *source_stores(PAGE, opening_sources(config, chosen and chosen.id)),
         dcc.Interval(id="map-tick", interval=10_000),
     ])
 
@@ -235,14 +250,15 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
 
     @app.callback(Output("map-title", "children"), Output("panel-cases-slot", "children"),
                   Output("panel-work-slot", "children"), Output("panel-feed-slot", "children"),
+                  Output("map-events-ack", "children"),
                   Input("map-street", "value"), Input("map-asof", "value"), Input("map-events", "data"))
     def refresh_panels(street_id: str | None, as_of_text: str | None, message: str | None) -> tuple[Any, ...]:
         """The numbers beside the map and the feed, for the moment shown."""
         if not access.may_view(street_id):
-            return tr("opsmap：尚未加载街道（运行 opsmap load）", config.language), [], [], []
+            return tr("opsmap：尚未加载街道（运行 opsmap load）", config.language), [], [], [], ack()
         as_of = parse_as_of(as_of_text)
         if as_of is not None and ctx.triggered_id == "map-events":
-            return (no_update,) * 4
+            return (*(no_update,) * 4, ack())
         now = dt.datetime.now(dt.UTC)
         past = as_of is not None and as_of < now - dt.timedelta(minutes=5)
         live_change = ctx.triggered_id == "map-events"
@@ -252,7 +268,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (
             f"（{tr('回放', lang)} {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
         return (title, components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
-                components.feed_panel(feed, lang))
+                components.feed_panel(feed, lang), ack())
 
     def detail_of(layer: Any, entity: str, street_id: str | None, as_of_text: str | None) -> Any:
         """The drill-down of one entity, for the moment shown (as the reader may see it)."""

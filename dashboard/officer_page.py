@@ -21,6 +21,7 @@ from dashboard import access, components
 from dashboard.i18n import tr
 from dashboard.map_page import (
     SHANGHAI_CENTRE,
+    ack,
     layer_control,
     layer_id,
     layer_sources,
@@ -128,17 +129,17 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         return layer_sources(PAGE, config, q.street_id, committee, keys=SHOWN_IDS), \
             {"bounds": [[miny, minx], [maxy, maxx]], "transition": "fitBounds"}
 
-    @app.callback(Output("officer-list", "children"), Input("officer-committee", "value"),
-                  Input("officer-events", "data"), Input("officer-done", "data"))
-    def refresh(committee: str | None, _: str | None, __: int) -> list[Any]:
-        """The work list, redrawn on every change notice and after each action."""
+    @app.callback(Output("officer-list", "children"), Output("officer-events-ack", "children"),
+                  Input("officer-committee", "value"), Input("officer-events", "data"), Input("officer-done", "data"))
+    def refresh(committee: str | None, _: str | None, __: int) -> tuple[list[Any], str]:
+        """The work list, redrawn on change notices (one in flight at a time) and after each action."""
         q = query(committee)
         if q is None:
-            return [html.Li(tr("请先选择居委", lang), className="officer-empty")]
+            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], ack()
         who = access.actor()
         with sessions() as session:
             items = worklist(session, q, lambda layer, fc: policy.features(who, layer, q.street_id, fc))
-        return [_item(i, lang) for i in items] or [html.Li(tr("暂无待办", lang), className="officer-empty")]
+        return [_item(i, lang) for i in items] or [html.Li(tr("暂无待办", lang), className="officer-empty")], ack()
 
     @app.callback(Output("officer-selected", "data"),
                   Input({"type": "officer-item", "layer": ALL, "id": ALL}, "n_clicks"),

@@ -22,6 +22,7 @@ from dashboard.api import summary_at
 from dashboard.i18n import tr
 from dashboard.map_page import (
     SHANGHAI_CENTRE,
+    ack,
     layer_control,
     layer_sources,
     live_events,
@@ -77,16 +78,17 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     register_sources(app, PAGE)
 
     @app.callback(Output("screen-cases", "children"), Output("screen-work", "children"),
-                  Output("screen-feed", "children"), Input("screen-street", "data"), Input("screen-events", "data"))
+                  Output("screen-feed", "children"), Output("screen-events-ack", "children"),
+                  Input("screen-street", "data"), Input("screen-events", "data"))
     def refresh_panels(street_id: str | None, message: str | None) -> tuple[Any, ...]:
         if not access.may_view(street_id):
-            return [], [], []
+            return [], [], [], ack()
         seen = int(message_version(message)) if ctx.triggered_id == "screen-events" else 0
         numbers = summary_at(street_id, dt.datetime.now(dt.UTC), False, seen)
         feed = policy.feed_items(access.actor(), streams.feed(streams.connect(redis_url), 12)) if redis_url else []
         lang = config.language
         return (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
-                components.feed_panel(feed, lang))
+                components.feed_panel(feed, lang), ack())
 
     # Two callbacks on the same outputs, not one on both inputs: Dash drops the result of a
     # callback still in flight when the same callback is triggered again, so a clock tick
