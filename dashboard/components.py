@@ -16,16 +16,18 @@ from dashboard.i18n import tr
 from data import rules, streams
 from data.events import CASE_LABELS
 from data.ingest import waiting as waiting_workers
+from data.labels import CODED
+from data.labels import label as name_of
 from data.settings import Config
 
-WORK_LABELS = {"screening": "排摸", "disinfection": "消毒", "mask_reservation": "口罩预约",
-               "mask_distribution": "口罩发放", "key_person_visit": "重点人员"}
 UNIT_LABELS = {"households": "户", "masks": "只", "places": "处", "persons": "人"}
 FIELD_LABELS = {"name": "名称", "place": "地点", "status": "状态", "compound": "小区", "guards_on_duty": "在岗人数",
                 "guards_required": "应岗人数", "roster": "排班", "confirmed_at": "最近确认", "history": "状态记录",
                 "checkins": "最近扫码", "alerts": "预警", "address": "地址", "households": "户数", "gates": "出入口",
                 "addresses": "公布地址", "category": "类别", "priority": "紧急程度", "state": "状态",
-                "committee_id": "居委", "assignee": "处置人", "description": "诉求", "created_at": "创建时间",
+                "committee_id": "居委",
+                "committee": "居委", "refused": "未生效（原因）",
+                "assignee": "处置人", "description": "诉求", "created_at": "创建时间",
                 "timeline": "处置过程", "reports": "上报记录", "start_at": "开始", "planned_end_at": "计划解除",
                 "day": "第N天", "kind": "类型", "label": "类型", "message": "内容", "ts": "时间",
                 "reported_at": "报告时间", "source": "来源", "severity": "级别", "last_report_at": "最近上报",
@@ -34,10 +36,9 @@ FIELD_LABELS = {"name": "名称", "place": "地点", "status": "状态", "compou
                 "overdue_minutes": "超时分钟", "ended_at": "结束时间",
                 "action": "动作", "to_state": "新状态", "note": "备注", "temperature": "体温", "symptoms": "症状",
                 "tier": "分区", "tier_history": "分区记录", "cases": "病例", "observations": "居家观察",
-                "date": "日期"}
-#: values the API gives as codes, shown by their names (field → code → label)
-VALUE_LABELS = {"tier": {"sealed": "封控", "controlled": "管控", "precaution": "防范"}}
-HIDDEN = {"id", "synthetic", "source_ref", "compound_id", "has_outline", "end_reason", "entity"}
+                "date": "日期", "at": "时间", "reporter": "上报人", "direction": "方向", "phone": "电话",
+                "health_code": "健康码"}
+HIDDEN = {"id", "synthetic", "source_ref", "compound_id", "has_outline", "end_reason", "entity", "committee_id"}
 
 
 def _num(n: int) -> html.Td:
@@ -89,7 +90,7 @@ def work_panel(summary: dict[str, Any], lang: str = "zh") -> html.Div:
     work, fac = summary["work"], summary["facilities"]
     closed = summary["tiers"]["sealed"] + summary["tiers"]["controlled"]
     total_compounds = sum(summary["tiers"].values())
-    items = [_progress(WORK_LABELS[t], v["total"], v["target"], v["unit"], v["new"], lang) for t, v in work.items()]
+    items = [_progress(name_of(t), v["total"], v["target"], v["unit"], v["new"], lang) for t, v in work.items()]
     items.append(_progress("封闭管理小区", closed, total_compounds, None, lang=lang))
     items.append(_progress("工地 今日巡查", fac["sites"]["construction_site"]["checked_today"],
                            fac["sites"]["construction_site"]["total"], "places", lang=lang))
@@ -128,8 +129,8 @@ def _scalar(value: Any, lang: str, field: str = "") -> str:
     """A drill-down value as read on a screen: times in Shanghai to the minute, yes/no, codes by name."""
     if value is None:
         return ""
-    if field in VALUE_LABELS:
-        return tr(VALUE_LABELS[field].get(value, str(value)), lang)
+    if field in CODED and isinstance(value, str):
+        return tr(name_of(value, field), lang)
     if isinstance(value, bool):
         return tr("是" if value else "否", lang)
     if isinstance(value, str) and ISO_TIME.match(value):
@@ -139,7 +140,7 @@ def _scalar(value: Any, lang: str, field: str = "") -> str:
 
 def _value(value: Any, lang: str, field: str = "") -> Any:
     if isinstance(value, list) and value and isinstance(value[0], dict):
-        keys = [k for k in value[0] if k not in HIDDEN]
+        keys = [k for k in dict.fromkeys(k for row in value[:20] for k in row) if k not in HIDDEN]  # any row's
         return html.Table(className="opsmap-subtable", children=[
             html.Thead(html.Tr([html.Th(tr(FIELD_LABELS.get(k, k), lang)) for k in keys])),
             html.Tbody([html.Tr([html.Td(_scalar(row.get(k), lang, k)) for k in keys]) for row in value[:20]])])

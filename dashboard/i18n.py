@@ -9,6 +9,20 @@ event feed at ingest time stay as written.
 from __future__ import annotations
 
 EN: dict[str, str] = {
+    # the names of contract codes (data/labels.py)
+    "一般": "Normal", "中": "Medium", "低": "Low", "便利店": "Convenience store", "公园": "Park",
+    "关闭出入口扫码": "Scan at a closed gate", "养老机构": "Elderly care", "出": "Out", "创建": "Create",
+    "办公楼": "Office building", "升级": "Escalate", "发热": "Fever", "咖啡馆": "Café", "商铺": "Shop",
+    "地铁出入口": "Metro entrance", "外省返沪待登记": "Returnee to register", "就医需求": "Medical need",
+    "居家观察外出": "Left home observation", "居民": "Resident", "工作人员": "Staff", "工地": "Construction site",
+    "已关闭": "Closed", "已到场": "On site", "已办结": "Resolved", "已升级": "Escalated", "已接单": "Accepted",
+    "已撤销": "Cancelled", "已派单": "Dispatched", "已登记": "Registered", "延长": "Extend",
+    "待派单": "To dispatch", "待登记": "To register", "快递外卖": "Courier", "撤销": "Cancel", "服装": "Clothing",
+    "未健康打卡": "Missed health check-in", "派单": "Dispatch", "环境卫生": "Sanitation", "理发": "Barber",
+    "生活物资": "Supplies", "红码": "Red code", "结束": "End", "绿码": "Green code", "药店": "Pharmacy",
+    "菜场": "Food market", "访客": "Visitor", "超市": "Supermarket", "返沪人员": "Returnee", "进": "In",
+    "重办": "Reopened", "限流": "Restricted", "餐饮": "Restaurant", "高": "High", "黄/红码": "Yellow/red code",
+    "黄码": "Yellow code",
     # sign-in and access
     "登录": "Sign in", "opsmap 登录": "opsmap sign-in", "账号": "Account", "密码": "Password",
     "统一身份认证登录": "Sign in with single sign-on", "账号或密码不正确": "Wrong account or password",
@@ -53,6 +67,8 @@ EN: dict[str, str] = {
     "名称": "Name", "状态": "Status", "在岗人数": "Guards on duty", "应岗人数": "Guards required", "排班": "Roster",
     "最近确认": "Last confirmed", "状态记录": "Status history", "最近扫码": "Recent scans", "预警": "Alerts",
     "地址": "Address", "户数": "Households", "公布地址": "Published addresses", "类别": "Category",
+    "未生效（原因）": "Not in force (why)", "上报人": "Reporter", "方向": "Direction", "电话": "Phone",
+    "健康码": "Health code", "事件上报": "Event", "初始数据": "Initial data",
     "紧急程度": "Priority", "居委": "Committee", "处置人": "Assignee", "诉求": "Request", "创建时间": "Created",
     "处置过程": "Timeline", "上报记录": "Reports", "开始": "Start", "计划解除": "Planned end", "第N天": "Day",
     "类型": "Type", "内容": "Message", "时间": "Time", "报告时间": "Reported", "来源": "Source", "级别": "Severity",

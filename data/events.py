@@ -112,6 +112,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
             got = repr(v)[:40] if isinstance(v, str | int | float) else type(v).__name__
             raise ValueError(f"must be one of {', '.join(options)} (got {got})")
         return str(v)
+    check.options = options  # type: ignore[attr-defined]  # the codes (data/labels.py names each)
     return check
 
 
@@ -226,6 +227,15 @@ SPECS: dict[str, dict[str, Spec]] = {
     },
 }
 COMMON = {"event_id": Spec(_ident(64)), "ts": Spec(parse_ts)}
+
+
+def codes() -> set[str]:
+    """Every code the contract defines (the options of its choice fields, the states orders
+    reach, the alert kinds): what a person must never read raw."""
+    from data.rules import TRANSITIONS
+
+    options = {o for spec in SPECS.values() for s in spec.values() for o in getattr(s.check, "options", ())}
+    return options | {target for _, target in TRANSITIONS.values()} | set(ALERT_LABELS)
 
 
 def _cross_checks(stream: str, d: Mapping[str, Any]) -> list[FieldError]:

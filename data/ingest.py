@@ -54,6 +54,7 @@ from data.events import (
     stream_key,
     validate,
 )
+from data.labels import label, refusal
 from data.models import (
     Alert,
     Case,
@@ -336,7 +337,9 @@ class Batch:
                            note="自动派单"),
         ])
         self._fold(order, ev.event_id)
-        self.effects.say("workorders", ev.ts, "workorder:dispatched", f"紧急工单 {order_id} 已派至 {committee_id}",
+        committee = self.s.get(Committee, committee_id) if committee_id else None
+        self.effects.say("workorders", ev.ts, "workorder:dispatched",
+                         f"紧急工单已派至{committee.name if committee else '居委'}：{gate.name}",
                          entity=f"work_order:{order_id}", lng=gate.geom.x, lat=gate.geom.y,
                          **Where(gate.name, gate.street_id, committee_id).feed())
         self.effects.count("workorders", rules.local_day(ev.ts), "created:quarantine_violation")
@@ -365,11 +368,12 @@ class Batch:
         self.s.add(step)
         self._fold(order, ev.event_id)
         if step.refused:
-            self.refused = f"action: {step.refused}"
+            self.refused = f"action: {refusal(step.action, step.refused)}"
             return
         extra = {"lng": order.geom.x, "lat": order.geom.y} if order.geom is not None else {}
         self.effects.say("workorders", ev.ts, f"workorder:{order.state}",
-                         f"工单 {order.id}（{order.category}）{d['action']} → {order.state}",
+                         f"工单 {order.id}（{label(order.category)}）{label(d['action'])}，"
+                         f"{label(order.state, 'state')}",
                          entity=f"work_order:{order.id}", **extra)
         self.effects.count("workorders", rules.local_day(ev.ts), f"{d['action']}:{order.category}")
 
@@ -388,8 +392,8 @@ class Batch:
             e.from_state = state
             try:
                 e.to_state = rules.next_state(state, e.action)
-            except rules.IllegalTransition as exc:
-                e.to_state, e.refused = rules.TRANSITIONS[e.action][1], str(exc)  # its own ts says when
+            except rules.IllegalTransition:
+                e.to_state, e.refused = rules.TRANSITIONS[e.action][1], state or "none"
                 continue
             e.refused, state = None, e.to_state
             change: dict[str, Any] = {"state": state}
@@ -549,7 +553,7 @@ class Batch:
             if isinstance(entity, Shop):
                 entity.last_report_at = ev.ts
         record_changes(self.s, kind, [(fid, ev.ts, change)], source="event", event_id=ev.event_id)
-        self.effects.say("facilities", ev.ts, f"{kind}:{d['status']}", f"{entity.name} → {d['status']}",
+        self.effects.say("facilities", ev.ts, f"{kind}:{d['status']}", f"{entity.name}：{label(d['status'])}",
                          entity=f"{kind}:{fid}", lng=entity.geom.x, lat=entity.geom.y)
         self.effects.count("facilities", rules.local_day(ev.ts), f"{kind}:{d['status']}")
 

@@ -381,8 +381,9 @@ class WorkOrderEvent(Base):
     seq: Mapped[str] = mapped_column(String(40), default="", server_default="")
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))  # the action's target, also when refused
-    #: why the fold refused this step where it stands in time (None: it counts)
-    refused: Mapped[str | None] = mapped_column(Text)
+    #: when the fold cannot take this step where it stands in time: the order's state there
+    #: (``none`` before its create); the reason is told from it (``labels.refusal``). None: it counts
+    refused: Mapped[str | None] = mapped_column(String(16))
     committee_id: Mapped[str | None] = mapped_column(String(24))
     assignee: Mapped[str | None] = mapped_column(String(64))
     priority: Mapped[str | None] = mapped_column(String(8))  # what a create or an escalate sets

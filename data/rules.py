@@ -40,13 +40,16 @@ class IllegalTransition(ValueError):
     """An action that the order's current state does not allow."""
 
 
+def allowed_actions(state: str | None) -> list[str]:
+    return sorted(a for a, (frm, _) in TRANSITIONS.items() if state in frm)
+
+
 def next_state(state: str | None, action: str) -> str:
     """The state after ``action``, or IllegalTransition naming what the state allows."""
     allowed, target = TRANSITIONS[action]
     if state not in allowed:
-        possible = sorted(a for a, (frm, _) in TRANSITIONS.items() if state in frm)
         raise IllegalTransition(f"cannot {action} an order in state {state or 'none'}"
-                                f" (allowed: {', '.join(possible) or 'nothing'})")
+                                f" (allowed: {', '.join(allowed_actions(state)) or 'nothing'})")
     return target
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data import queries, rules
-from data.models import WorkOrder
+from data.labels import refusal
+from data.models import Committee, WorkOrder
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 
 id = "workorders"
@@ -60,13 +62,15 @@ def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | N
     if order is None or order.created_at > query.at:
         return None
     state, clocks = queries.work_order_clocks(session, order.id, query.at, query.sla)
+    names = dict(session.execute(select(Committee.id, Committee.name)).all())  # a committee by its name
     return {"id": order.id, "category": order.category, "priority": order.priority, "state": state,
-            "committee_id": order.committee_id, "assignee": order.assignee, "address": order.address,
+            "committee_id": order.committee_id, "committee": names.get(order.committee_id),
+            "assignee": order.assignee, "address": order.address,
             "description": order.description, "created_at": iso(order.created_at),
             "sla": [{"milestone": c.milestone, "deadline": iso(c.deadline), "met_at": iso(c.met_at),
                      "overdue": c.overdue, "overdue_minutes": int(c.overdue_by.total_seconds() // 60)}
                     for c in clocks],
             "timeline": [{"ts": iso(e.ts), "action": e.action, "to_state": e.to_state, "note": e.note,
-                          "committee_id": e.committee_id, "assignee": e.assignee,
-                          **({"refused": e.refused} if e.refused else {})}
+                          "committee": names.get(e.committee_id), "assignee": e.assignee,
+                          **({"refused": refusal(e.action, e.refused)} if e.refused else {})}
                          for e in order.events if e.ts <= query.at]}

@@ -77,7 +77,7 @@ def test_act002_resolving_an_undispatched_order_is_refused_and_changes_nothing(l
     before = {k: live["client"].xlen(f"opsmap:{k}") for k in ("workorders", "dead")}
     result = submit(live, "resolve", oid, note="已处理")
     assert not result.ok
-    assert result.message == "action: cannot resolve an order in state created (allowed: cancel, dispatch, escalate)"
+    assert result.message == "action: 办结未生效：当时工单待派单（可做：撤销、派单、升级）"
     assert [e.field for e in result.errors] == ["action"]
     assert {k: live["client"].xlen(f"opsmap:{k}") for k in before} == before  # nothing appended, nothing parked
     with live["sessions"]() as s:

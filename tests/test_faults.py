@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 import layers
 from data import dead, streams
 from data.ingest import Worker, iter_dead, pending_total, waiting
+from data.labels import refusal
 from data.models import Alert, CheckIn, ProcessedEvent, WorkOrder
 from data.redis_server import EmbeddedRedis
 from data.settings import PROJECT_ROOT, load
@@ -207,8 +208,8 @@ def test_flt003_work_order_state_is_one_fold_whatever_the_arrival(loaded, client
     assert _states(engine, f"O-{t}", data.street.id)[0] == "cancelled"
     with session_factory(engine)() as s:
         resolve = s.get(WorkOrder, f"O-{t}").events[-1]
-        assert (resolve.action, resolve.refused) == ("resolve", "cannot resolve an order in state cancelled "
-                                                                "(allowed: nothing)")
+        assert (resolve.action, resolve.refused) == ("resolve", "cancelled")
+        assert refusal(resolve.action, resolve.refused) == "办结未生效：当时工单已撤销（可做：无）"
 
 
 # --- outages: waited out, never counted ---------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_off002_an_invalid_action_is_refused_and_keeps_what_was_typed(app_url, a
     _act(page, "办结")
     msg = page.locator(".officer-msg.error")
     msg.wait_for(timeout=10_000)
-    assert "cannot resolve an order in state created" in msg.inner_text()
+    assert "办结未生效：当时工单待派单" in msg.inner_text()
     assert note.input_value() == "已电话联系"
     assert _state(app_var, oid) == "created"
     n = sqlite3.connect(app_var / "opsmap.db").execute(

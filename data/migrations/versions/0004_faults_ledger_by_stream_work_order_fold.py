@@ -47,7 +47,7 @@ def upgrade() -> None:
     _ledger_key(['stream', 'event_id'])
     with op.batch_alter_table('work_order_event') as batch_op:
         batch_op.add_column(sa.Column('seq', sa.String(length=40), nullable=False, server_default=''))
-        batch_op.add_column(sa.Column('refused', sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column('refused', sa.String(length=16), nullable=True))
         batch_op.add_column(sa.Column('priority', sa.String(length=8), nullable=True))
     for table, column, nullable in WIDENED:  # SQLite does not enforce it, but its schema says it too
         with op.batch_alter_table(table) as batch_op:
