@@ -22,6 +22,8 @@ from sqlalchemy import Engine, select
 from dashboard import access
 from data import queries, report, rules
 from data.events import CASE_LABELS
+from data.labels import CODED
+from data.labels import label as name_of
 from data.models import Committee
 from data.report import COMMITTEE_COLUMNS, Report
 from data.settings import Config, datasets_path
@@ -96,10 +98,19 @@ def _cell(value: Any) -> str:
     return f"<td>{escape('' if value is None or (isinstance(value, float) and pd.isna(value)) else str(value))}</td>"
 
 
+def named(df: pd.DataFrame) -> pd.DataFrame:
+    """The frame with every coded column (status, category, state …) in words (data/labels.py)."""
+    coded = [c for c in df.columns if c in CODED]
+    if not coded:
+        return df
+    return df.assign(**{c: df[c].map(lambda v, c=c: name_of(v, c) if isinstance(v, str) else v) for c in coded})
+
+
 def table(df: pd.DataFrame, total: dict[str, Any] | None = None, limit: int | None = None) -> str:
-    """A DataFrame as an HTML table with Chinese headings (escaped), optionally a 合计 row."""
+    """A DataFrame as an HTML table with Chinese headings and codes named (escaped), optionally a 合计 row."""
     if df.empty:
         return '<p class="facts">无</p>'
+    df = named(df)
     shown = df if limit is None else df.head(limit)
     head = "".join(f"<th>{escape(HEADINGS.get(c, c))}</th>" for c in df.columns)
     rows = "".join("<tr>" + "".join(_cell(v.item() if hasattr(v, "item") else v) for v in r) + "</tr>"
@@ -264,7 +275,7 @@ def workbook(r: Report, exported_by: str = "") -> bytes:
         frames = {"汇总": summary_sheet, **{name: getattr(r, attr).sort_values("committee", kind="stable")
                                           for name, attr in SHEETS.items()}}
         for name, df in frames.items():
-            df.rename(columns=HEADINGS).to_excel(xl, sheet_name=name, index=False)
+            named(df).rename(columns=HEADINGS).to_excel(xl, sheet_name=name, index=False)
             sheet = xl.sheets[name]
             sheet.freeze_panes = "A2"
             for row in sheet.iter_rows():

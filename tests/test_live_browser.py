@@ -79,3 +79,29 @@ def test_liv002_a_typed_moment_wins_over_live_ticks(app_url, browser, traffic, a
     page.screenshot(path=str(artifacts / "liv002-moment-under-traffic.png"))
     print(f"liv002: the moment's panels after {took:.2f} s; longest main-thread task {longest:.0f} ms")
     assert longest <= 200, f"the main thread was blocked {longest:.0f} ms"
+
+
+def test_liv003_no_contract_code_or_raw_id_in_the_chinese_pages(app_url, browser, traffic, artifacts):
+    """Under traffic (feed, alerts, orders of every kind), the text a person reads on each page."""
+    import re
+
+    from data.events import codes
+
+    words = codes() - {"in", "out", "end"}  # too common inside ids to tell
+    found: dict[str, set[str]] = {}
+    for path, size in (("/", {"width": 1600, "height": 1000}), ("/screen", {"width": 1920, "height": 1080}),
+                       ("/officer", PHONE), ("/briefing", {"width": 1200, "height": 1600})):
+        page = browser.new_page(viewport=size)
+        page.goto(app_url + path)
+        page.wait_for_timeout(4000)  # panels, feed and a few live notices
+        if path == "/officer":
+            page.locator("#officer-committee").click()
+            page.locator(".Select-option, [role=option]").first.click()
+            page.wait_for_timeout(2000)
+        text = page.evaluate("document.body.innerText")
+        leaks = {w for w in words if re.search(rf"(?<![A-Za-z_]){w}(?![A-Za-z_])", text)}
+        leaks |= set(re.findall(r"\bS\d{3}-J\d{2}\b", text))  # a committee by its id
+        if leaks:
+            found[path] = leaks
+        page.close()
+    assert found == {}
