@@ -59,7 +59,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
         ]),
         html.Div(className="screen-body", children=[
             dl.Map(id="screen-map", className="screen-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
-                   zoomControl=False, bounds=street_viewport(street)["bounds"] if street else None,
+                   zoomControl=False,
                    children=[*tiles, layer_control(PAGE, config.language)]),
             html.Aside(className="screen-panels", children=[
                 html.Div(id="screen-cases"), html.Div(id="screen-work"), html.Div(id="screen-feed")]),
@@ -115,10 +115,13 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     @app.callback(*banner, Input("screen-tick", "n_intervals"), State("screen-banner-until", "data"),
                   State("screen-street", "data"), prevent_initial_call=True)
     def rotate(tick: int | None, until: float, street_id: str | None) -> tuple[Any, ...]:
-        """When a banner's time is up, the street again (or, rotating, the next committee)."""
+        """At the first tick, and when a banner's time is up, the whole street (or, rotating, the
+        next committee). Why the first tick: the map's initial bounds are not applied by
+        dash-leaflet (it opened on zoom 11, the street a speck); a viewport set after mount is."""
         if not street_id or (until and dt.datetime.now(dt.UTC).timestamp() < until):
             return (no_update,) * 5
-        return _idle(sessions, street_id, tick or 0, config.screen_rotate_s, bool(until), config.language)
+        return _idle(sessions, street_id, tick or 0, config.screen_rotate_s, bool(until) or (tick or 0) <= 1,
+                     config.language)
 
     @app.callback(Output("screen-clock", "children"), Output("screen-staleness", "className"),
                   Output("screen-staleness", "children"), Input("screen-tick", "n_intervals"))

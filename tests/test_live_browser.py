@@ -105,3 +105,18 @@ def test_liv003_no_contract_code_or_raw_id_in_the_chinese_pages(app_url, browser
             found[path] = leaks
         page.close()
     assert found == {}
+
+
+@pytest.mark.parametrize("width,height", [(1920, 1080), (3840, 2160)])
+def test_liv004_the_big_screen_opens_on_the_whole_street(app_url, browser, artifacts, width, height):
+    page = browser.new_page(viewport={"width": width, "height": height})
+    page.goto(app_url + "/screen")
+    page.wait_for_function("document.querySelectorAll('.opsmap-compound').length >= 200", timeout=30_000)
+    page.wait_for_timeout(1500)  # any camera move has ended
+    fill = page.evaluate("""() => {
+        const map = document.getElementById('screen-map').getBoundingClientRect();
+        const street = document.querySelector('path[stroke="#e8590c"]').getBoundingClientRect();
+        return [street.width / map.width, street.height / map.height];
+    }""")
+    page.screenshot(path=str(artifacts / f"liv004-screen-{width}x{height}.png"))
+    assert max(fill) >= 0.5, f"the street fills {fill[0]:.0%} of the map's width, {fill[1]:.0%} of its height"
