@@ -29,6 +29,7 @@ from dashboard.api import summary_at
 from dashboard.i18n import tr
 from data import queries, rules, streams
 from data.access import policy
+from data.crs import wgs84_to_gcj02
 from data.models import Committee, Compound, Street
 from data.settings import Config
 
@@ -155,9 +156,23 @@ def layer_control(page: str, lang: str, shown: tuple[Any, ...] = layers.LAYERS) 
                             overlays=[tr(layer.title, lang) for layer in shown], collapsed=page != "map")
 
 
-def street_viewport(street: Street) -> dict[str, Any]:
-    minx, miny, maxx, maxy = street.geom.bounds
-    return {"bounds": [[miny, minx], [maxy, maxx]], "options": {"padding": [16, 16]}, "transition": "fitBounds"}
+def camera(config: Config, bounds: tuple[float, float, float, float] | None = None,
+           point: tuple[float, float] | None = None, transition: str = "", padding: int = 16) -> dict[str, Any]:
+    """A map viewport on ``bounds`` (minx, miny, maxx, maxy) or on ``point`` (lng, lat), stored in
+    WGS-84, in the tiles' coordinates: under GCJ-02 tiles every feature is drawn shifted, so the
+    camera must be too, or it lands ~500 m beside its target."""
+    shift = wgs84_to_gcj02 if config.tile_crs == "gcj02" else (lambda lng, lat: (lng, lat))
+    if point is not None:
+        lng, lat = shift(*point)
+        return {"center": [lat, lng], "zoom": 18, "transition": transition or "flyTo"}
+    assert bounds is not None
+    (x0, y0), (x1, y1) = shift(bounds[0], bounds[1]), shift(bounds[2], bounds[3])
+    return {"bounds": [[y0, x0], [y1, x1]], "options": {"padding": [padding, padding]},
+            "transition": transition or "fitBounds"}
+
+
+def street_viewport(config: Config, street: Street) -> dict[str, Any]:
+    return camera(config, street.geom.bounds)
 
 
 def signed_in_as(lang: str) -> html.Div:
@@ -223,7 +238,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             street = session.get(Street, street_id)
             committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
                                          .order_by(Committee.id)).all()
-        return [{"label": c.name, "value": c.id} for c in committees], None, street_viewport(street)
+        return [{"label": c.name, "value": c.id} for c in committees], None, street_viewport(config, street)
 
     @app.callback(Output("map-asof", "value"), Output("map-slider", "value"), Output("map-slider", "marks"),
                   Output("map-timeline-end", "data"), Input("map-live", "n_clicks"), Input("map-asof", "value"),
@@ -309,8 +324,8 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             found = session.get(Compound, compound_id)
             if found is None or not access.may_view(found.street_id):
                 return no_update, no_update
-            centre = [found.lat, found.lng]
-        return ({"center": centre, "zoom": 18, "transition": "flyTo"},
+            point = (found.lng, found.lat)
+        return (camera(config, point=point),
                 detail_of(layers.compounds, compound_id, street_id, as_of_text))
 
     @app.callback(Output("map-clock", "children"), Output("map-staleness", "className"),

@@ -22,6 +22,7 @@ from dashboard.i18n import tr
 from dashboard.map_page import (
     SHANGHAI_CENTRE,
     ack,
+    camera,
     layer_control,
     layer_id,
     layer_sources,
@@ -125,9 +126,8 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         if q is None:
             return layer_sources(PAGE, config, None, keys=SHOWN_IDS), no_update
         with sessions() as session:
-            minx, miny, maxx, maxy = session.get(Committee, committee).geom.bounds
-        return layer_sources(PAGE, config, q.street_id, committee, keys=SHOWN_IDS), \
-            {"bounds": [[miny, minx], [maxy, maxx]], "transition": "fitBounds"}
+            bounds = session.get(Committee, committee).geom.bounds
+        return layer_sources(PAGE, config, q.street_id, committee, keys=SHOWN_IDS), camera(config, bounds, padding=0)
 
     @app.callback(Output("officer-list", "children"), Output("officer-events-ack", "children"),
                   Input("officer-committee", "value"), Input("officer-events", "data"), Input("officer-done", "data"))

@@ -23,6 +23,7 @@ from dashboard.i18n import tr
 from dashboard.map_page import (
     SHANGHAI_CENTRE,
     ack,
+    camera,
     layer_control,
     layer_sources,
     live_events,
@@ -106,8 +107,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         if not urgent:
             return (no_update,) * 5
         alert = urgent[-1]
-        view = {"center": [alert["lat"], alert["lng"]], "zoom": 18, "transition": "flyTo"} \
-            if alert.get("lng") is not None else no_update
+        view = camera(config, point=(alert["lng"], alert["lat"])) if alert.get("lng") is not None else no_update
         return ([html.Span(tr("紧急", config.language), className="banner-tag"), html.Span(alert["text"])],
                 "screen-banner", dt.datetime.now(dt.UTC).timestamp() + config.screen_banner_s, view,
                 tr("紧急处置", config.language))
@@ -120,8 +120,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         dash-leaflet (it opened on zoom 11, the street a speck); a viewport set after mount is."""
         if not street_id or (until and dt.datetime.now(dt.UTC).timestamp() < until):
             return (no_update,) * 5
-        return _idle(sessions, street_id, tick or 0, config.screen_rotate_s, bool(until) or (tick or 0) <= 1,
-                     config.language)
+        return _idle(sessions, config, street_id, tick or 0, bool(until) or (tick or 0) <= 1)
 
     @app.callback(Output("screen-clock", "children"), Output("screen-staleness", "className"),
                   Output("screen-staleness", "children"), Input("screen-tick", "n_intervals"))
@@ -132,11 +131,12 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         return components.clock_and_freshness(redis_url, config, CLOCK)
 
 
-def _idle(sessions: sessionmaker[Session], street_id: str, tick: int, rotate_s: float,
-          banner_ended: bool, lang: str) -> tuple[Any, ...]:
+def _idle(sessions: sessionmaker[Session], config: Config, street_id: str, tick: int,
+          banner_ended: bool) -> tuple[Any, ...]:
     """Without an alert: back to the whole street when a banner's time is up, and every
     ``rotate_s`` seconds the next committee. A tick never hides a banner it has not seen end:
     its ``banner_ended`` may be read before an urgent message's callback has returned."""
+    rotate_s, lang = config.screen_rotate_s, config.language
     rotating = rotate_s > 0
     due = rotating and tick > 0 and tick % int(rotate_s) == 0
     if not banner_ended and not due:
@@ -145,10 +145,8 @@ def _idle(sessions: sessionmaker[Session], street_id: str, tick: int, rotate_s: 
     with sessions() as session:
         street = session.get(Street, street_id)
         if not rotating:
-            return (*banner, street_viewport(street), tr("全街道", lang))
+            return (*banner, street_viewport(config, street), tr("全街道", lang))
         committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
                                      .order_by(Committee.id)).all()
     com = committees[(tick // int(rotate_s)) % len(committees)]
-    minx, miny, maxx, maxy = com.geom.bounds
-    view = {"bounds": [[miny, minx], [maxy, maxx]], "options": {"padding": [24, 24]}, "transition": "flyToBounds"}
-    return (*banner, view, com.name)
+    return (*banner, camera(config, com.geom.bounds, transition="flyToBounds", padding=24), com.name)

@@ -120,3 +120,42 @@ def test_liv004_the_big_screen_opens_on_the_whole_street(app_url, browser, artif
     }""")
     page.screenshot(path=str(artifacts / f"liv004-screen-{width}x{height}.png"))
     assert max(fill) >= 0.5, f"the street fills {fill[0]:.0%} of the map's width, {fill[1]:.0%} of its height"
+
+
+def test_liv005_under_gcj02_tiles_a_fly_to_lands_on_its_compound(app_url, app_var, browser, artifacts):
+    """A second app on the same data with OPSMAP_TILE_CRS=gcj02 (features drawn shifted ~500 m):
+    after "fly to compound" the compound's point is at the map's centre within 20 px."""
+    import sqlite3
+
+    from tests.conftest import free_port, wait_healthy
+
+    db = sqlite3.connect(app_var / "opsmap.db")
+    committee, committee_name = db.execute("SELECT id, name FROM committee ORDER BY id LIMIT 1").fetchone()
+    compound, name = db.execute("SELECT id, name FROM compound WHERE committee_id = ? AND has_outline = 0 "
+                                "ORDER BY id LIMIT 1", (committee,)).fetchone()
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env |= {"OPSMAP_VAR_DIR": str(app_var), "OPSMAP_HTTP_PORT": str(free_port()), "OPSMAP_TILE_CRS": "gcj02",
+            "OPSMAP_INGEST_IN_SERVE": "false", "OPSMAP_LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py"), "serve"], env=env, cwd=PROJECT_ROOT,
+                            stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{env['OPSMAP_HTTP_PORT']}"
+    try:
+        wait_healthy(url, proc)
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})  # its session cookie is for the host
+        page.goto(url + "/")
+        page.locator("#map-committee").click()
+        page.get_by_role("option", name=committee_name, exact=True).click()
+        page.locator("#map-compound").click()
+        page.get_by_role("option", name=name, exact=True).first.click()
+        mark = page.locator(f".opsmap-compound.opsmap-id-{compound}")
+        page.wait_for_function(f"document.querySelector('.opsmap-compound.opsmap-id-{compound}')"
+                               "?.getBoundingClientRect().width > 0", timeout=10_000)
+        page.wait_for_timeout(2000)  # the flight ends
+        box, spot = page.locator("#map-map").bounding_box(), mark.bounding_box()
+        dx = spot["x"] + spot["width"] / 2 - (box["x"] + box["width"] / 2)
+        dy = spot["y"] + spot["height"] / 2 - (box["y"] + box["height"] / 2)
+        page.screenshot(path=str(artifacts / "liv005-gcj02-fly-to.png"))
+        assert abs(dx) <= 20 and abs(dy) <= 20, f"the compound is {dx:.0f}, {dy:.0f} px from the centre"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
