@@ -140,7 +140,7 @@ def test_map006_posted_events_reach_map_and_feed_and_names_stay_text(app_url, ap
     assert [p["upsert"][0]["properties"]["kind"] for p in patches if p["upsert"]] == \
         ["closed", "open", "closed", "open", "closed"]
     feed = page.locator("#panel-feed")
-    feed.get_by_text(f"{xss} → closed").first.wait_for()
+    feed.get_by_text(f"{xss}：关闭").first.wait_for()
     page.locator(f"path.opsmap-id-{shop_id}").hover(force=True)
     page.get_by_text(xss, exact=True).first.wait_for()  # the tooltip shows it as text
     assert page.locator("img[src=x]").count() == 0
