@@ -39,6 +39,9 @@ from layers.base import Query
 from layers.worklist import worklist
 
 PAGE = "officer"
+PAGE_SIZE = 30
+#: the list's filter: all, or the items of one layer
+FILTERS = {"all": "全部", "workorders": "工单", "alerts": "预警", "observations": "居家观察", "gates": "出入口"}
 #: what an officer needs on the small map, bottom to top
 SHOWN_IDS = ("basemap", "boundaries", "compounds", "shops", "gates", "observations", "workorders", "alerts")
 SHOWN = tuple(layers.BY_ID[k] for k in SHOWN_IDS)
@@ -71,7 +74,10 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
         ]),
         html.Div(id="officer-msg", className="officer-msg", role="status"),
         html.Div(id="officer-detail"),
+        dcc.RadioItems(id="officer-filter", className="officer-filter", inline=True, value="all",
+                       options=[{"label": tr(text, lang), "value": key} for key, text in FILTERS.items()]),
         html.Ul(id="officer-list", className="officer-list"),
+        html.Button(id="officer-more", className="officer-more", n_clicks=0, hidden=True),
         dl.Map(id="officer-map", className="officer-map", center=SHANGHAI_CENTRE, zoom=15, zoomSnap=0.25,
                children=[layer_control(PAGE, lang, SHOWN)]),
         dcc.Store(id="officer-selected"),
@@ -87,6 +93,9 @@ def _form(action: actions.Action, lang: str) -> html.Fieldset:
         if f.kind == "choice":
             return dcc.RadioItems(id=fid, options=[{"label": tr(label, lang), "value": v} for v, label in f.options],
                                   className="officer-choice", inline=True)
+        if f.kind == "check":
+            return dcc.Checklist(id=fid, options=[{"label": tr("是", lang), "value": "yes"}], value=[],
+                                 className="officer-choice", inline=True)
         return dcc.Input(id=fid, type="text", inputMode="decimal" if f.kind == "number" else "text",
                          className="officer-input")
     return html.Fieldset(className="officer-action", children=[
@@ -129,17 +138,25 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             bounds = session.get(Committee, committee).geom.bounds
         return layer_sources(PAGE, config, q.street_id, committee, keys=SHOWN_IDS), camera(config, bounds, padding=0)
 
-    @app.callback(Output("officer-list", "children"), Output("officer-events-ack", "children"),
-                  Input("officer-committee", "value"), Input("officer-events", "data"), Input("officer-done", "data"))
-    def refresh(committee: str | None, _: str | None, __: int) -> tuple[list[Any], str]:
-        """The work list, redrawn on change notices (one in flight at a time) and after each action."""
+    @app.callback(Output("officer-list", "children"), Output("officer-more", "children"),
+                  Output("officer-more", "hidden"), Output("officer-events-ack", "children"),
+                  Input("officer-committee", "value"), Input("officer-filter", "value"),
+                  Input("officer-more", "n_clicks"), Input("officer-events", "data"), Input("officer-done", "data"))
+    def refresh(committee: str | None, only: str | None, more: int, _: str | None, __: int) -> tuple[Any, ...]:
+        """The work list, redrawn on change notices (one in flight at a time) and after each action:
+        one kind of item or all, a page at a time (a phone cannot draw an afternoon's 700 lines)."""
         q = query(committee)
         if q is None:
-            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], ack()
+            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], "", True, ack()
         who = access.actor()
         with sessions() as session:
             items = worklist(session, q, lambda layer, fc: policy.features(who, layer, q.street_id, fc))
-        return [_item(i, lang) for i in items] or [html.Li(tr("暂无待办", lang), className="officer-empty")], ack()
+        items = [i for i in items if only in (None, "all") or i.layer == only]
+        shown = items[:PAGE_SIZE * (1 + (more or 0))]
+        rest = len(items) - len(shown)
+        return ([_item(i, lang) for i in shown] or [html.Li(tr("暂无待办", lang), className="officer-empty")],
+                tr("再显示 {n} 项（共 {total} 项）", lang).format(n=min(rest, PAGE_SIZE), total=len(items)),
+                rest <= 0, ack())
 
     @app.callback(Output("officer-selected", "data"),
                   Input({"type": "officer-item", "layer": ALL, "id": ALL}, "n_clicks"),
@@ -167,7 +184,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         with sessions() as session:
             place = policy.place_of(session, layer.id, str(selected.get("id")))
         allowed = detail is not None and access.may_act(place)
-        forms = [_form(a, lang) for a in actions.for_layer(layer.id)] if allowed else []
+        forms = [_form(a, lang) for a in actions.available(layer.id, detail)] if allowed else []
         return html.Div(className="officer-detail", **{"data-layer": layer.id, "data-id": selected["id"]},
                         children=[components.detail_panel(layer.id, layer.title, detail, lang), *forms])
 

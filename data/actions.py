@@ -32,9 +32,11 @@ class Field:
 
     name: str
     label: str
-    kind: str = "text"  # text | number | choice
+    kind: str = "text"  # text | number | choice | check (a confirmation: never sent in the event)
     required: bool = False
     options: tuple[tuple[str, str], ...] = ()
+    #: the range a value usually falls in; outside it the officer confirms (a typo, or a real 45 °C?)
+    plausible: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,8 @@ ACTIONS: tuple[Action, ...] = (
            (Field("status", "状态", "choice", True, GATE_STATUS), Field("guards_on_duty", "在岗人数", "number", True))),
     Action("shop_status", "核实商铺", "shops", "facilities", (Field("status", "状态", "choice", True, SHOP_STATUS),)),
     Action("health_checkin", "代为健康打卡", "observations", "health",
-           (Field("temperature", "体温 °C", "number", True), Field("symptoms", "症状"))),
+           (Field("temperature", "体温 °C", "number", True, plausible=(35.0, 42.0)), Field("symptoms", "症状"),
+            Field("confirm", "体温确认无误", "check"))),
     Action("extend", "延长观察", "observations", "observations", (Field("days", "延长天数", "number", True), NOTE)),
     Action("end", "结束观察", "observations", "observations",
            (Field("reason", "原因", "choice", True, tuple(ingest.END_LABELS.items())), NOTE)),
@@ -72,6 +75,19 @@ BY_ID = {a.id: a for a in ACTIONS}
 
 def for_layer(layer: str) -> list[Action]:
     return [a for a in ACTIONS if a.layer == layer]
+
+
+def available(layer: str, detail: Mapping[str, Any] | None) -> list[Action]:
+    """The actions a point's state allows now: an order's next steps only, nothing on an
+    observation that has ended (an officer is not offered a button that can only be refused)."""
+    if detail is None:
+        return []
+    if layer == "workorders":
+        allowed = set(rules.allowed_actions(detail.get("state")))
+        return [a for a in for_layer(layer) if a.id in allowed]
+    if layer == "observations" and not detail.get("active", True):
+        return []
+    return for_layer(layer)
 
 
 @dataclass(frozen=True)
@@ -101,7 +117,7 @@ def _value(f: Field, raw: Any) -> Any:
 
 def build(action: Action, entity_id: str, form: Mapping[str, Any], officer: str, at: dt.datetime) -> dict[str, Any]:
     """The event an action stands for (not yet validated)."""
-    values = {f.name: _value(f, form.get(f.name)) for f in action.fields}
+    values = {f.name: _value(f, form.get(f.name)) for f in action.fields if f.kind != "check"}
     values = {k: v for k, v in values.items() if v is not None}
     ev: dict[str, Any] = {"event_id": f"officer-{uuid.uuid4().hex}", "ts": at.astimezone(rules.SHANGHAI).isoformat()}
     if action.stream == "workorders":
@@ -131,6 +147,13 @@ def submit(engine: Engine, client: redis.Redis, config: Config, action_id: str, 
         missing.insert(0, events.FieldError("reporter", "enter your name first"))
     if missing:
         return Result(False, "; ".join(map(str, missing)), errors=tuple(missing))
+    doubtful = [events.FieldError(f.name, f"{value:g} 不在常见范围 {f.plausible[0]:g}–{f.plausible[1]:g} 内：请核对；"
+                                          "确实如此请勾选“确认无误”再提交")
+                for f in action.fields if f.plausible is not None
+                and isinstance(value := _value(f, form.get(f.name)), int | float)
+                and not f.plausible[0] <= value <= f.plausible[1]]
+    if doubtful and not form.get("confirm"):
+        return Result(False, "; ".join(map(str, doubtful)), errors=tuple(doubtful))
     raw = build(action, entity_id, form, officer.strip(), dt.datetime.now(dt.UTC))
     try:
         ev = events.validate(action.stream, raw, Hasher.from_config(config),

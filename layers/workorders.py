@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data import queries, rules
-from data.labels import refusal
+from data.labels import label, refusal
 from data.models import Committee, WorkOrder
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 
@@ -39,8 +39,8 @@ def features(session: Session, query: Query) -> GeoJSON:
             continue
         overdue = max((c.overdue_by for c in queries.order_clocks(order, state, query.at, query.sla)),
                       default=dt.timedelta(0))
-        out.append(feature(order.geom, id=order.id, kind=name, name=f"{order.category} · {order.description[:20]}",
-                           category=order.category,
+        out.append(feature(order.geom, id=order.id, kind=name,
+                           name=f"{label(order.category)} · {order.description[:20]}", category=order.category,
                            priority=state.get("priority", order.priority), committee_id=committee,
                            overdue=overdue > dt.timedelta(0), overdue_minutes=int(overdue.total_seconds() // 60)))
     return collection(out)
@@ -48,7 +48,7 @@ def features(session: Session, query: Query) -> GeoJSON:
 
 def public(features: list[GeoJSON]) -> list[GeoJSON]:
     """Outside the scope an order says its kind and state, not the resident's words."""
-    return [{**f, "properties": {**f["properties"], "name": f["properties"]["category"]}} for f in features]
+    return [{**f, "properties": {**f["properties"], "name": label(f["properties"]["category"])}} for f in features]
 
 
 def public_detail(detail: dict[str, Any]) -> dict[str, Any]:

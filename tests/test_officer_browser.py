@@ -83,24 +83,43 @@ def test_off001_accept_arrive_resolve_from_a_phone_shows_on_the_screen(app_url, 
     assert errors == []
 
 
-def test_off002_an_invalid_action_is_refused_and_keeps_what_was_typed(app_url, app_var, browser, artifacts):
+def test_off002_only_allowed_actions_and_an_implausible_value_asks_first(app_url, app_var, browser, artifacts):
+    """An undispatched order offers no step (accept, arrive, resolve could only be refused); a
+    health check-in of 45 °C asks to confirm and keeps what was typed; confirmed, it is recorded."""
+    from tests.conftest import person_id
+
     oid, text, committee = _order(app_url, app_var, "off002", dispatch=False)
+    db = sqlite3.connect(app_var / "opsmap.db")
+    compound = db.execute("SELECT c.id FROM compound c JOIN committee m ON m.id = c.committee_id WHERE m.name = ? "
+                          "ORDER BY c.id LIMIT 1", (committee,)).fetchone()[0]
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)).isoformat()
+    post_event(app_url, "cases", {"event_id": f"{oid}-obs", "ts": start, "person_id": person_id(881, "19580808"),
+                                  "category": "home_observation", "compound_id": compound})
     errors: list[str] = []
     page = _officer(browser, app_url, committee, errors)
     item = page.locator(".officer-item", has_text=text)
     item.wait_for(timeout=15_000)
     item.click()
     page.locator(".officer-detail", has_text=text).wait_for()
-    note = page.locator(".officer-action", has_text="办理结果").locator("input")
-    note.fill("已电话联系")
-    _act(page, "办结")
+    assert page.locator(".officer-detail .officer-action").count() == 0  # nothing it could do yet
+    page.locator("#officer-filter").get_by_text("居家观察").click()
+    page.locator(".officer-item.reason-missed_checkin, .officer-item.reason-ends_today").first.wait_for(
+        timeout=15_000)
+    page.locator(".officer-item").last.click()  # far down the list: its detail comes into view
+    form = page.locator(".officer-action", has_text="代为健康打卡")
+    form.wait_for()
+    assert page.evaluate("document.querySelector('.officer-detail').getBoundingClientRect().top") < PHONE["height"]
+    temperature = form.locator("input[type=text]").first
+    temperature.fill("45")
+    _act(page, "代为健康打卡")
     msg = page.locator(".officer-msg.error")
     msg.wait_for(timeout=10_000)
-    assert "办结未生效：当时工单待派单" in msg.inner_text()
-    assert note.input_value() == "已电话联系"
-    assert _state(app_var, oid) == "created"
-    n = sqlite3.connect(app_var / "opsmap.db").execute(
-        "SELECT count(*) FROM work_order_event WHERE order_id = ?", (oid,)).fetchone()[0]
-    assert n == 1
-    page.screenshot(path=str(artifacts / "officer-refused.png"), full_page=True)
+    assert "不在常见范围 35–42" in msg.inner_text()
+    assert temperature.input_value() == "45"
+    before = db.execute("SELECT count(*) FROM health_checkin").fetchone()[0]
+    form.get_by_text("是").click()
+    _act(page, "代为健康打卡")
+    page.locator(".officer-msg.ok", has_text="代为健康打卡：已完成").wait_for(timeout=10_000)
+    assert db.execute("SELECT count(*) FROM health_checkin").fetchone()[0] == before + 1
+    page.screenshot(path=str(artifacts / "officer-confirm.png"), full_page=True)
     assert errors == []

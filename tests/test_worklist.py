@@ -44,3 +44,26 @@ def test_wrk003_missed_checkin_lists_the_observation(scenario):
     assert missed[0].note == "第3/14天"
     done = [i for i in _items(scn, scn["c1"].committee_id, 15) if i.reason == "missed_checkin"]
     assert scn["c1"].address not in [i.title for i in done]  # P checked in at T0+10m
+
+
+def test_wrk004_alerts_of_one_kind_at_one_place_are_one_line_in_shanghai_time(loaded, client, config):
+    """Twelve fever scans at one gate are one line "发热 ×12：<gate>", opening the newest; its time
+    is Shanghai's (it read 01:54 for 09:54)."""
+    import datetime as dt
+
+    from data import streams
+    from data.ingest import Worker
+    from tests.conftest import person_id
+    from tests.test_ingest import checkin, drain, tag
+
+    engine, data = loaded
+    t, gate = tag(), data.gates[33]
+    at = dt.datetime(2030, 6, 3, 9, 54, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    streams.append(client, "checkins", [checkin(f"{t}-{i}", gate.id, person_id(i), temperature=38.6,
+                                                ts=(at + dt.timedelta(seconds=i)).isoformat()) for i in range(12)])
+    drain(Worker(engine, client, config, consumer=f"wrk-{t}"), client)
+    committee = next(c.committee_id for c in data.compounds if c.id == gate.compound_id)
+    with session_factory(engine)() as s:
+        items = [i for i in worklist(s, Query(data.street.id, at + dt.timedelta(minutes=1), committee))
+                 if i.reason == "alert"]
+    assert [(i.title, i.note) for i in items] == [(f"发热 ×12：{gate.name}", "09:54")]
