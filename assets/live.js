@@ -100,6 +100,9 @@
             if (window.opsmap && window.opsmap.layers) {
                 window.opsmap.layers.notice(message);  // assets/layers.js: patch the named layers
             }
+            if ((message.urgent || []).length) {  // assets/screen.js queues them for its banner
+                document.dispatchEvent(new CustomEvent("opsmap:urgent", {detail: message.urgent}));
+            }
             toStore(entry, e.data);
         };
         open[store] = entry;

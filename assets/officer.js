@@ -3,6 +3,9 @@
    changes it is scrolled into view, below the sticky header (scroll-margin-top in the CSS). */
 (function () {
     "use strict";
+    if (location.pathname.indexOf("/officer") !== 0) {
+        return;  // Dash loads every asset on every page
+    }
     var shown = null;
 
     function check() {

@@ -68,7 +68,7 @@ EN: dict[str, str] = {
     "最近确认": "Last confirmed", "状态记录": "Status history", "最近扫码": "Recent scans", "预警": "Alerts",
     "地址": "Address", "户数": "Households", "公布地址": "Published addresses", "类别": "Category",
     "未生效（原因）": "Not in force (why)", "再显示 {n} 项（共 {total} 项）": "Show {n} more ({total} in all)",
-    "全部": "All", "工单": "Orders", "体温确认无误": "Temperature confirmed",
+    "紧急预警 {n} 起": "{n} urgent alerts", "全部": "All", "工单": "Orders", "体温确认无误": "Temperature confirmed",
     "上报人": "Reporter", "方向": "Direction", "电话": "Phone",
     "健康码": "Health code", "事件上报": "Event", "初始数据": "Initial data",
     "紧急程度": "Priority", "居委": "Committee", "处置人": "Assignee", "诉求": "Request", "创建时间": "Created",

@@ -2,14 +2,15 @@
 
 Dark, no controls, no scrollbars at 1920×1080 or 3840×2160 (sizes in viewport units), a
 clock, the same layers and panels as the map, optional rotation of focus between
-committees, and an urgent alert that interrupts: the map flies to its point and a banner
-stays for OPSMAP_SCREEN_BANNER_S seconds.
+committees, and urgent alerts that interrupt without taking over: assets/screen.js queues
+them, shows one banner (or one for a group) between OPSMAP_SCREEN_BANNER_MIN_S and
+OPSMAP_SCREEN_BANNER_S seconds, and keeps the overview up at least OPSMAP_SCREEN_OVERVIEW_S
+between banners; the camera follows through the store ``screen-camera``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Any
 
 import dash_leaflet as dl
@@ -65,9 +66,12 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
             html.Aside(className="screen-panels", children=[
                 html.Div(id="screen-cases"), html.Div(id="screen-work"), html.Div(id="screen-feed")]),
         ]),
-        html.Div(id="screen-banner", className="screen-banner hidden"),
+        html.Div(id="screen-banner", className="screen-banner hidden", role="alert", **{
+            "data-min-s": config.screen_banner_min_s, "data-max-s": config.screen_banner_s,
+            "data-overview-s": config.screen_overview_s, "data-rotate-s": config.screen_rotate_s,
+            "data-tag": tr("紧急", config.language), "data-group": tr("紧急预警 {n} 起", config.language)}),
         dcc.Store(id="screen-street", data=street.id if street else None),
-        dcc.Store(id="screen-banner-until", data=0),
+        dcc.Store(id="screen-camera"),
         *live_events("screen-events"), *source_stores(PAGE, opening_sources(config, street and street.id)),
         dcc.Interval(id="screen-tick", interval=1000),
     ])
@@ -91,36 +95,24 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         return (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
                 components.feed_panel(feed, lang), ack())
 
-    # Two callbacks on the same outputs, not one on both inputs: Dash drops the result of a
-    # callback still in flight when the same callback is triggered again, so a clock tick
-    # arriving during an urgent alert's round trip would lose its banner.
-    banner = (Output("screen-banner", "children", allow_duplicate=True),
-              Output("screen-banner", "className", allow_duplicate=True),
-              Output("screen-banner-until", "data", allow_duplicate=True),
-              Output("screen-map", "viewport", allow_duplicate=True),
-              Output("screen-focus", "children", allow_duplicate=True))
-
-    @app.callback(*banner, Input("screen-events", "data"), prevent_initial_call=True)
-    def interrupt(message: str | None) -> tuple[Any, ...]:
-        """An urgent alert takes the screen: a banner for OPSMAP_SCREEN_BANNER_S, the map on its point."""
-        urgent = json.loads(message or "{}").get("urgent") or []
-        if not urgent:
-            return (no_update,) * 5
-        alert = urgent[-1]
-        view = camera(config, point=(alert["lng"], alert["lat"])) if alert.get("lng") is not None else no_update
-        return ([html.Span(tr("紧急", config.language), className="banner-tag"), html.Span(alert["text"])],
-                "screen-banner", dt.datetime.now(dt.UTC).timestamp() + config.screen_banner_s, view,
-                tr("紧急处置", config.language))
-
-    @app.callback(*banner, Input("screen-tick", "n_intervals"), State("screen-banner-until", "data"),
-                  State("screen-street", "data"), prevent_initial_call=True)
-    def rotate(tick: int | None, until: float, street_id: str | None) -> tuple[Any, ...]:
-        """At the first tick, and when a banner's time is up, the whole street (or, rotating, the
-        next committee). Why the first tick: the map's initial bounds are not applied by
-        dash-leaflet (it opened on zoom 11, the street a speck); a viewport set after mount is."""
-        if not street_id or (until and dt.datetime.now(dt.UTC).timestamp() < until):
-            return (no_update,) * 5
-        return _idle(sessions, config, street_id, tick or 0, bool(until) or (tick or 0) <= 1)
+    @app.callback(Output("screen-map", "viewport"), Output("screen-focus", "children"),
+                  Input("screen-camera", "data"), State("screen-street", "data"), prevent_initial_call=True)
+    def aim(wanted: dict[str, Any] | None, street_id: str | None) -> tuple[Any, ...]:
+        """Where assets/screen.js wants the camera — an alert's point, the next committee, the
+        street — as a viewport in the tiles' coordinates."""
+        if not wanted or not street_id:
+            return no_update, no_update
+        if wanted.get("point"):
+            lng, lat = (float(v) for v in wanted["point"][:2])
+            return camera(config, point=(lng, lat)), tr("紧急处置", config.language)
+        with sessions() as session:
+            street = session.get(Street, street_id)
+            committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
+                                         .order_by(Committee.id)).all()
+        if "rotate" in wanted and committees:
+            com = committees[int(wanted["rotate"]) % len(committees)]
+            return camera(config, com.geom.bounds, transition="flyToBounds", padding=24), com.name
+        return street_viewport(config, street), tr("全街道", config.language)
 
     @app.callback(Output("screen-clock", "children"), Output("screen-staleness", "className"),
                   Output("screen-staleness", "children"), Input("screen-tick", "n_intervals"))
@@ -129,24 +121,3 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         if (n or 0) % 5:
             return dt.datetime.now(rules.SHANGHAI).strftime(CLOCK), no_update, no_update
         return components.clock_and_freshness(redis_url, config, CLOCK)
-
-
-def _idle(sessions: sessionmaker[Session], config: Config, street_id: str, tick: int,
-          banner_ended: bool) -> tuple[Any, ...]:
-    """Without an alert: back to the whole street when a banner's time is up, and every
-    ``rotate_s`` seconds the next committee. A tick never hides a banner it has not seen end:
-    its ``banner_ended`` may be read before an urgent message's callback has returned."""
-    rotate_s, lang = config.screen_rotate_s, config.language
-    rotating = rotate_s > 0
-    due = rotating and tick > 0 and tick % int(rotate_s) == 0
-    if not banner_ended and not due:
-        return (no_update,) * 5
-    banner = ([], "screen-banner hidden", 0) if banner_ended else (no_update,) * 3
-    with sessions() as session:
-        street = session.get(Street, street_id)
-        if not rotating:
-            return (*banner, street_viewport(config, street), tr("全街道", lang))
-        committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
-                                     .order_by(Committee.id)).all()
-    com = committees[(tick // int(rotate_s)) % len(committees)]
-    return (*banner, camera(config, com.geom.bounds, transition="flyToBounds", padding=24), com.name)

@@ -149,8 +149,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPSMAP_STALE_AFTER_S", "300",
             "The staleness indicator turns red when no event has arrived for this many seconds …", float),
     Setting("OPSMAP_STALE_LAG", "1000", "… or when more events than this wait to be ingested.", int),
-    Setting("OPSMAP_SCREEN_BANNER_S", "20",
-            "On /screen, seconds an urgent alert's banner stays (the map zooms to its point meanwhile).", float),
+    Setting("OPSMAP_SCREEN_BANNER_S", "10",
+            "On /screen, the longest an urgent banner stays (a group of alerts: half a second more per alert "
+            "beyond the first, up to this).", float),
+    Setting("OPSMAP_SCREEN_BANNER_MIN_S", "6", "On /screen, the shortest an urgent banner stays (to be read).",
+            float),
+    Setting("OPSMAP_SCREEN_OVERVIEW_S", "20",
+            "On /screen, the overview (the street, its numbers, the feed) stays at least this long between two "
+            "banners; alerts arriving meanwhile are shown together in the next one.", float),
     Setting("OPSMAP_SCREEN_ROTATE_S", "0",
             "On /screen, seconds between moves of focus from one committee to the next; 0 keeps the whole street.",
             float),

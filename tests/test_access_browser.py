@@ -160,7 +160,7 @@ def test_accb002_an_officer_sees_own_committee_in_full_and_is_refused_elsewhere(
     page.goto(app_url + "/officer")
     page.locator(".officer-committee", has_text=mine[5]).wait_for(timeout=15_000)  # own committee, chosen
     page.locator("#officer-committee").click()
-    assert page.get_by_role("option").all_inner_texts() == [mine[5]]  # and no other
+    assert page.locator(".dash-dropdown-content").get_by_role("option").all_inner_texts() == [mine[5]]  # and no other
     page.keyboard.press("Escape")
     item = page.locator(".officer-item.reason-missed_checkin", has_text=home_mine)
     item.wait_for(timeout=15_000)
@@ -199,7 +199,7 @@ def test_accb003_a_viewer_reads_but_has_no_action(app_url, app_var, stranger):
     page.goto(app_url + "/officer")
     page.locator("#officer-committee").click()
     page.get_by_role("option", name=mine[5], exact=True).click()
-    item = page.locator(".officer-item", has_text="supplies").first
+    item = page.locator(".officer-item", has_text="生活物资").first
     item.wait_for(timeout=15_000)
     item.click()
     page.locator(".officer-detail").wait_for(timeout=10_000)
