@@ -85,6 +85,19 @@ def _progress(label: str, done: int, target: int, unit: str | None, new: int | N
     ])
 
 
+def headline(summary: dict[str, Any], lang: str = "zh") -> list[html.Div]:
+    """The big screen's numbers to read from across the room: today's and all confirmed cases,
+    alerts of the last 24 h, overdue orders, understaffed gates (red when not zero)."""
+    confirmed = summary["cases"]["street"]["confirmed"]
+    figures = (("今日新增确诊", confirmed["new"], True), ("累计确诊", confirmed["total"], False),
+               ("24小时预警", sum(summary["alerts_24h"].values()), True),
+               ("超时工单", summary["work_orders"]["overdue"], True),
+               ("值守不足出入口", summary["facilities"]["gates"]["understaffed"], True))
+    return [html.Div(className="headline-figure" + (" alarm" if alarming and n else ""), children=[
+        html.Span(f"{n:,}", className="headline-number"), html.Span(tr(name, lang), className="headline-label")])
+        for name, n, alarming in figures]
+
+
 def work_panel(summary: dict[str, Any], lang: str = "zh") -> html.Div:
     """重要工作: daily work against its targets, closed compounds, sites and shops checked."""
     work, fac = summary["work"], summary["facilities"]
@@ -161,7 +174,8 @@ def detail_panel(kind: str, title: str, detail: dict[str, Any] | None, lang: str
         html.Table(html.Tbody(rows), className="opsmap-detail")])
 
 
-def clock_and_freshness(redis_url: str | None, config: Config, clock_format: str) -> tuple[str, str, str]:
+def clock_and_freshness(redis_url: str | None, config: Config, clock_format: str,
+                        age: bool = False) -> tuple[str, str, str]:
     """The clock text and the staleness indicator (class, label): red when no event has
     arrived for OPSMAP_STALE_AFTER_S, more than OPSMAP_STALE_LAG wait to be ingested, or an
     ingest worker waits out an outage of the database or Redis (then it says so)."""
@@ -173,5 +187,15 @@ def clock_and_freshness(redis_url: str | None, config: Config, clock_format: str
     if waiting_workers(client, config.ingest_backoff_max_s):
         return now.strftime(clock_format), "staleness stale", tr("入库暂停", config.language)
     stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
-    return (now.strftime(clock_format), f"staleness {'stale' if stale else 'fresh'}",
-            tr("数据延迟" if stale else "实时", config.language))
+    label = tr("数据延迟" if stale else "实时", config.language)
+    if age and fresh["age_s"] is not None:  # the big screen says how fresh: "最近事件 12 秒前"
+        label = f"{label} · " + tr("最近事件 {s} 前", config.language).format(s=_ago(fresh["age_s"], config.language))
+    return now.strftime(clock_format), f"staleness {'stale' if stale else 'fresh'}", label
+
+
+def _ago(seconds: float, lang: str) -> str:
+    if seconds < 60:
+        return tr("{n} 秒", lang).format(n=int(seconds))
+    if seconds < 3600:
+        return tr("{n} 分钟", lang).format(n=int(seconds // 60))
+    return tr("{n} 小时", lang).format(n=int(seconds // 3600))

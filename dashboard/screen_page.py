@@ -59,6 +59,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
             html.Span(id="screen-staleness", className="staleness"),
             html.Span(id="screen-clock", className="screen-clock"),
         ]),
+        html.Div(id="screen-headline", className="screen-headline"),
         html.Div(className="screen-body", children=[
             dl.Map(id="screen-map", className="screen-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
                    zoomControl=False,
@@ -83,17 +84,18 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     register_sources(app, PAGE)
 
     @app.callback(Output("screen-cases", "children"), Output("screen-work", "children"),
-                  Output("screen-feed", "children"), Output("screen-events-ack", "children"),
+                  Output("screen-feed", "children"), Output("screen-headline", "children"),
+                  Output("screen-events-ack", "children"),
                   Input("screen-street", "data"), Input("screen-events", "data"))
     def refresh_panels(street_id: str | None, message: str | None) -> tuple[Any, ...]:
         if not access.may_view(street_id):
-            return [], [], [], ack()
+            return [], [], [], [], ack()
         seen = int(message_version(message)) if ctx.triggered_id == "screen-events" else 0
         numbers = summary_at(street_id, dt.datetime.now(dt.UTC), False, seen)
         feed = policy.feed_items(access.actor(), streams.feed(streams.connect(redis_url), 12)) if redis_url else []
         lang = config.language
         return (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
-                components.feed_panel(feed, lang), ack())
+                components.feed_panel(feed, lang), components.headline(numbers, lang), ack())
 
     @app.callback(Output("screen-map", "viewport"), Output("screen-focus", "children"),
                   Input("screen-camera", "data"), State("screen-street", "data"), prevent_initial_call=True)
@@ -120,4 +122,4 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         """The clock every second; freshness (which asks Redis) every fifth second."""
         if (n or 0) % 5:
             return dt.datetime.now(rules.SHANGHAI).strftime(CLOCK), no_update, no_update
-        return components.clock_and_freshness(redis_url, config, CLOCK)
+        return components.clock_and_freshness(redis_url, config, CLOCK, age=True)

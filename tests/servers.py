@@ -92,6 +92,13 @@ def redis_version(url: str) -> str | None:
         return None
 
 
+def _ready(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except (redis.RedisError, OSError):  # not up, or LOADING
+        return False
+
+
 class RedisServer:
     """A redis-server (Debian's 7.x unless told) on a free loopback port, data in ``directory``."""
 
@@ -111,7 +118,7 @@ class RedisServer:
              "--daemonize", "no", "--logfile", str(self.directory / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
-        while redis_version(self.url) is None:
+        while not _ready(self.url):  # answering, and done loading its append-only file
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{self.binary} did not start; see {self.directory / 'redis.log'}")
             time.sleep(0.05)

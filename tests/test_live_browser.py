@@ -108,7 +108,15 @@ def test_liv003_no_contract_code_or_raw_id_in_the_chinese_pages(app_url, browser
 
 
 @pytest.mark.parametrize("width,height", [(1920, 1080), (3840, 2160)])
-def test_liv004_the_big_screen_opens_on_the_whole_street(app_url, browser, artifacts, width, height):
+def test_liv004_the_big_screen_opens_on_the_whole_street(app_url, app_var, browser, artifacts, width, height):
+    import datetime as dt
+    import sqlite3
+
+    from tests.conftest import post_event
+
+    work = sqlite3.connect(app_var / "opsmap.db").execute("SELECT id FROM compound LIMIT 1").fetchone()[0]
+    post_event(app_url, "work", {"event_id": f"liv004-{time.time()}", "ts": dt.datetime.now(dt.UTC).isoformat(),
+                                 "task": "disinfection", "target_id": work, "count": 1, "reporter": "测试"})
     page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(app_url + "/screen")
     page.wait_for_function("document.querySelectorAll('.opsmap-compound').length >= 200", timeout=30_000)
@@ -120,6 +128,11 @@ def test_liv004_the_big_screen_opens_on_the_whole_street(app_url, browser, artif
     }""")
     page.screenshot(path=str(artifacts / f"liv004-screen-{width}x{height}.png"))
     assert max(fill) >= 0.5, f"the street fills {fill[0]:.0%} of the map's width, {fill[1]:.0%} of its height"
+    page.locator(".headline-number").first.wait_for()
+    sizes = page.evaluate("[...document.querySelectorAll('.headline-number')].map("
+                          "e => parseFloat(getComputedStyle(e).fontSize))")
+    assert len(sizes) == 5 and min(sizes) >= 48 * height / 1080, f"headline numbers of {sizes} px"  # legible at 5 m
+    page.locator(".staleness", has_text="最近事件").wait_for(timeout=10_000)  # how fresh, in seconds
 
 
 def test_liv005_under_gcj02_tiles_a_fly_to_lands_on_its_compound(app_url, app_var, browser, artifacts):

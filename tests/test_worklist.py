@@ -53,6 +53,7 @@ def test_wrk004_alerts_of_one_kind_at_one_place_are_one_line_in_shanghai_time(lo
 
     from data import streams
     from data.ingest import Worker
+    from data.settings import load
     from tests.conftest import person_id
     from tests.test_ingest import checkin, drain, tag
 
@@ -64,6 +65,6 @@ def test_wrk004_alerts_of_one_kind_at_one_place_are_one_line_in_shanghai_time(lo
     drain(Worker(engine, client, config, consumer=f"wrk-{t}"), client)
     committee = next(c.committee_id for c in data.compounds if c.id == gate.compound_id)
     with session_factory(engine)() as s:
-        items = [i for i in worklist(s, Query(data.street.id, at + dt.timedelta(minutes=1), committee))
-                 if i.reason == "alert"]
+        q = Query.from_config(load(environ={}), data.street.id, at + dt.timedelta(minutes=1), committee)
+        items = [i for i in worklist(s, q) if i.reason == "alert"]
     assert [(i.title, i.note) for i in items] == [(f"发热 ×12：{gate.name}", "09:54")]
