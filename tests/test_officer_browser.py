@@ -92,7 +92,7 @@ def test_off002_only_allowed_actions_and_an_implausible_value_asks_first(app_url
     db = sqlite3.connect(app_var / "opsmap.db")
     compound = db.execute("SELECT c.id FROM compound c JOIN committee m ON m.id = c.committee_id WHERE m.name = ? "
                           "ORDER BY c.id LIMIT 1", (committee,)).fetchone()[0]
-    start = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=3)).isoformat()
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=14) + dt.timedelta(minutes=5)).isoformat()  # ends today
     post_event(app_url, "cases", {"event_id": f"{oid}-obs", "ts": start, "person_id": person_id(881, "19580808"),
                                   "category": "home_observation", "compound_id": compound})
     errors: list[str] = []
@@ -103,8 +103,9 @@ def test_off002_only_allowed_actions_and_an_implausible_value_asks_first(app_url
     page.locator(".officer-detail", has_text=text).wait_for()
     assert page.locator(".officer-detail .officer-action").count() == 0  # nothing it could do yet
     page.locator("#officer-filter").get_by_text("居家观察").click()
-    page.locator(".officer-item.reason-missed_checkin, .officer-item.reason-ends_today").first.wait_for(
-        timeout=15_000)
+    page.wait_for_function("""() => { const items = [...document.querySelectorAll('.officer-item')];
+        return items.length > 0 && items.every(i => /reason-(missed_checkin|ends_today)/.test(i.className)); }""",
+                           timeout=15_000)  # the filtered list (not the one before it)
     page.locator(".officer-item").last.click()  # far down the list: its detail comes into view
     form = page.locator(".officer-action", has_text="代为健康打卡")
     form.wait_for()
