@@ -21,7 +21,7 @@ EN: dict[str, str] = {
     "未健康打卡": "Missed health check-in", "派单": "Dispatch", "环境卫生": "Sanitation", "理发": "Barber",
     "生活物资": "Supplies", "红码": "Red code", "结束": "End", "绿码": "Green code", "药店": "Pharmacy",
     "菜场": "Food market", "访客": "Visitor", "超市": "Supermarket", "返沪人员": "Returnee", "进": "In",
-    "重办": "Reopened", "限流": "Restricted", "餐饮": "Restaurant", "高": "High", "黄/红码": "Yellow/red code",
+    "重办": "Reopened", "餐饮": "Restaurant", "高": "High", "黄/红码": "Yellow/red code",
     "黄码": "Yellow code",
     # sign-in and access
     "登录": "Sign in", "opsmap 登录": "opsmap sign-in", "账号": "Account", "密码": "Password",

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from data import events, ingest, rules, streams
 from data.events import EventError
+from data.labels import label
 from data.privacy import Hasher
 from data.settings import Config
 
@@ -51,7 +52,7 @@ class Action:
 
 
 NOTE = Field("note", "备注")
-GATE_STATUS = (("open", "开放"), ("restricted", "限制通行"), ("closed", "关闭"))
+GATE_STATUS = tuple((s, label(s)) for s in ("open", "restricted", "closed"))
 SHOP_STATUS = (("open", "营业"), ("closed", "关闭"), ("unverified", "待核实"))
 
 
@@ -67,7 +68,7 @@ ACTIONS: tuple[Action, ...] = (
             Field("confirm", "体温确认无误", "check"))),
     Action("extend", "延长观察", "observations", "observations", (Field("days", "延长天数", "number", True), NOTE)),
     Action("end", "结束观察", "observations", "observations",
-           (Field("reason", "原因", "choice", True, tuple(ingest.END_LABELS.items())), NOTE)),
+           (Field("reason", "原因", "choice", True, tuple((r, label(r)) for r in events.END_REASONS)), NOTE)),
     Action("start_observation", "新增居家观察", "compounds", "cases", (Field("person_id", "身份证号", required=True),)),
 )
 BY_ID = {a.id: a for a in ACTIONS}

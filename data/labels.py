@@ -21,7 +21,7 @@ CODES: dict[str, str] = {
     "other": "其他", "create": "创建", "dispatch": "派单", "accept": "接单", "arrive": "到场", "resolve": "办结",
     "close": "关闭", "reopen": "重办", "escalate": "升级", "cancel": "撤销", "urgent": "紧急", "normal": "一般",
     # facilities, scans, severities
-    "open": "开放", "closed": "关闭", "restricted": "限流", "unverified": "待核实", "in": "进", "out": "出",
+    "open": "开放", "closed": "关闭", "restricted": "限制通行", "unverified": "待核实", "in": "进", "out": "出",
     "resident": "居民", "returnee": "返沪人员", "visitor": "访客", "courier": "快递外卖", "staff": "工作人员",
     "green": "绿码", "yellow": "黄码", "red": "红码", "high": "高", "medium": "中", "low": "低",
     "required": "待登记", "registered": "已登记",

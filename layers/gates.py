@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data.events import public_alert
+from data.labels import label
 from data.models import Alert, CheckIn, Compound, Gate
 from data.store import states_as_of
 from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, feature, iso, parse_time, status_history
@@ -20,8 +21,9 @@ changed_by = frozenset({"kind:gate", "clock"})
 
 
 def legend() -> list[LegendEntry]:
-    return [LegendEntry("open", "开放", "#2f9e44"), LegendEntry("restricted", "限制通行", "#f59f00"),
-            LegendEntry("closed", "关闭", "#e03131"), LegendEntry("understaffed", "值守不足（红框）", "#c92a2a"),
+    return [*(LegendEntry(s, label(s), colour) for s, colour in
+              (("open", "#2f9e44"), ("restricted", "#f59f00"), ("closed", "#e03131"))),
+            LegendEntry("understaffed", "值守不足（红框）", "#c92a2a"),
             LegendEntry("stale", "状态待确认（虚框）", "#868e96")]
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data import queries, rules
-from data.labels import label, refusal
+from data.labels import ORDER_STATES, label, refusal
 from data.models import Committee, WorkOrder
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 
@@ -17,9 +17,10 @@ id = "workorders"
 title = "12345 工单"
 #: notice topics that may change its features (orders turn overdue with the clock)
 changed_by = frozenset({"stream:workorders", "clock"})
-STATES = {"created": ("待派单", "#f08c00"), "dispatched": ("已派单", "#1c7ed6"), "accepted": ("已接单", "#1098ad"),
-          "arrived": ("已到场", "#0ca678"), "resolved": ("已办结", "#37b24d"), "reopened": ("重办", "#e8590c"),
-          "escalated": ("升级", "#c2255c")}
+#: the states an order shows on the map in, by name (data/labels.py) and colour
+STATES = {s: (ORDER_STATES[s], colour) for s, colour in (
+    ("created", "#f08c00"), ("dispatched", "#1c7ed6"), ("accepted", "#1098ad"), ("arrived", "#0ca678"),
+    ("resolved", "#37b24d"), ("reopened", "#e8590c"), ("escalated", "#c2255c"))}
 
 
 def legend() -> list[LegendEntry]:

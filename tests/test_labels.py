@@ -54,7 +54,7 @@ def test_lab002_feed_and_drill_downs_name_codes_and_committees(loaded, client, c
         {"event_id": f"{t}-3", "ts": at(0.5), "order_id": order, "action": "resolve", "note": "早了"})])
     drain(Worker(engine, client, config, consumer=f"lab-{t}"), client)
     feed = " | ".join(i["text"] for i in streams.feed(client, 50))
-    assert "限流" in feed and "就医需求" in feed and "紧急工单已派至" in feed
+    assert "限制通行" in feed and "就医需求" in feed and "紧急工单已派至" in feed
     q = Query.from_config(load(environ={}), data.street.id, dt.datetime.fromisoformat(at(10)))
     with session_factory(engine)() as s:
         shown = [components.detail_panel(layer.id, layer.title, layer.detail(s, entity, q))
