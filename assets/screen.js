@@ -28,7 +28,7 @@
     }
 
     function seconds(name, fallback) {
-        var value = parseFloat((banner() || {getAttribute: function () { return null; }}).getAttribute(name));
+        var value = banner() ? parseFloat(banner().getAttribute(name)) : NaN;
         return isNaN(value) ? fallback : value;
     }
 

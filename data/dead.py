@@ -43,11 +43,17 @@ class Letter:
         return isinstance(doc, dict) and "unparsed" not in doc and self.stream in STREAMS
 
 
+def iter_dead(client: streams.Client) -> Iterator[dict[str, str]]:
+    """The dead letters' fields as stored (``stream``, ``entry_id``, ``reason``, ``event``, ``parked_at``)
+    and their own id (``id``), oldest first."""
+    for eid, fields in client.xrange(DEAD):
+        yield {"id": eid.decode(), **{k.decode(): v.decode() for k, v in fields.items()}}
+
+
 def letters(client: streams.Client, reason: str | None = None, stream: str | None = None) -> Iterator[Letter]:
     """Dead letters, oldest first; ``reason``: those whose reason contains it; ``stream``: of that stream."""
-    for eid, fields in client.xrange(DEAD):
-        f = {k.decode(): v.decode() for k, v in fields.items()}
-        letter = Letter(eid.decode(), f.get("stream", "").removeprefix("opsmap:"), f.get("entry_id", ""),
+    for f in iter_dead(client):
+        letter = Letter(f["id"], f.get("stream", "").removeprefix("opsmap:"), f.get("entry_id", ""),
                         f.get("reason", ""), f.get("event", ""), float(f.get("parked_at", 0)))
         if (reason is None or reason in letter.reason) and (stream is None or letter.stream == stream):
             yield letter

@@ -30,7 +30,6 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -83,7 +82,6 @@ log = logging.getLogger(__name__)
 DUTY_OFFICER = "居委值班干部"
 REPLY_TTL_S = 300
 COUNTER_TTL_S = 60 * 60 * 24 * 30
-END_LABELS = {"released": "解除观察", "hospitalized": "转运就医", "moved_out": "转出", "other": "其他"}
 
 
 def _iso(t: dt.datetime) -> str:
@@ -507,7 +505,7 @@ class Batch:
         else:
             obs.ended_at, obs.end_reason = ev.ts, d["reason"]
             change = {"ended_at": _iso(ev.ts), "end_reason": d["reason"]}
-            text = f"居家观察结束（{END_LABELS[d['reason']]}）"
+            text = f"居家观察结束（{label(d['reason'])}）"
             if d["reason"] == "released":  # counted like a released case report
                 self._case(Case(event_id=f"{ev.event_id}#released", person_id=obs.person_id, category="released",
                                 compound_id=obs.compound_id, address=obs.address, geom=obs.geom, reported_at=ev.ts,
@@ -781,10 +779,11 @@ class Worker:
             try:
                 ev = validate(key.removeprefix("opsmap:"), raw, self.hasher, self.future)
             except EventError as exc:
-                out.dead.append((key, entry_id, _redacted_raw(key, raw, self.hasher), str(exc)))
+                out.dead.append((key, entry_id, seal_personal(key.removeprefix("opsmap:"), raw, self.hasher),
+                                 str(exc)))
                 continue
             except Exception as exc:  # noqa: BLE001 - whatever an entry holds, it cannot stop a batch
-                out.dead.append((key, entry_id, _redacted_raw(key, raw, self.hasher),
+                out.dead.append((key, entry_id, seal_personal(key.removeprefix("opsmap:"), raw, self.hasher),
                                  f"event: could not be read ({type(exc).__name__})"))
                 continue
             valid.append((key, entry_id, ev))
@@ -828,7 +827,7 @@ class Worker:
                     replayed.append(Effects.from_json(row.effects))
                     replayed_entries.append((key, entry_id))
                 elif row.digest not in (None, digest(ev)):
-                    dead.append((key, entry_id, _redacted_event(ev), _conflict(row.entry_id)))
+                    dead.append((key, entry_id, sealed(ev), _conflict(row.entry_id)))
                 else:
                     dupes.append((key, entry_id))
             batch = Batch(session, self.config, self._gate_cache)
@@ -836,12 +835,12 @@ class Worker:
             stored: dict[tuple[str, str], tuple[str, str]] = {}  # (stream, event_id) → digest, entry id
             now = dt.datetime.now(dt.UTC)
             for key, entry_id, ev in sorted(fresh, key=lambda x: (x[2].ts, sequence(x[1]))):
-                same = stored.get((ev.stream, ev.event_id))
+                content, same = digest(ev), stored.get((ev.stream, ev.event_id))
                 if same is not None:  # a second copy in this batch: the first was stored
-                    if same[0] == digest(ev):
+                    if same[0] == content:
                         dupes.append((key, entry_id))
                     else:
-                        dead.append((key, entry_id, _redacted_event(ev), _conflict(same[1])))
+                        dead.append((key, entry_id, sealed(ev), _conflict(same[1])))
                     continue
                 try:
                     effects = batch.handle(ev, entry_id)
@@ -849,9 +848,9 @@ class Worker:
                     later.append(((key, entry_id, ev), exc))
                     continue
                 except Rejected as exc:
-                    dead.append((key, entry_id, _redacted_event(ev), str(exc)))
+                    dead.append((key, entry_id, sealed(ev), str(exc)))
                     continue
-                stored[(ev.stream, ev.event_id)] = (digest(ev), entry_id)
+                stored[(ev.stream, ev.event_id)] = (content, entry_id)
                 if batch.refused:
                     refused[(key, entry_id)] = batch.refused
                 applied.append(((key, entry_id, ev), effects))
@@ -877,7 +876,7 @@ class Worker:
         out.redelivered.add((key, entry_id))
         if tries >= self.config.ingest_max_tries:
             reason = str(exc) if isinstance(exc, Rejected) else f"{type(exc).__name__}: {exc}"
-            out.dead.append((key, entry_id, _redacted_event(ev), f"failed {tries} times: {reason}"[:500]))
+            out.dead.append((key, entry_id, sealed(ev), f"failed {tries} times: {reason}"[:500]))
         else:
             log.warning("event %s failed (try %d of %d): %s", ev.event_id, tries, self.config.ingest_max_tries,
                         type(exc).__name__)
@@ -1018,18 +1017,6 @@ def _conflict(first_entry: str) -> str:
             "a new event needs a new event_id")
 
 
-def _redacted_raw(key: str, raw: bytes, hasher: Hasher) -> str:
-    """An entry that failed validation, for opsmap:dead: valid personal numbers sealed (hash and
-    mask, so a replay after a fix stores the same person), others masked."""
-    return seal_personal(key.removeprefix("opsmap:"), raw, hasher)
-
-
-def _redacted_event(ev: Event) -> str:
-    """A validated event for opsmap:dead in its sealed form (personal numbers as hash and mask
-    only), so ``opsmap dead replay`` can send it again as it was."""
-    return sealed(ev)
-
-
 def run_workers(engine: Engine, redis_url: str, config: Config, stop: threading.Event,
                 n: int = 1) -> list[threading.Thread]:
     """Start ``n`` worker threads (used by ``opsmap serve``); they end when ``stop`` is set."""
@@ -1044,8 +1031,3 @@ def run_workers(engine: Engine, redis_url: str, config: Config, stop: threading.
 
 def pending_total(client: redis.Redis) -> int:
     return sum(v["pending"] + v["lag"] for v in streams.lag(client).values())
-
-
-def iter_dead(client: redis.Redis) -> Iterable[dict[str, str]]:
-    for _, fields in client.xrange("opsmap:dead"):
-        yield {k.decode(): v.decode() for k, v in fields.items()}

@@ -208,11 +208,18 @@ def file_bytes(path: Path | str) -> bytes:
     return subprocess.run(["cat", str(path)], capture_output=True, check=True, timeout=60).stdout
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+free_port = servers.free_port
+
+
+def shared_deployment(tmp_path: Path, redis_url: str) -> dict[str, str]:
+    """The environment of processes sharing one database and one Redis (as gunicorn workers
+    do), with 外滩 loaded into that database by `opsmap load`."""
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"OPSMAP_VAR_DIR": str(tmp_path), "REDIS_URL": redis_url, "OPSMAP_STREET": "外滩",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}
+    subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "load"], env=env, check=True, timeout=300,
+                   cwd=PROJECT_ROOT, capture_output=True)
+    return env
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:

@@ -18,7 +18,8 @@ from sqlalchemy import select
 
 from dashboard.app import create_app
 from data import cache, streams
-from data.ingest import Worker, iter_dead, pending_total
+from data.dead import iter_dead
+from data.ingest import Worker, pending_total
 from data.models import Case, CheckIn
 from data.settings import PROJECT_ROOT, load
 from layers import cases

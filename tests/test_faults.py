@@ -22,7 +22,8 @@ from sqlalchemy.engine import make_url
 
 import layers
 from data import dead, streams
-from data.ingest import Worker, iter_dead, pending_total, waiting
+from data.dead import iter_dead
+from data.ingest import STATUS_KEY, Worker, pending_total, waiting
 from data.labels import refusal
 from data.models import Alert, CheckIn, ProcessedEvent, WorkOrder
 from data.redis_server import EmbeddedRedis
@@ -242,7 +243,9 @@ def test_flt004_sqlite_disk_full_is_an_outage_not_dead_letters(tmp_path, client,
     try:
         said = wait_for(lambda: waiting(client, config.ingest_backoff_max_s), 60, "the worker to say it waits")
         assert "database or disk is full" in said[0]["cause"]
-        time.sleep(2)  # several tries, more than OPSMAP_INGEST_MAX_TRIES (3): none may count
+        report = lambda: json.loads(client.hget(STATUS_KEY, w.consumer))  # noqa: E731
+        # tries for 2 s, backing off 0.2, 0.4, 0.8, 1, 1 s: more than OPSMAP_INGEST_MAX_TRIES (3), none may count
+        wait_for(lambda: report()["at"] - report()["since"] >= 2, 30, "several tries", every=0.2)
         assert client.xlen("opsmap:dead") == 0
         full["on"] = False
         engine.dispose()  # new connections come without the cap
@@ -335,8 +338,7 @@ def test_flt006_a_worker_stalled_past_the_claim_time_doubles_no_redis_side(loade
                                                            consumername="stalled"), 60, "its entries to be claimed")
                 a.send_signal(signal.SIGCONT)
             wait_for(lambda: pending_total(client) == 0, 240, "the backlog to drain", every=0.2)
-            time.sleep(1.5)  # the stalled worker's last step after waking (it holds nothing: no condition to see)
-        finally:
+        finally:  # once both have exited, nothing more can be written: what is counted below is final
             stop(a)
             stop(b)
     assert stalls >= 1
@@ -373,7 +375,6 @@ def test_flt007_redis_killed_and_restarted_on_its_append_only_file(loaded, tmp_p
         for _ in range(2):
             server.kill()
             server.start()  # same directory and port: the append-only file brings the streams back
-            time.sleep(0.5)
         wait_for(lambda: pending_total(client) == 0, 240, "the backlog to drain", every=0.2)
     finally:
         stop(proc)

@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from data import streams
+from data.dead import iter_dead
 from data.events import DEAD
-from data.ingest import Worker, iter_dead, pending_total
+from data.ingest import Worker, pending_total
 from data.models import (
     Alert,
     Case,

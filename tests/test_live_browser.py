@@ -3,6 +3,8 @@ runs against the app while an officer chooses a committee and a commander types 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -10,7 +12,9 @@ import sys
 import time
 
 import pytest
+from playwright.sync_api import TimeoutError as Timeout
 
+from data import streams
 from data.settings import PROJECT_ROOT
 from tests.conftest import BROWSER
 
@@ -29,11 +33,15 @@ def traffic(app_url, app_var):
     until the test ends and is waited for (it must have sent something first)."""
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env |= {"OPSMAP_VAR_DIR": str(app_var), "OPSMAP_LOG_LEVEL": "WARNING"}
+    client = streams.connect(json.loads((app_var / "redis" / "server.json").read_text())["url"])
+    before = streams.changes_top(client)
     proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py"), "simulate", "--rate", "30",
                              "--duration", "120", "--malformed", "0"], env=env, cwd=PROJECT_ROOT,
                             stdout=subprocess.DEVNULL)
-    time.sleep(3)  # the traffic is flowing: the pages open into it, as an officer's would
-    assert proc.poll() is None, "the simulator did not start"
+    deadline = time.monotonic() + 30
+    while streams.changes_top(client) == before:  # the traffic flows: the pages open into it, as an officer's would
+        assert proc.poll() is None and time.monotonic() < deadline, "the simulator's events are not being ingested"
+        time.sleep(0.1)
     yield proc
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=30)
@@ -120,12 +128,14 @@ def test_liv004_the_big_screen_opens_on_the_whole_street(app_url, app_var, brows
     page = browser.new_page(viewport={"width": width, "height": height})
     page.goto(app_url + "/screen")
     page.wait_for_function("document.querySelectorAll('.opsmap-compound').length >= 200", timeout=30_000)
-    page.wait_for_timeout(1500)  # any camera move has ended
-    fill = page.evaluate("""() => {
+    fill_js = """() => {
         const map = document.getElementById('screen-map').getBoundingClientRect();
         const street = document.querySelector('path[stroke="#e8590c"]').getBoundingClientRect();
         return [street.width / map.width, street.height / map.height];
-    }""")
+    }"""
+    with contextlib.suppress(Timeout):  # the camera reaches the street within 5 s; measured below either way
+        page.wait_for_function(f"({fill_js})().some(f => f >= 0.5)", timeout=5000)
+    fill = page.evaluate(fill_js)
     page.screenshot(path=str(artifacts / f"liv004-screen-{width}x{height}.png"))
     assert max(fill) >= 0.5, f"the street fills {fill[0]:.0%} of the map's width, {fill[1]:.0%} of its height"
     page.locator(".headline-number").first.wait_for()
@@ -163,7 +173,12 @@ def test_liv005_under_gcj02_tiles_a_fly_to_lands_on_its_compound(app_url, app_va
         mark = page.locator(f".opsmap-compound.opsmap-id-{compound}")
         page.wait_for_function(f"document.querySelector('.opsmap-compound.opsmap-id-{compound}')"
                                "?.getBoundingClientRect().width > 0", timeout=10_000)
-        page.wait_for_timeout(2000)  # the flight ends
+        centred = f"""(() => {{ const m = document.getElementById('map-map').getBoundingClientRect(),
+            c = document.querySelector('.opsmap-compound.opsmap-id-{compound}').getBoundingClientRect();
+            return Math.abs(c.x + c.width / 2 - m.x - m.width / 2) <= 20
+                && Math.abs(c.y + c.height / 2 - m.y - m.height / 2) <= 20; }})()"""
+        with contextlib.suppress(Timeout):  # the flight ends on it within 5 s; measured below either way
+            page.wait_for_function(centred, timeout=5000)
         box, spot = page.locator("#map-map").bounding_box(), mark.bounding_box()
         dx = spot["x"] + spot["width"] / 2 - (box["x"] + box["width"] / 2)
         dy = spot["y"] + spot["height"] / 2 - (box["y"] + box["height"] / 2)

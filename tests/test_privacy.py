@@ -29,8 +29,9 @@ from dashboard.app import create_app
 from data import streams
 from data.access import accounts
 from data.access.policy import Role
+from data.dead import iter_dead
 from data.events import EventError, validate
-from data.ingest import Worker, iter_dead
+from data.ingest import Worker
 from data.models import (
     Alert,
     CheckIn,
@@ -45,7 +46,7 @@ from data.privacy import Hasher, mask_phone, normalise_id, scrub
 from data.retention import GONE, anonymise
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
-from tests.conftest import file_bytes, free_port, person_id, phone, signed_in, wait_healthy
+from tests.conftest import file_bytes, free_port, person_id, phone, shared_deployment, signed_in, wait_healthy
 from tests.test_ingest import KEY, count, drain
 
 STREET = "S194"
@@ -254,11 +255,7 @@ def test_pii008_headers_errors_and_hosts(app):
 
 
 def test_pii009_change_streams_are_bounded_and_healthz_answers_under_gunicorn(tmp_path, redis_url):
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env |= {"OPSMAP_VAR_DIR": str(tmp_path), "REDIS_URL": redis_url, "OPSMAP_STREET": "外滩",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}
-    subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "load"], env=env, check=True, timeout=300,
-                   cwd=PROJECT_ROOT, capture_output=True)
+    env = shared_deployment(tmp_path, redis_url)
     engine = make_engine(env["DATABASE_URL"])
     cookies = []
     for n in range(3):

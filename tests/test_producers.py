@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from dashboard.app import create_app
 from data import queries, rules, streams
+from data.dead import iter_dead
 from data.geodata import read_case_addresses
-from data.ingest import Worker, iter_dead
+from data.ingest import Worker
 from data.loader import load_street
 from data.models import Case, CompoundAddress, WorkOrder
 from data.settings import load

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import urllib.request
@@ -15,7 +14,7 @@ from data.access.policy import Role
 from data.redis_server import redis_url as resolve_redis
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine
-from tests.conftest import free_port, wait_healthy
+from tests.conftest import free_port, shared_deployment, wait_healthy
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
@@ -28,11 +27,7 @@ def test_srv001_redis_url_setting_starts_no_embedded_server(tmp_path, redis_url)
 
 
 def test_srv002_gunicorn_serves_app_server_on_shared_engines(tmp_path, redis_url):
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env |= {"OPSMAP_VAR_DIR": str(tmp_path), "REDIS_URL": redis_url, "OPSMAP_STREET": "外滩",
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'shared.db'}"}
-    subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "load"], env=env, check=True, timeout=300,
-                   cwd=PROJECT_ROOT, capture_output=True)
+    env = shared_deployment(tmp_path, redis_url)
     port = free_port()
     proc = subprocess.Popen([str(GUNICORN), "--no-control-socket", "-k", "gthread", "-w", "2",
                              "-b", f"127.0.0.1:{port}", "app:server"], env=env, cwd=PROJECT_ROOT,
