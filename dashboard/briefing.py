@@ -33,6 +33,7 @@ from layers.base import Query, sla_of
 
 MAP_W, MAP_H = 640.0, 420.0
 LIST_LIMIT = 30
+ACTION_LIMIT = 10  # rows per action item: the first page is for deciding, the lists follow
 HEADINGS = {"committee": "居委", "compound": "小区", "address": "地址", "person": "人员（脱敏）", "start": "开始",
             "planned_end": "计划解除", "ends": "期满", "day": "第N天", "checked_in_today": "今日已打卡",
             "last_checkin": "最近打卡", "phone": "电话（脱敏）", "origin": "来源地", "status": "状态", "gate": "出入口",
@@ -40,8 +41,10 @@ HEADINGS = {"committee": "居委", "compound": "小区", "address": "地址", "p
             "open_hours": "已开（小时）", "sla": "时限", "description": "诉求", "guards": "在岗/应岗", "shop": "商铺",
             "last_report": "最近核实", "time": "时间", "kind": "类型", "severity": "级别", "message": "内容",
             "opened_24h": "24小时新开", "closed_24h": "24小时关闭", "open": "在办", "overdue": "超时",
+            "owner": "承办人", "late": "超时", "when": "生效", "from_tier": "原分区", "to_tier": "新分区",
+            "closed": "关闭", "unverified": "待核实",
             **COMMITTEE_COLUMNS}
-SHEETS = {"返沪登记": "registrations", "居家观察": "observations", "工单": "orders"}
+SHEETS = {"返沪登记": "registrations", "居家观察": "observations", "工单": "orders", "商铺": "shops"}
 CSS = """
 @page { size: A4; margin: 14mm 12mm; @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt; } }
 body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Micro Hei", sans-serif; font-size: 9.5pt;
@@ -56,11 +59,14 @@ th { background: #f1f3f5; font-weight: 600; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
 td:first-child { white-space: nowrap; }
 tr.total td { font-weight: 700; background: #fff5f5; }
-.headline { display: grid; grid-template-columns: repeat(5, 1fr); gap: 2mm; margin: 2mm 0; }
+.headline { display: grid; grid-template-columns: repeat(6, 1fr); gap: 2mm; margin: 2mm 0; }
 .headline div { border: 0.5pt solid #ced4da; border-radius: 2mm; padding: 1.5mm; text-align: center; }
 .headline b { display: block; font-size: 15pt; color: #c92a2a; }
 .facts { margin: 1mm 0; }
 svg { width: 100%; height: auto; border: 0.5pt solid #dee2e6; }
+svg.spark { width: 16mm; height: 4mm; border: none; vertical-align: middle; margin-left: 1mm; }
+.actions li { margin: 0.6mm 0; }
+.actions b { color: #c92a2a; }
 .toolbar { display: flex; gap: 3mm; align-items: center; padding: 3mm; background: #f1f3f5; margin-bottom: 4mm;
            flex-wrap: wrap; font-family: sans-serif; }
 .toolbar a { padding: 1.5mm 3mm; background: #1c7ed6; color: #fff; border-radius: 1mm; text-decoration: none; }
@@ -118,7 +124,7 @@ def table(df: pd.DataFrame, total: dict[str, Any] | None = None, limit: int | No
     if total is not None:
         rows += '<tr class="total">' + "".join(_cell(total.get(c, "合计" if i == 0 else ""))
                                                for i, c in enumerate(df.columns)) + "</tr>"
-    more = f'<p class="meta">另有 {len(df) - len(shown)} 条，见汇总表。</p>' if len(shown) < len(df) else ""
+    more = f'<p class="meta">另有 {len(df) - len(shown)} 条未列出。</p>' if len(shown) < len(df) else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{more}"
 
 
@@ -134,7 +140,8 @@ def _headline(r: Report) -> str:
         if o:
             official += (f"<li>{escape(label)}（{o['date']} 官方通报）：确诊新增 {o['confirmed']['new']}，"
                          f"无症状新增 {o['asymptomatic']['new']}；累计确诊 {o['confirmed']['total']}，"
-                         f"累计无症状 {o['asymptomatic']['total']}</li>")
+                         f"累计无症状 {o['asymptomatic']['total']}，累计阳性感染者 "
+                         f"{o['confirmed']['total'] + o['asymptomatic']['total']}</li>")
     tiers = r.summary["tiers"]
     zones = f"封控区 {tiers['sealed']}、管控区 {tiers['controlled']}、防范区 {tiers['precaution']}（小区数）"
     return f'<div class="headline">{boxes}</div><ul class="facts">{lines}{official}<li>{zones}</li></ul>'
@@ -142,20 +149,68 @@ def _headline(r: Report) -> str:
 
 
 def _trend(r: Report) -> str:
-    """Confirmed per day over 14 days (bars), and 7- and 14-day sums per category."""
+    """Positive cases (rules.POSITIVE) per day over 14 days (bars), and 7- and 14-day sums per category."""
     t = r.trend
-    top = max(1, int(t["confirmed"].max()))
+    daily = sum(t[c] for c in rules.POSITIVE)
+    top = max(1, int(daily.max()))
     w, h, bw = 640, 140, 640 / 14
     bars = "".join(
         f'<rect x="{i * bw + 4:.1f}" y="{h - 20 - v / top * (h - 40):.1f}" width="{bw - 8:.1f}" '
         f'height="{v / top * (h - 40):.1f}" fill="#c92a2a"/><text x="{i * bw + bw / 2:.1f}" '
         f'y="{h - 24 - v / top * (h - 40):.1f}" font-size="10" text-anchor="middle">{v}</text>'
         f'<text x="{i * bw + bw / 2:.1f}" y="{h - 6}" font-size="9" text-anchor="middle">{d:%m-%d}</text>'
-        for i, (d, v) in enumerate(zip(t["day"], t["confirmed"], strict=True)))
+        for i, (d, v) in enumerate(zip(t["day"], daily, strict=True)))
     sums = pd.DataFrame([{"category": CASE_LABELS[c], "last_7": int(t[c].tail(7).sum()),
                           "last_14": int(t[c].sum())} for c in CASE_LABELS])
     sums.columns = ["类别", "近7天", "近14天"]
-    return f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="确诊趋势">{bars}</svg>{table(sums)}'
+    return f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="阳性感染者趋势">{bars}</svg>{table(sums)}'
+
+
+def sparkline(days: list[int]) -> str:
+    """A day-by-day count as a small inline line (oldest left), scaled to its own peak."""
+    top, step = max(1, *days), 60 / max(1, len(days) - 1)
+    points = " ".join(f"{i * step:.1f},{14 - v / top * 12:.1f}" for i, v in enumerate(days))
+    return (f'<svg class="spark" viewBox="0 0 60 16" role="img" aria-label="{"、".join(map(str, days))}">'
+            f'<polyline points="{points}" fill="none" stroke="#c92a2a" stroke-width="1.5"/></svg>')
+
+
+def _committee_categories(r: Report) -> str:
+    """Every case category per committee over the last 7 days: the count and its daily line."""
+    if r.committee_trend.empty:
+        return '<p class="facts">近7天无病例报告。</p>'
+    shown = [c for c in CASE_LABELS if c in set(r.committee_trend["category"])]
+    cells = {(row.committee, row.category): row.days for row in r.committee_trend.itertuples(index=False)}
+    head = "".join(f"<th>{escape(CASE_LABELS[c])}（近7天）</th>" for c in shown)
+    rows = "".join(
+        f"<tr><td>{escape(committee)}</td>" + "".join(
+            f'<td class="n">{sum(cells[committee, c])}{sparkline(cells[committee, c])}</td>'
+            if (committee, c) in cells else '<td class="n">0</td>' for c in shown) + "</tr>"
+        for committee in dict.fromkeys(r.committee_trend["committee"]))
+    return f"<table><thead><tr><th>居委</th>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def _actions(r: Report) -> str:
+    """今日行动事项: what the morning meeting must assign — each with who and how late."""
+    s = r.summary
+    understaffed = r.gates[r.gates["guards"].map(lambda g: int(g.split("/")[0]) < int(g.split("/")[1]))] \
+        if not r.gates.empty else r.gates
+    items = [
+        (f"超时工单 <b>{len(r.overdue)}</b> 件（按超时长短）", table(r.overdue, limit=ACTION_LIMIT)),
+        (f"昨日未健康打卡 <b>{len(r.missed_checkins)}</b> 人（名单见第八部分）", ""),
+        (f"值守不足的出入口 <b>{len(understaffed)}</b> 个", table(understaffed, limit=ACTION_LIMIT)),
+        (f"今日、明日分区变化的小区 <b>{len(r.tier_changes)}</b> 个", table(r.tier_changes, limit=ACTION_LIMIT)),
+        (f"今日期满解除观察 <b>{r.ending_today()}</b> 人，在观 {s['work']['key_person_visit']['target']} 人", ""),
+    ]
+    return '<ol class="actions">' + "".join(f"<li>{head}{body}</li>" for head, body in items) + "</ol>"
+
+
+def _shops(r: Report) -> str:
+    """Shops summarised per committee (the list itself is in the workbook)."""
+    shops = r.summary["facilities"]["shops"]
+    total = {"committee": "合计", **{c: int(r.shop_summary[c].sum()) for c in ("closed", "unverified", "open")}} \
+        if not r.shop_summary.empty else None
+    return (f'<p class="facts">关闭 {shops["closed"]}，待核实 {shops["unverified"]}，营业 {shops["open"]}'
+            f'（共 {shops["total"]} 家；关闭和待核实的商铺名单见汇总表“商铺”）。</p>' + table(r.shop_summary, total))
 
 
 def _svg_map(engine: Engine, config: Config, r: Report) -> str:
@@ -165,7 +220,7 @@ def _svg_map(engine: Engine, config: Config, r: Report) -> str:
     with session_factory(engine)() as s:
         base, bounds = basemap.features(s, q), boundaries.features(s, q)
         points = [("cases", f) for f in cases.features(s, day_q)["features"]
-                  if f["properties"]["kind"] == "confirmed"]
+                  if f["properties"]["kind"] in rules.POSITIVE]
         points += [("observations", f) for f in observations.features(s, q)["features"]
                    if f["properties"]["kind"] == "active"]
         points += [("gates", f) for f in gates.features(s, q)["features"]
@@ -212,9 +267,9 @@ def _svg_map(engine: Engine, config: Config, r: Report) -> str:
 def render(engine: Engine, config: Config, r: Report, toolbar: str = "", exported_by: str = "") -> str:
     """The whole briefing as one HTML document (the page and the PDF)."""
     s = r.summary
-    orders, gates_now, shops_now = s["work_orders"], s["facilities"]["gates"], s["facilities"]["shops"]
+    orders, gates_now = s["work_orders"], s["facilities"]["gates"]
     alerts_24h = sum(s["alerts_24h"].values())
-    ending_today = int((r.observations_ending["ends"] == "今日").sum()) if not r.observations_ending.empty else 0
+    ending_today = r.ending_today()
     cut = r.cutoff.astimezone(rules.SHANGHAI)
     sections = [
         f"<h1>{escape(r.street['name'])} 疫情防控晨报</h1>",
@@ -222,30 +277,31 @@ def render(engine: Engine, config: Config, r: Report, toolbar: str = "", exporte
         f"（此后的事件不计入，重新生成结果相同） · 生成于 {dt.datetime.now(rules.SHANGHAI):%Y-%m-%d %H:%M}"
         + (f" · 导出人 {escape(exported_by)}" if exported_by else "") + "</p>",
         "<h2>一、疫情概况（24小时新增 / 累计）</h2>", _headline(r),
-        "<h2>二、分居委情况（较前一日）</h2>", table(r.committees, {"committee": "合计", **r.totals()}),
-        "<h2>三、近7天、14天趋势（确诊，按日）</h2>", _trend(r),
-        "<h2>四、街道示意图（截至发布时点）</h2>", _svg_map(engine, config, r),
-        "<h2>五、12345 工单</h2>",
+        "<h2>二、今日行动事项</h2>", _actions(r),
+        "<h2>三、分居委情况（较前一日）</h2>", table(r.committees, {"committee": "合计", **r.totals()}),
+        _committee_categories(r),
+        "<h2>四、近7天、14天趋势（阳性感染者，按日）</h2>", _trend(r),
+        "<h2>五、街道示意图（截至发布时点）</h2>", _svg_map(engine, config, r),
+        "<h2>六、12345 工单</h2>",
         f'<p class="facts">24小时新开 {orders["opened_24h"]}，24小时关闭 {orders["closed_24h"]}，'
         f'在办 {orders["open"]}，超时 {orders["overdue"]}。</p>',
         table(r.orders_by_category, {"category": "合计", **{c: int(r.orders_by_category[c].sum())
                                                            for c in ("opened_24h", "closed_24h", "open", "overdue")}}),
         "<p class=\"facts\">在办时间最长的工单：</p>",
         table(r.longest_open[["committee", "order", "category", "state", "open_hours", "sla", "description"]]),
-        "<h2>六、小区出入口</h2>",
+        "<h2>七、小区出入口</h2>",
         f'<p class="facts">关闭 {gates_now["closed"]}，限制通行 {gates_now["restricted"]}，'
         f'值守不足 {gates_now["understaffed"]}（共列出 {len(r.gates)} 个关闭或值守不足的出入口）。</p>',
         table(r.gates, limit=LIST_LIMIT),
-        "<h2>七、居家观察</h2>",
+        "<h2>八、居家观察</h2>",
         f'<p class="facts">在观 {s["work"]["key_person_visit"]["target"]}，24小时新增 {len(r.observations_started)}，'
         f"今日期满 {ending_today}，明日期满 {len(r.observations_ending) - ending_today}，"
         f"昨日未打卡 {len(r.missed_checkins)}。</p>",
         "<p class=\"facts\">今日、明日期满：</p>", table(r.observations_ending, limit=LIST_LIMIT),
         "<p class=\"facts\">昨日未打卡：</p>", table(r.missed_checkins, limit=LIST_LIMIT),
-        "<h2>八、沿街商铺</h2>",
-        f'<p class="facts">关闭 {shops_now["closed"]}，待核实 {shops_now["unverified"]}，营业 {shops_now["open"]}'
-        f'（共 {shops_now["total"]} 家）。</p>', table(r.shops, limit=LIST_LIMIT),
-        "<h2>九、近24小时预警</h2>", f'<p class="facts">共 {alerts_24h} 条。</p>', table(r.alerts, limit=LIST_LIMIT),
+        "<h2>九、沿街商铺</h2>",
+        _shops(r),
+        "<h2>十、近24小时预警</h2>", f'<p class="facts">共 {alerts_24h} 条。</p>', table(r.alerts, limit=LIST_LIMIT),
     ]
     return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(r.street["name"])} 晨报 '
             f'{r.day}</title><style>{CSS}</style></head><body>{toolbar}<main class="briefing">'

@@ -45,8 +45,14 @@ def _num(n: int) -> html.Td:
     return html.Td(f"{n:,}", className="num")
 
 
+def positive(counts: dict[str, dict[str, int]], key: str) -> int:
+    """Positive infections (rules.POSITIVE: confirmed, and the 2022 lists' 阳性感染者) in ``key``."""
+    return sum(counts[c][key] for c in rules.POSITIVE)
+
+
 def cases_panel(summary: dict[str, Any], lang: str = "zh") -> html.Div:
-    """疫情发展: new today and cumulative, street by category, district and city officially."""
+    """疫情发展: new today and cumulative, street by category, district and city officially —
+    with their 阳性感染者 (confirmed + asymptomatic), the figure the street's own lists compare to."""
     street = summary["cases"]["street"]
     rows = [html.Tr([html.Td(tr(CASE_LABELS[c], lang)), _num(v["new"]), _num(v["total"])]) for c, v in street.items()]
     official = []
@@ -54,16 +60,18 @@ def cases_panel(summary: dict[str, Any], lang: str = "zh") -> html.Div:
         data = summary["cases"][scope]
         if data is None:
             continue
-        official.append(html.Tr([html.Td(f"{label} {tr('确诊', lang)}"), _num(data["confirmed"]["new"]),
-                                 _num(data["confirmed"]["total"])]))
-        official.append(html.Tr([html.Td(f"{label} {tr('无症状', lang)}"), _num(data["asymptomatic"]["new"]),
-                                 _num(data["asymptomatic"]["total"])]))
+        for name, key in (("确诊", "confirmed"), ("无症状", "asymptomatic")):
+            official.append(html.Tr([html.Td(f"{label} {tr(name, lang)}"), _num(data[key]["new"]),
+                                     _num(data[key]["total"])]))
+        official.append(html.Tr(className="sum", children=[
+            html.Td(f"{label} {tr('阳性感染者', lang)}"),
+            *(_num(data["confirmed"][k] + data["asymptomatic"][k]) for k in ("new", "total"))]))
     tiers = summary["tiers"]
     return html.Div(className="opsmap-card", id="panel-cases", children=[
         html.H2(tr("疫情发展", lang)),
         html.Table([html.Thead(html.Tr([html.Th(""), html.Th(tr("今日新增", lang)), html.Th(tr("累计", lang))])),
                     html.Tbody([*rows, *official])]),
-        html.P([tr("今日有确诊病例的小区 ", lang),
+        html.P([tr("今日有阳性感染者的小区 ", lang),
                 html.Strong(f"{summary['compounds_with_cases_today']}", id="compounds-today")],
                className="opsmap-compounds-today"),
         html.Div(className="opsmap-tiers", children=[
@@ -73,23 +81,32 @@ def cases_panel(summary: dict[str, Any], lang: str = "zh") -> html.Div:
     ])
 
 
+#: why a figure may pass its target (shown beside it: a bar above 100 % is never left unexplained)
+OVER_TARGET = {"key_person_visit": "同一人当日多次走访", "mask_reservation": "含目标外居民预约",
+               "mask_distribution": "含目标外居民领取"}
+
+
 def _progress(label: str, done: int, target: int, unit: str | None, new: int | None = None,
-              lang: str = "zh") -> html.Div:
+              lang: str = "zh", task: str = "") -> html.Div:
     share = min(done / target, 1.0) if target else 0.0
     extra = f"（{tr('今日', lang)} +{new:,}）" if new else ""
+    over = html.Span(tr("超出目标 {n}：{why}", lang).format(n=f"{done - target:,}",
+                                                          why=tr(OVER_TARGET.get(task, "超额完成"), lang)),
+                     className="opsmap-over") if target and done > target else None
     return html.Div(className="opsmap-progress", children=[
         html.Div([html.Span(tr(label, lang)),
                   html.Span(f"{done:,} / {target:,} {tr(UNIT_LABELS.get(unit or '', ''), lang)}{extra}")],
                  className="opsmap-progress-label"),
         html.Div(html.Div(style={"width": f"{share:.0%}"}), className="opsmap-progress-bar"),
+        *([over] if over else []),
     ])
 
 
 def headline(summary: dict[str, Any], lang: str = "zh") -> list[html.Div]:
-    """The big screen's numbers to read from across the room: today's and all confirmed cases,
+    """The big screen's numbers to read from across the room: today's and all positive cases,
     alerts of the last 24 h, overdue orders, understaffed gates (red when not zero)."""
-    confirmed = summary["cases"]["street"]["confirmed"]
-    figures = (("今日新增确诊", confirmed["new"], True), ("累计确诊", confirmed["total"], False),
+    street = summary["cases"]["street"]
+    figures = (("今日新增阳性", positive(street, "new"), True), ("累计阳性感染者", positive(street, "total"), False),
                ("24小时预警", sum(summary["alerts_24h"].values()), True),
                ("超时工单", summary["work_orders"]["overdue"], True),
                ("值守不足出入口", summary["facilities"]["gates"]["understaffed"], True))
@@ -103,7 +120,8 @@ def work_panel(summary: dict[str, Any], lang: str = "zh") -> html.Div:
     work, fac = summary["work"], summary["facilities"]
     closed = summary["tiers"]["sealed"] + summary["tiers"]["controlled"]
     total_compounds = sum(summary["tiers"].values())
-    items = [_progress(name_of(t), v["total"], v["target"], v["unit"], v["new"], lang) for t, v in work.items()]
+    items = [_progress(f"{name_of(t)} {tr('今日', lang)}" if v.get("daily") else name_of(t), v["total"], v["target"],
+                       v["unit"], None if v.get("daily") else v["new"], lang, t) for t, v in work.items()]
     items.append(_progress("封闭管理小区", closed, total_compounds, None, lang=lang))
     items.append(_progress("工地 今日巡查", fac["sites"]["construction_site"]["checked_today"],
                            fac["sites"]["construction_site"]["total"], "places", lang=lang))

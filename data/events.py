@@ -170,8 +170,8 @@ LAT = _number(-90, 90)
 LNG = _number(-180, 180)
 WORK_ORDER_ACTIONS = ("create", "dispatch", "accept", "arrive", "resolve", "close", "reopen", "escalate", "cancel")
 WORK_ORDER_CATEGORIES = ("quarantine_violation", "medical_need", "supplies", "gate", "shop", "sanitation", "other")
-CASE_CATEGORIES = ("confirmed", "suspected", "close_contact", "home_observation", "released")
-CASE_LABELS = dict(zip(CASE_CATEGORIES, ("确诊", "疑似", "密接", "居家观察", "解除观察"), strict=True))
+CASE_CATEGORIES = ("positive", "confirmed", "suspected", "close_contact", "home_observation", "released")
+CASE_LABELS = dict(zip(CASE_CATEGORIES, ("阳性感染者", "确诊", "疑似", "密接", "居家观察", "解除观察"), strict=True))
 #: alerts the rules raise, by kind
 ALERT_LABELS = {"quarantine_violation": "居家观察外出", "fever": "发热", "health_code": "黄/红码",
                 "closed_gate_scan": "关闭出入口扫码", "registration_required": "外省返沪待登记",

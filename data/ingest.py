@@ -318,8 +318,8 @@ class Batch:
         """The seed story: someone under observation walks out; the committee is sent at once."""
         committee_id = (obs.compound.committee_id if obs.compound_id and obs.compound else None) \
             or gate.committee_id
-        day = rules.observation_day(obs.start_at, ev.ts)
-        msg = f"居家观察人员外出：{ev.data['person_id_masked']} 第{day}/14天，{gate.name}"
+        day = rules.observation_progress(obs.start_at, obs.planned_end_at, ev.ts)
+        msg = f"居家观察人员外出：{ev.data['person_id_masked']} {day}，{gate.name}"
         self.alert(ev, "quarantine_violation", "urgent", msg, ("gate", gate.id), gate.geom,
                    Where(gate.name, gate.street_id, committee_id))
         order_id = f"{AUTO_ORDER}{ev.event_id}"
@@ -474,12 +474,12 @@ class Batch:
                 raise Rejected("person_id", "no home observation is active for this person at ts")
         self.s.add(HealthCheckIn(event_id=ev.event_id, observation_id=obs.id, ts=ev.ts,
                                  temperature=d["temperature"], symptoms=d.get("symptoms")))
-        day, where = rules.observation_day(obs.start_at, ev.ts), Where.of(obs.compound)
+        day, where = rules.observation_progress(obs.start_at, obs.planned_end_at, ev.ts), Where.of(obs.compound)
         if d["temperature"] >= rules.FEVER_C:
-            self.alert(ev, "fever", "high", f"居家观察人员发热 {d['temperature']:.1f}°C（第{day}/14天）",
+            self.alert(ev, "fever", "high", f"居家观察人员发热 {d['temperature']:.1f}°C（{day}）",
                        ("observation", str(obs.id)), obs.geom, where)
         self.effects.say("health", ev.ts, "health:checkin",
-                         f"健康打卡 {d['temperature']:.1f}°C：{obs.address or obs.id}（第{day}/14天）",
+                         f"健康打卡 {d['temperature']:.1f}°C：{obs.address or obs.id}（{day}）",
                          public=f"健康打卡：{where.place or '居家观察点'}", entity=f"observation:{obs.id}",
                          lng=obs.geom.x, lat=obs.geom.y, **where.feed())
         self.effects.count("health", rules.local_day(ev.ts), "checkins")
@@ -981,7 +981,8 @@ class Worker:
                     session.add(Alert(event_id=marker, kind="missed_checkin", severity="medium", ts=now,
                                       entity_kind="observation", entity_id=str(obs.id), geom=obs.geom,
                                       place=where.place, committee_id=where.committee_id,
-                                      message=f"未按时健康打卡：第{rules.observation_day(obs.start_at, now)}/14天 "
+                                      message=f"未按时健康打卡："
+                                              f"{rules.observation_progress(obs.start_at, obs.planned_end_at, now)} "
                                               f"{obs.address or ''}"))
                     raised += 1
                 session.add(ProcessedEvent(event_id=marker, stream="rules", entry_id="-", processed_at=now))

@@ -41,7 +41,7 @@ BY_FIELD: dict[str, dict[str, str]] = {"state": ORDER_STATES, "to_state": ORDER_
                                        "source": {"event": "事件上报", "load": "初始数据"}}
 #: drill-down fields that hold codes (others — names, addresses, notes — are shown as they are)
 CODED = frozenset({"category", "kind", "status", "state", "to_state", "action", "priority", "severity", "direction",
-                   "health_code", "end_reason", "tier", "milestone", "source"})
+                   "health_code", "end_reason", "tier", "from_tier", "to_tier", "milestone", "source"})
 
 
 def label(code: str, field: str = "") -> str:

@@ -101,6 +101,7 @@ class SiteKind(enum.StrEnum):
 
 
 class CaseCategory(enum.StrEnum):
+    POSITIVE = "positive"  # 阳性感染者: confirmed or asymptomatic, as the 2022 address lists published them
     CONFIRMED = "confirmed"  # 确诊
     SUSPECTED = "suspected"  # 疑似
     CLOSE_CONTACT = "close_contact"  # 密接

@@ -35,11 +35,11 @@ def compound_tiers(session: Session, street_id: str, at: dt.datetime) -> dict[st
     14 days to that day, reported up to ``at`` (a case later that day does not count yet)."""
     day = rules.local_day(at)
     start = dt.datetime.combine(day - dt.timedelta(days=13), dt.time(), rules.SHANGHAI)
-    # the newest confirmed case decides (the tier goes by the youngest case's age): one row per
+    # the newest positive case decides (the tier goes by the youngest case's age): one row per
     # compound, not one per case — a street with 100,000 case reports answers in milliseconds
     newest = dict(session.execute(
         select(Case.compound_id, func.max(Case.reported_at)).join(Compound)
-        .where(Compound.street_id == street_id, Case.category == "confirmed",
+        .where(Compound.street_id == street_id, Case.category.in_(rules.POSITIVE),
                Case.reported_at >= start, Case.reported_at <= at).group_by(Case.compound_id)).all())
     ids = session.scalars(select(Compound.id).where(Compound.street_id == street_id))
     return {cid: rules.tier([rules.local_day(newest[cid])] if cid in newest else [], day) for cid in ids}
@@ -125,7 +125,7 @@ def observation_periods(session: Session, observations: list[HomeObservation],
                    else rules.planned_end(o.start_at))
         ended = (dt.datetime.fromisoformat(state["ended_at"]) if state.get("ended_at")
                  else o.ended_at if o.ended_at is not None and o.ended_at <= at else None)
-        days = round((planned - o.start_at) / dt.timedelta(days=1))
+        days = rules.observation_days(o.start_at, planned)
         out[o.id] = Period(planned, ended, rules.observation_active(o.start_at, planned, ended, at),
                            max(1, min(rules.observation_day(o.start_at, at), days)), days)
     return out

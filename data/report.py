@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from data import queries, rules
+from data.events import CASE_CATEGORIES
 from data.models import (
     Alert,
     Case,
@@ -32,13 +33,14 @@ from data.models import (
     Street,
 )
 from data.store import states_as_of
-from data.summary import CATEGORIES, summary
+from data.summary import summary
 
 DAY = dt.timedelta(days=1)
 LONGEST = 10
+SPARK_DAYS = 7
 REGISTRATION_DAYS = 14
 #: per-committee totals: column → heading (the PDF and the workbook's 汇总 sheet share them)
-COMMITTEE_COLUMNS = {"committee": "居委", "confirmed_24h": "确诊（24小时）", "confirmed_prev": "确诊（前24小时）",
+COMMITTEE_COLUMNS = {"committee": "居委", "confirmed_24h": "阳性（24小时）", "confirmed_prev": "阳性（前24小时）",
                      "change": "增减", "observing": "居家观察在观", "missed": "昨日未打卡",
                      "registrations": "返沪登记（14天）", "orders_open": "在办工单", "orders_overdue": "超时工单"}
 UNASSIGNED = "（未分配居委）"
@@ -62,13 +64,17 @@ class Report:
     summary: dict[str, Any]
     committees: pd.DataFrame  # COMMITTEE_COLUMNS, one row per committee (+ UNASSIGNED when needed)
     trend: pd.DataFrame  # 14 rows, oldest first: day, one column per category
+    committee_trend: pd.DataFrame  # per committee and category: the daily counts of the 7 days to the cut-off
+    overdue: pd.DataFrame  # action items: overdue orders with their owner and how late, latest first
+    tier_changes: pd.DataFrame  # action items: compounds whose tier changes today or tomorrow
     orders_by_category: pd.DataFrame
     longest_open: pd.DataFrame
     gates: pd.DataFrame  # closed or understaffed at the cut-off
     observations_started: pd.DataFrame
     observations_ending: pd.DataFrame  # today and tomorrow
     missed_checkins: pd.DataFrame
-    shops: pd.DataFrame  # closed or unverified
+    shops: pd.DataFrame  # closed or unverified (workbook); the briefing summarises them (shop_summary)
+    shop_summary: pd.DataFrame  # per committee: closed, unverified, open
     alerts: pd.DataFrame  # last 24 h
     registrations: pd.DataFrame  # workbook: per committee, masked
     observations: pd.DataFrame  # workbook: active at the cut-off, day N/14 and check-in status
@@ -87,6 +93,10 @@ class Report:
 
         return replace(self, **{f.name: shown(getattr(self, f.name)) for f in fields(self)
                                 if isinstance(getattr(self, f.name), pd.DataFrame)})
+
+    def ending_today(self) -> int:
+        """Observations whose term ends on the briefing's day."""
+        return 0 if self.observations_ending.empty else int((self.observations_ending["ends"] == "今日").sum())
 
     def totals(self) -> dict[str, int]:
         """The committee table's column sums (the workbook's 合计 row)."""
@@ -122,11 +132,15 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
                             .join(Compound, Compound.id == Case.compound_id)
                             .where(Compound.street_id == street_id, Case.reported_at > cutoff - 14 * DAY,
                                    Case.reported_at <= cutoff)).all()
-    trend = {k: {c: 0 for c in CATEGORIES} for k in range(14)}
+    trend = {k: {c: 0 for c in CASE_CATEGORIES} for k in range(14)}
+    spark: dict[tuple[str, str], list[int]] = {}  # (committee name, category) → 7 daily counts, oldest first
     for category, reported_at, committee_id in cases:
         age = int((cutoff - reported_at) / DAY)  # 0: the 24 h to the cut-off
         trend[age][category] += 1
-        if category == "confirmed" and age < 2:
+        if age < SPARK_DAYS:
+            days = spark.setdefault((names.get(committee_id, UNASSIGNED), category), [0] * SPARK_DAYS)
+            days[SPARK_DAYS - 1 - age] += 1
+        if category in rules.POSITIVE and age < 2:
             row(committee_id)["confirmed_24h" if age == 0 else "confirmed_prev"] += 1
     trend_df = pd.DataFrame([{"day": (day - k * DAY), **trend[k]} for k in range(13, -1, -1)])
 
@@ -177,7 +191,7 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
                      "created": _local(reg.created_at)})
 
     # work orders at the cut-off (the same set and clocks as the summary's counts)
-    orders, by_cat = [], {}
+    orders, by_cat, late_rows = [], {}, []
     for order, state in queries.street_orders(session, street_id, cutoff):
         name = state.get("state", order.state)
         committee_id = state.get("committee_id", order.committee_id)
@@ -198,7 +212,12 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
             cat["overdue"] += overdue
             row(committee_id)["orders_open"] += 1
             row(committee_id)["orders_overdue"] += overdue
-        sla_text = f"超时 {int(late.total_seconds() // 60)} 分钟" if overdue else "正常" if is_open else "已关闭"
+        sla_text = f"超时 {rules.duration_text(late)}" if overdue else "正常" if is_open else "已关闭"
+        if overdue:
+            late_rows.append({"committee": names.get(committee_id, UNASSIGNED), "order": order.id,
+                              "category": order.category, "state": name,
+                              "owner": state.get("assignee") or order.assignee or "（未派）", "late": late,
+                              "description": order.description})
         orders.append({"committee": names.get(committee_id, UNASSIGNED), "order": order.id,
                        "category": order.category, "priority": state.get("priority", order.priority), "state": name,
                        "created": _local(order.created_at),
@@ -225,16 +244,31 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
               "status": sstates[s.id]["status"], "last_report": _local(_parse(sstates[s.id].get("last_report_at")))}
              for s in shop_rows if s.id in sstates and sstates[s.id]["status"] in ("closed", "unverified")]
 
+    shop_summary = pd.DataFrame([{"committee": names.get(s.committee_id, UNASSIGNED),
+                                  "status": sstates[s.id]["status"]} for s in shop_rows if s.id in sstates],
+                                columns=["committee", "status"])
+    shop_summary = (pd.crosstab(shop_summary["committee"], shop_summary["status"])
+                    .reindex(columns=["closed", "unverified", "open"], fill_value=0).reset_index()
+                    if not shop_summary.empty else _frame([], ["committee", "closed", "unverified", "open"]))
+
     alerts = [{"time": _local(a.ts), "kind": a.kind, "severity": a.severity, "message": a.message}
               for a in session.scalars(select(Alert).where(Alert.ts > cutoff - DAY, Alert.ts <= cutoff,
                                                            Alert.geom.is_not(None)).order_by(Alert.ts.desc(), Alert.id))
               if street.geom.covers(a.geom)]
 
+    overdue = sorted(late_rows, key=lambda r: r["late"], reverse=True)
+    for r in overdue:
+        r["late"] = rules.duration_text(r["late"])
     committees = pd.DataFrame(list(per.values()), columns=list(COMMITTEE_COLUMNS))
     committees["change"] = committees["confirmed_24h"] - committees["confirmed_prev"]
     return Report(
         street={"id": street.id, "name": street.name, "district": street.district}, day=day, cutoff=cutoff,
         summary=summary(session, street_id, cutoff, datasets, sla), committees=committees, trend=trend_df,
+        committee_trend=_frame([{"committee": c, "category": k, "days": v} for (c, k), v in sorted(spark.items())],
+                               ["committee", "category", "days"]),
+        overdue=_frame(overdue, ["committee", "order", "category", "state", "owner", "late", "description"]),
+        tier_changes=_frame(_tier_changes(session, street_id, cutoff, names),
+                            ["committee", "compound", "when", "from_tier", "to_tier"]),
         orders_by_category=_frame(sorted(by_cat.values(), key=lambda r: r["category"]),
                                   ["category", "opened_24h", "closed_24h", "open", "overdue"]),
         longest_open=open_orders.sort_values("open_hours", ascending=False, kind="stable").head(LONGEST),
@@ -242,11 +276,31 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
         observations_started=_frame(started, obs_cols),
         observations_ending=_frame(ending, [*obs_cols, "ends"]),
         missed_checkins=_frame(missed, [*obs_cols, "day"]),
-        shops=_frame(shops, ["committee", "shop", "category", "status", "last_report"]),
+        shops=_frame(shops, ["committee", "shop", "category", "status", "last_report"]), shop_summary=shop_summary,
         alerts=_frame(alerts, ["time", "kind", "severity", "message"]),
         registrations=_frame(regs, ["committee", "person", "phone", "origin", "status", "gate", "created"]),
         observations=_frame(active, [*obs_cols, "day", "checked_in_today", "last_checkin"]),
         orders=orders_df)
+
+
+def _tier_changes(session: Session, street_id: str, cutoff: dt.datetime, names: dict[str, str]) -> list[dict[str, Any]]:
+    """Compounds whose tier on the briefing's day (or the next) differs from the day before, by
+    the positive cases reported up to the cut-off: a compound to seal, or one whose 封控 or 管控
+    ends — what the morning meeting has to staff or lift."""
+    day = rules.local_day(cutoff)
+    newest = dict(session.execute(
+        select(Compound.id, func.max(Case.reported_at)).join(Case, Case.compound_id == Compound.id)
+        .where(Compound.street_id == street_id, Case.category.in_(rules.POSITIVE),
+               Case.reported_at > cutoff - 16 * DAY, Case.reported_at <= cutoff).group_by(Compound.id)).all())
+    compounds = {c.id: c for c in session.scalars(select(Compound).where(Compound.id.in_(list(newest))))}
+    out = []
+    for cid, t in sorted(newest.items(), key=lambda item: compounds[item[0]].name):
+        tiers = [rules.tier([rules.local_day(t)], day + k * DAY) for k in (-1, 0, 1)]
+        for when, before, after in (("今日", tiers[0], tiers[1]), ("明日", tiers[1], tiers[2])):
+            if before != after:
+                out.append({"committee": names.get(compounds[cid].committee_id or "", UNASSIGNED),
+                            "compound": compounds[cid].name, "when": when, "from_tier": before, "to_tier": after})
+    return out
 
 
 def _parse(value: str | None) -> dt.datetime | None:

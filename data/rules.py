@@ -104,6 +104,17 @@ def observation_day(start: dt.datetime, at: dt.datetime) -> int:
     return (at - start) // dt.timedelta(days=1) + 1
 
 
+def observation_days(start: dt.datetime, planned_end: dt.datetime) -> int:
+    """The observation's length in days: 14, or more once extended (so "day N of M", not N/14)."""
+    return round((planned_end - start) / dt.timedelta(days=1))
+
+
+def observation_progress(start: dt.datetime, planned_end: dt.datetime, at: dt.datetime) -> str:
+    """第N/M天 at ``at``, M the observation's real length."""
+    days = observation_days(start, planned_end)
+    return f"第{max(1, min(observation_day(start, at), days))}/{days}天"
+
+
 def observation_active(start: dt.datetime, planned_end: dt.datetime, ended_at: dt.datetime | None,
                        at: dt.datetime) -> bool:
     """Under observation at ``at``: started, not ended, not past its (possibly extended) end."""
@@ -116,6 +127,10 @@ def planned_end(start: dt.datetime, days: int = OBSERVATION_DAYS) -> dt.datetime
 
 # --- 2022 three-zone tiers ------------------------------------------------------------------
 
+#: case categories that are a positive infection: they tier a compound and make the 阳性 headline
+#: (``positive`` is what the 2022 address lists published: confirmed or asymptomatic, not told apart)
+POSITIVE = ("positive", "confirmed")
+
 
 def tier(case_dates: Iterable[dt.date], day: dt.date) -> str:
     """封控 ``sealed`` with a positive case in the 7 days to ``day``, 管控 ``controlled`` with
@@ -126,6 +141,15 @@ def tier(case_dates: Iterable[dt.date], day: dt.date) -> str:
     if any(a < 14 for a in ages):
         return "controlled"
     return "precaution"
+
+
+def duration_text(span: dt.timedelta) -> str:
+    """How long, as a person says it: 45 分钟, 3 小时 5 分, 2 天 4 小时."""
+    minutes = int(span.total_seconds() // 60)
+    days, hours, mins = minutes // 1440, minutes % 1440 // 60, minutes % 60
+    if days:
+        return f"{days} 天 {hours} 小时"
+    return f"{hours} 小时 {mins} 分" if hours else f"{mins} 分钟"
 
 
 def local_day(t: dt.datetime) -> dt.date:

@@ -254,7 +254,9 @@ def simulate(engine: Engine, client: redis.Redis, street_name: str, rate: float,
 
 def replay_2022(engine: Engine, client: redis.Redis, datasets: Path, street_name: str,
                 start: dt.date, end: dt.date, speed: float | None) -> Iterator[tuple[dt.date, int]]:
-    """The published 2022 addresses of the loaded street as ``confirmed`` case events.
+    """The published 2022 addresses of the loaded street as ``positive`` case events: the lists
+    gave the addresses of confirmed and asymptomatic cases alike (阳性感染者), so calling them
+    confirmed would put the street above its district's official confirmed count.
 
     One event per address per day, at its compound, stamped 00:00 Shanghai time of the list's
     date; event ids are derived from (street, date, address), so replaying twice adds nothing.
@@ -273,7 +275,7 @@ def replay_2022(engine: Engine, client: redis.Redis, datasets: Path, street_name
     for day, group in rows.sort_values(["date", "address"]).groupby("date", sort=True):
         ts = dt.datetime.combine(day, dt.time(), rules.SHANGHAI).isoformat()
         events = [json.dumps({"event_id": f"replay2022:{street.id}:{day}:{a}", "ts": ts,
-                              "person_id": stable_id(street.id, str(day), a), "category": "confirmed",
+                              "person_id": stable_id(street.id, str(day), a), "category": "positive",
                               "compound_id": compound_of[a], "address": a, "source": "上海发布 2022"},
                              ensure_ascii=False)
                   for a in group["address"] if a in compound_of]

@@ -19,6 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from data import queries, rules
+from data.events import CASE_CATEGORIES
 from data.models import (
     Alert,
     Case,
@@ -35,7 +36,6 @@ from data.models import (
 )
 from data.store import states_as_of
 
-CATEGORIES = ("confirmed", "suspected", "close_contact", "home_observation", "released")
 DAILY = "covid_daily_2022.csv.gz"
 
 
@@ -66,10 +66,10 @@ def _new_and_total(when: Any, start: dt.datetime, amount: Any) -> tuple[Any, Any
 
 
 def _compounds_with_cases_today(session: Session, street_id: str, at: dt.datetime) -> int:
-    """Compounds with a confirmed case reported on the day of ``at`` (up to ``at``)."""
+    """Compounds with a positive case (rules.POSITIVE) reported on the day of ``at`` (up to ``at``)."""
     return int(session.scalar(select(func.count(func.distinct(Case.compound_id)))
                               .join(Compound, Compound.id == Case.compound_id)
-                              .where(Compound.street_id == street_id, Case.category == "confirmed",
+                              .where(Compound.street_id == street_id, Case.category.in_(rules.POSITIVE),
                                      Case.reported_at >= rules.day_start(at), Case.reported_at <= at)) or 0)
 
 
@@ -81,7 +81,7 @@ def _street_cases(session: Session, street_id: str, at: dt.datetime) -> dict[str
     rows = session.execute(select(Case.category, new, new_24h, total).join(Compound, Compound.id == Case.compound_id)
                            .where(Compound.street_id == street_id, Case.reported_at <= at)
                            .group_by(Case.category)).all()
-    out = {c: {"new": 0, "new_24h": 0, "total": 0} for c in CATEGORIES}
+    out = {c: {"new": 0, "new_24h": 0, "total": 0} for c in CASE_CATEGORIES}
     for category, n_new, n_24h, n_total in rows:
         out[category] = {"new": int(n_new), "new_24h": int(n_24h), "total": int(n_total)}
     return out
@@ -103,9 +103,10 @@ def _work(session: Session, street_id: str, at: dt.datetime) -> dict[str, dict[s
            for t in ("screening", "disinfection", "mask_reservation", "mask_distribution", "key_person_visit")}
     for task, n_new, n_total in done:
         out[task]["new"], out[task]["total"] = int(n_new), int(n_total)
-    # key persons: the target is everyone under home observation at that moment
-    out["key_person_visit"]["target"] = _observed(session, street_id, at)
-    out["key_person_visit"]["unit"] = "persons"
+    # key persons: a daily round — today's visits against everyone under home observation at that
+    # moment (all visits ever against today's persons would read 285 / 134)
+    visits = out["key_person_visit"]
+    visits |= {"total": visits["new"], "target": _observed(session, street_id, at), "unit": "persons", "daily": True}
     return out
 
 

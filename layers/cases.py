@@ -13,20 +13,22 @@ from shapely.geometry import Point
 from sqlalchemy import Text, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
+from data.events import CASE_LABELS
 from data.models import Case, Compound
 from layers.base import GeoJSON, LegendEntry, Query, collection, iso, street_boundary
 
 id = "cases"
 title = "病例与重点人员"
-#: notice topics that may change its features (a released observation also records a released case)
-changed_by = frozenset({"stream:cases", "stream:observations"})
+#: notice topics that may change its features (a released observation also records a released case;
+#: a case leaves the map when the clock takes it out of the case window)
+changed_by = frozenset({"stream:cases", "stream:observations", "clock"})
 #: case reports are only ever inserted, each shown for the case window: a new version is grown
 #: from the previous one by the ids ingest names (layers.base.Growing)
 grows_by = "case"
 #: category → (label, colour, seriousness: the higher wins a cluster's colour)
-CATEGORIES = {"confirmed": ("确诊", "#c92a2a", 5), "suspected": ("疑似", "#e8590c", 4),
-              "close_contact": ("密接", "#f59f00", 3), "home_observation": ("居家观察", "#7048e8", 2),
-              "released": ("解除观察", "#868e96", 1)}
+CATEGORIES = {c: (CASE_LABELS[c], colour, severity) for c, (colour, severity) in {
+    "confirmed": ("#c92a2a", 6), "positive": ("#f03e3e", 5), "suspected": ("#e8590c", 4),
+    "close_contact": ("#f59f00", 3), "home_observation": ("#7048e8", 2), "released": ("#868e96", 1)}.items()}
 SEVEREST = max(severity for _, _, severity in CATEGORIES.values())
 #: clustered in the browser, off the page's main thread (assets/worker/clusters.js): supercluster's
 #: radius in pixels, and the seriousness at which the search for a cluster's colour can stop

@@ -16,8 +16,8 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 
 id = "compounds"
 title = "小区"
-#: notice topics that may change its features (tiers follow the cases)
-changed_by = frozenset({"stream:cases"})
+#: notice topics that may change its features (tiers follow the cases, and age with the days)
+changed_by = frozenset({"stream:cases", "clock"})
 TIER_DAYS = 14  # days of tier history a drill-down shows
 
 
@@ -46,7 +46,7 @@ def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
     """The compound at ``query.at``: its tier then and on each of the 14 days before (封控 for
-    seven days after a confirmed case, 管控 for the seven after that), its gates as they were,
+    seven days after a positive case, 管控 for the seven after that), its gates as they were,
     its cases of the case window and the home observations running then (day N/14, masked)."""
     c = session.scalar(select(Compound).where(Compound.id == entity_id)
                        .options(selectinload(Compound.addresses), selectinload(Compound.gates)))
@@ -57,8 +57,8 @@ def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | N
     cases = session.execute(select(Case.category, Case.reported_at).where(
         Case.compound_id == c.id, Case.reported_at > min(first, at - query.case_window), Case.reported_at <= at)
         .order_by(Case.reported_at.desc())).all()
-    confirmed = [rules.local_day(t) for category, t in cases if category == "confirmed"]
-    history = [{"date": d.isoformat(), "tier": rules.tier(confirmed, d)}
+    positive = [rules.local_day(t) for category, t in cases if category in rules.POSITIVE]
+    history = [{"date": d.isoformat(), "tier": rules.tier(positive, d)}
                for d in (day - dt.timedelta(days=n) for n in range(TIER_DAYS - 1, -1, -1))]
     gates = sorted(c.gates, key=lambda g: g.id)
     states = states_as_of(session, "gate", at, [g.id for g in gates])

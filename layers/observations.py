@@ -21,7 +21,7 @@ FADE_DAYS = 3
 
 
 def legend() -> list[LegendEntry]:
-    return [LegendEntry("active", "观察中（第N/14天）", "#7048e8"),
+    return [LegendEntry("active", "观察中（第N/M天）", "#7048e8"),
             LegendEntry("missing", "今日未打卡", "#e03131"),
             LegendEntry("released", "已解除", "#adb5bd")]
 

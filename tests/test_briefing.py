@@ -108,8 +108,8 @@ def _pdf_text(body: bytes, tmp) -> str:
 
 
 def _committee_rows(text: str) -> dict[str, list[int]]:
-    """The committee table of section 二 as read back from the PDF's text."""
-    part = text[text.index("二、"):text.index("三、")]
+    """The committee table of section 三 as read back from the PDF's text (up to its category table)."""
+    part = text[text.index("三、"):text.index("（近7天）")]
     rows = re.finditer(r"^(合计|\S.*?居委会)\s+(-?\d+(?:\s+-?\d+)*)\s*$", part, re.M)
     return {m[1]: [int(v) for v in m[2].split()] for m in rows}
 
@@ -155,7 +155,8 @@ def test_brf002_pdf_holds_the_summary_api_numbers_and_renders_chinese(replayed, 
     assert f"关闭 {sh['closed']}，待核实 {sh['unverified']}，营业 {sh['open']}" in text
     assert f"在观 {api['work']['key_person_visit']['target']}" in text
     assert f"共 {sum(api['alerts_24h'].values())} 条" in text
-    assert api["cases"]["street"]["confirmed"]["new_24h"] > 0 and o["open"] == 2 and o["overdue"] == 1
+    assert api["cases"]["street"]["positive"]["new_24h"] > 0 and o["open"] == 2 and o["overdue"] == 1
+    assert api["cases"]["street"]["confirmed"]["total"] == 0  # the lists published positives, not confirmed
     fonts = subprocess.run(["pdffonts", str(tmp_path / "b.pdf")], capture_output=True, text=True).stdout
     assert "CJK" in fonts  # the Chinese text is set in an embedded CJK font, not missing-glyph boxes
     subprocess.run(["pdftoppm", "-r", "70", "-png", str(tmp_path / "b.pdf"), str(artifacts / "briefing-page")],
@@ -171,7 +172,9 @@ def _numbers(rp) -> tuple[dict, dict]:
     frames = {k: getattr(r, k).to_dict("records") for k in ("committees", "trend", "orders_by_category",
                                                                "longest_open", "gates", "observations_started",
                                                                "observations_ending", "missed_checkins", "shops",
-                                                               "alerts", "registrations", "observations", "orders")}
+                                                               "alerts", "registrations", "observations", "orders",
+                                                               "committee_trend", "overdue", "tier_changes",
+                                                               "shop_summary")}
     return {k: v for k, v in r.summary.items()}, frames
 
 
@@ -216,7 +219,7 @@ def test_brf004_workbook_totals_equal_the_pdf(replayed, tmp_path):
     r = briefing.make(rp["engine"], rp["config"], rp["data"].street.id, CUTOFF)
     body = briefing.workbook(r)
     sheets = pd.read_excel(io.BytesIO(body), sheet_name=None)
-    assert list(sheets) == ["汇总", "返沪登记", "居家观察", "工单", "说明"]
+    assert list(sheets) == ["汇总", "返沪登记", "居家观察", "工单", "商铺", "说明"]
     summary = sheets["汇总"].set_index("居委")
     total = summary.loc["合计"]
     pdf_rows = _committee_rows(_pdf_text(briefing.pdf(rp["engine"], rp["config"], r), tmp_path))
@@ -240,3 +243,40 @@ def test_brf005_cli_writes_the_workbook(replayed, tmp_path):
     assert pd.read_excel(out, sheet_name="汇总").iloc[-1]["居委"] == "合计"
     bad = _opsmap(replayed, "tables", "--date", "2022-13-01")
     assert bad.returncode == 2 and "--date" in bad.stderr
+
+
+def test_brf006_action_items_a_head_can_assign(replayed, tmp_path):
+    """二、今日行动事项: the overdue order with its owner and how late; the compounds whose tier
+    changes that day (by the published lists, read from the CSV here); per-committee categories
+    with their 7-day lines; shops counted per committee, named only in the workbook."""
+    from data import rules
+
+    rp = replayed
+    r = briefing.make(rp["engine"], rp["config"], rp["data"].street.id, CUTOFF)
+    text = _pdf_text(briefing.pdf(rp["engine"], rp["config"], r), tmp_path)
+    actions = text[text.index("二、今日行动事项"):text.index("三、")]
+    assert "超时工单 1 件" in actions and "B-2" in actions and "（未派）" in actions  # the order, its owner
+    late = r.overdue.iloc[0]  # the urgent one created at 20:00 and never dispatched: 10 h 55 min late at 07:00
+    assert late["order"] == "B-2" and late["owner"] == "（未派）" and late["late"] == "10 小时 55 分"
+
+    with session_factory(rp["engine"])() as s:
+        compound_of = dict(s.execute(select(CompoundAddress.address, Compound.name)
+                                     .join(Compound, Compound.id == CompoundAddress.compound_id)).all())
+    csv = read_case_addresses(DATASETS, rp["data"].street.geom)
+    newest: dict[str, dt.date] = {}
+    for day, address in zip(csv["date"], csv["address"], strict=True):
+        if address in compound_of and dt.date(2022, 3, 25) <= day <= DAY:
+            newest[compound_of[address]] = max(day, newest.get(compound_of[address], day))
+    expected = {name for name, d in newest.items()
+                if rules.tier([d], DAY) != rules.tier([d], DAY - dt.timedelta(days=1))}
+    assert expected, "04-10 has compounds whose tier changes"
+    assert set(r.tier_changes[r.tier_changes["when"] == "今日"]["compound"]) == expected
+    assert f"今日、明日分区变化的小区 {len(r.tier_changes)} 个" in actions
+
+    positive_today = r.committee_trend[r.committee_trend["category"] == "positive"]
+    assert sum(days[-1] for days in positive_today["days"]) == r.summary["cases"]["street"]["positive"]["new_24h"]
+    assert "阳性感染者（近7天）" in text
+
+    shop = next(s for s in rp["data"].shops if s.id == rp["data"].shops[2].id)
+    assert shop.name not in text and "商铺" in pd.read_excel(io.BytesIO(briefing.workbook(r)), sheet_name=None)
+    assert int(r.shop_summary["closed"].sum()) == r.summary["facilities"]["shops"]["closed"]

@@ -54,3 +54,30 @@ def test_db003_a_savepoint_stays_inside_its_transaction(engine):
         s.rollback()
     with session_factory(engine)() as s:
         assert s.scalar(select(func.count()).select_from(ProcessedEvent)) == 0
+
+
+def test_db004_cases_replayed_as_confirmed_become_positive_and_replay_again_as_duplicates(engine):
+    """Migration 0005: the 2022 lists' cases an earlier replay stored as ``confirmed`` are
+    阳性感染者 (``positive``); a producer's own confirmed case is left alone; the replayed events'
+    ledger rows forget their old digest, so the corrected replay is a duplicate, not a conflict."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from data.store import alembic_config
+
+    command.upgrade(alembic_config(engine), "0004")
+    with engine.begin() as conn:
+        for n, (event_id, source) in enumerate((("replay2022:S1:2022-04-10:某路1号", "上海发布 2022"),
+                                                 ("hotline-7", "12345"))):
+            conn.execute(text("INSERT INTO case_report (event_id, category, reported_at, source) "
+                              "VALUES (:e, 'confirmed', :t, :s)"),
+                         {"e": event_id, "t": f"2022-04-10 0{n}:00:00", "s": source})
+            conn.execute(text("INSERT INTO processed_event (stream, event_id, digest, entry_id, processed_at) "
+                              "VALUES ('cases', :e, :d, '1-0', '2022-04-10 00:00:00')"),
+                         {"e": event_id, "d": "ab" * 32})
+    migrate(engine)
+    with engine.connect() as conn:
+        got = dict(conn.execute(text("SELECT source, category FROM case_report")).all())
+        digests = dict(conn.execute(text("SELECT event_id, digest FROM processed_event")).all())
+    assert got == {"上海发布 2022": "positive", "12345": "confirmed"}
+    assert digests == {"replay2022:S1:2022-04-10:某路1号": None, "hotline-7": "ab" * 32}

@@ -216,3 +216,36 @@ def test_sum009_a_patch_names_features_that_went_away():
     no_ids = Encoded.of({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": None,
                                                                    "properties": {}}]})
     assert no_ids.parts is None and no_ids.patch(old.etag) is None  # without ids: always whole
+
+
+def test_sum011_no_figure_above_its_target_without_saying_why_and_positives_by_that_name(scenario):
+    """重点人员 is a daily round: today's visits against the persons under observation now (all
+    visits ever against today's persons read 285 / 134); a figure above its target says why; the
+    big screen's headline counts 阳性感染者 (the 2022 lists' category and confirmed alike)."""
+    from dash import html
+
+    from dashboard import components
+
+    scn = scenario
+    with session_factory(scn["engine"])() as s:
+        got = summary(s, scn["data"].street.id, scn["at"](15), DATASETS, sla_of(load(environ={})))
+    visits = got["work"]["key_person_visit"]
+    assert visits["daily"] and visits["total"] == visits["new"]
+
+    def text(node) -> str:
+        if isinstance(node, str | int):
+            return str(node)
+        children = getattr(node, "children", None)
+        children = children if isinstance(children, list) else [children] if children is not None else []
+        return "".join(text(c) for c in children)
+
+    over = got | {"work": got["work"] | {"key_person_visit": visits | {"new": visits["target"] + 3,
+                                                                       "total": visits["target"] + 3}}}
+    panel = text(components.work_panel(over))
+    assert f"重点人员 今日{visits['target'] + 3:,} / {visits['target']:,} 人" in panel
+    assert "超出目标 3：同一人当日多次走访" in panel
+    assert "超出目标" not in text(components.work_panel(got))
+    street = got["cases"]["street"]
+    figures = [text(f) for f in components.headline(got)]
+    assert figures[0] == f"{street['positive']['new'] + street['confirmed']['new']}今日新增阳性"
+    assert isinstance(components.headline(got)[0], html.Div)
