@@ -192,6 +192,38 @@ def detail_panel(kind: str, title: str, detail: dict[str, Any] | None, lang: str
         html.Table(html.Tbody(rows), className="opsmap-detail")])
 
 
+#: the contract's problems (English, for producers) as an officer reads them: pattern → words
+PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(p), t) for p, t in (
+    (r"^required", "必填"), (r"^enter your name first", "请先填写您的姓名"),
+    (r"^must be a non-empty string", "不能为空"), (r"^longer than (\d+) characters", "不能超过 {0} 个字"),
+    (r"^must be between (\S+) and (\S+) \(got (\S+)\)", "应在 {0} 至 {1} 之间（填写的是 {2}）"),
+    (r"^must be a whole number", "应为整数"), (r"^must be a number", "应为数字"),
+    (r"^must be a finite number", "数字过大"), (r"^contains the control character", "含有不可见的控制字符"),
+    (r"^must be one of", "不是可选的值"), (r"^may not contain spaces", "不能含空格或 #"),
+    (r"^no home observation is active", "此人当前不在居家观察中"),
+    (r"^home observation \d+ has (\w+) at ts", "该居家观察已结束"), (r"^unknown ", "不存在（可能已删除）"),
+    (r"^more than .* in the future", "时间晚于当前时间"),
+))
+
+
+def problem_text(message: str, lang: str = "zh", labels: dict[str, str] | None = None) -> str:
+    """A refusal (``field: problem; …``, the contract's words) for a person: the field by its
+    label (``labels``, as the form names it, else the drill-down's), the problem in Chinese;
+    text already in Chinese (a fold's refusal) stays as it is."""
+    if lang == "en":
+        return message
+    out = []
+    for part in filter(None, (p.strip() for p in message.split("; "))):
+        field, sep, problem = part.partition(": ")
+        if not sep:
+            field, problem = "", part
+        if not re.search(r"[\u4e00-\u9fff]", problem):
+            problem = next((t.format(*m.groups()) for p, t in PROBLEMS if (m := p.search(problem))), "填写有误，请核对")
+        name = (labels or {}).get(field) or FIELD_LABELS.get(field, "该项")
+        out.append(f"{name}：{problem}" if field else problem)
+    return "；".join(out)
+
+
 def clock_and_freshness(redis_url: str | None, config: Config, clock_format: str,
                         age: bool = False) -> tuple[str, str, str]:
     """The clock text and the staleness indicator (class, label): red when no event has

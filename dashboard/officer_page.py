@@ -215,5 +215,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         access.record(f"action.{action.id}", f"{action.layer}:{entity}", result.ok,
                       event_id=result.event_id, problem="" if result.ok else result.message)
         if not result.ok:  # the form keeps what was typed: only the message changes
-            return f"{tr('未完成', lang)}：{result.message}", "officer-msg error", no_update
+            named = {f.name: tr(f.label, lang) for f in action.fields} | {"reporter": tr("我的姓名", lang)}
+            refused = components.problem_text(result.message, lang, named)
+            return f"{tr('未完成', lang)}：{refused}", "officer-msg error", no_update
         return tr(result.message, lang), "officer-msg ok" + (" pending" if result.pending else ""), done + 1

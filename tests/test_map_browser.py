@@ -217,6 +217,38 @@ def test_map008_an_order_turns_overdue_on_the_map_with_no_event(app_url, app_var
     assert errors == []
 
 
+def test_map015_a_case_leaves_the_live_map_when_the_clock_takes_it_out_of_its_window(app_url, app_var, browser):
+    """Time alone ages the layers of an always-on screen: a case reported 14 days less 3 s ago is
+    on the live cases layer, and is gone from it 3 s later with no event in between; the pages'
+    timer re-asks the cases and compounds (tiers move with the days) as it does the orders."""
+    import sqlite3
+
+    import layers
+    from tests.conftest import MAP_REFRESH_S, person_id
+
+    assert {"cases", "compounds", "observations", "workorders"} <= set(layers.TIMELY)
+    db = sqlite3.connect(app_var / "opsmap.db")
+    street, compound = db.execute("SELECT street_id, id FROM compound ORDER BY id LIMIT 1").fetchone()
+    eid = f"map015-{int(time.time())}"
+    leaves = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=3)
+    post_event(app_url, "cases", {"event_id": eid, "ts": (leaves - datetime.timedelta(days=14)).isoformat(),
+                                  "person_id": person_id(815), "category": "suspected", "compound_id": compound})
+
+    def shown() -> set[str]:
+        with open_url(f"{app_url}/api/v1/layers/cases?street={street}", timeout=10) as resp:
+            return {f["id"] for f in json.load(resp)["features"]}
+
+    deadline = time.monotonic() + 10
+    while (case_id := db.execute("SELECT id FROM case_report WHERE event_id = ?", (eid,)).fetchone()) is None:
+        assert time.monotonic() < deadline, "the case was not ingested"
+        time.sleep(0.1)
+    assert str(case_id[0]) in shown()
+    while str(case_id[0]) in shown():
+        assert time.monotonic() < deadline + 3 + MAP_REFRESH_S, "the case stayed on the map past its window"
+        time.sleep(0.2)
+    assert datetime.datetime.now(datetime.UTC) > leaves
+
+
 def _named_sources(url: str) -> dict | None:
     """The layer sources a page's HTML names for loading while Dash boots (the page leaves out
     Dash's polyfill: first paint is bound by the main thread)."""

@@ -64,7 +64,7 @@ def test_off001_accept_arrive_resolve_from_a_phone_shows_on_the_screen(app_url, 
     for action, state in (("接单", "accepted"), ("到场", "arrived"), ("办结", "resolved")):
         if action == "办结":
             _act(page, action)  # without the required result: refused, nothing sent
-            page.locator(".officer-msg.error", has_text="note: required").wait_for()
+            page.locator(".officer-msg.error", has_text="办理结果：必填").wait_for()  # in the form's words
             assert _state(app_var, oid) == "arrived"
             page.locator(".officer-action", has_text="办理结果").locator("input").fill("药已送到，老人安好")
         start = time.monotonic()
