@@ -8,6 +8,8 @@
    sends only the features that changed or went away, which are merged here. Steps run one
    at a time per layer, in order; a step begun for an earlier street, filter or moment is
    dropped. A patch the server cannot make (it no longer knows the version) comes back whole.
+   A layer whose URL a new street, filter or moment leaves as it was (the basemap and the
+   boundaries: no moment changes them, so their URLs name none) is kept as drawn, not loaded again.
 
    Clustered layers (sources.cluster: the cases, up to 100,000 points) are loaded, patched
    and indexed by the cluster worker (assets/worker/clusters.js), off the main thread; their
@@ -172,10 +174,19 @@
         });
         generation += 1;
         clearInterval(timer);
+        var previous = current;
         current = null;
         var entries = {};
         var kept = {};
+        var before = (previous && previous.layers) || {};
         Object.keys((sources && sources.layers) || {}).forEach(function (key) {
+            var same = before[key];
+            if (same && same.url && same.url === sources.layers[key] && same.page === sources.page && same.version) {
+                same.generation = generation;  // the same answer (a layer that no moment changes): keep it drawn
+                entries[key] = same;
+                kept[same.url] = true;
+                return;
+            }
             var entry = {key: key, page: sources.page, url: sources.layers[key], generation: generation,
                          cluster: (sources.cluster && sources.cluster[key]) || null,
                          version: null, fc: null, queue: Promise.resolve()};

@@ -2,8 +2,114 @@
 // Each GeoJSON passes hideout = {layer: "<layer id>", colours: {kind: colour}} from its legend,
 // so colours are declared once, in Python. Labels are set with textContent, never as HTML:
 // names come from public data and from events.
+//
+// Names on the map (committees, observation days, main roads, compounds) are not tooltips that
+// pile up: each feature's layer carries a label candidate (_opsmapLabel), and one label pane per
+// map places them after every move and data change, most important first, skipping any that
+// would overlap one already placed — so the map declutters itself at every zoom.
 (function () {
     const grey = "#868e96";
+    // markers grow with the screen: a 3840×2160 wall shows them at twice the size of 1080p
+    const SCALE = Math.max(1, window.innerHeight / 1080);
+    // label kinds: rank (placed first when lower), font size (px, before SCALE), least zoom shown
+    const LABELS = {committee: [0, 14, 0], day: [1, 11, 15], road: [2, 12, 15], compound: [3, 11, 17]};
+    const MAX_LABELS = 250;
+
+    function textWidth(text, size) {  // estimated: CJK glyphs are about 1 em wide, the rest about 0.6 em
+        let em = 0;
+        for (const ch of text) { em += /[\u2e80-\uffff]/.test(ch) ? 1 : 0.6; }
+        return em * size + 6;
+    }
+
+    function anchor(layer) {  // where a feature's label goes: its point, or the middle of its shape
+        if (layer.getLatLng) { return layer.getLatLng(); }
+        try { return layer.getCenter(); } catch (e) { return null; }  // an empty or not yet drawn shape
+    }
+
+    function layout(map) {
+        const pane = map.getPane("opsmap-labels");
+        const zoom = map.getZoom();
+        const size = map.getSize();
+        const candidates = [];
+        map.eachLayer(function (layer) {
+            const c = layer._opsmapLabel;
+            if (c && c.text && zoom >= LABELS[c.kind][2]) {
+                candidates.push({c: c, layer: layer});
+            }
+        });
+        candidates.sort(function (a, b) { return LABELS[a.c.kind][0] - LABELS[b.c.kind][0]; });
+        const placed = [], seen = {};
+        const frag = document.createDocumentFragment();
+        for (const {c, layer} of candidates) {
+            if (placed.length >= MAX_LABELS) { break; }
+            if (c.kind !== "day" && seen[c.kind + c.text]) { continue; }  // a road's many pieces: one name
+            const at = anchor(layer);
+            if (!at) { continue; }
+            const p = map.latLngToContainerPoint(at);
+            const fs = LABELS[c.kind][1] * SCALE, w = textWidth(c.text, fs), h = fs + 4;
+            const point = c.kind === "day" || c.kind === "compound";  // beside the marker, not on it
+            const box = {x: point ? p.x + 7 * SCALE : p.x - w / 2, y: p.y - h / 2, w: w, h: h};
+            if (box.x < 0 || box.y < 0 || box.x + w > size.x || box.y + h > size.y) { continue; }
+            if (placed.some(function (o) {
+                return box.x < o.x + o.w && o.x < box.x + w && box.y < o.y + o.h && o.y < box.y + h;
+            })) { continue; }
+            placed.push(box);
+            seen[c.kind + c.text] = true;
+            const el = document.createElement("div");
+            el.className = "opsmap-label opsmap-label-" + c.kind;
+            el.textContent = c.text;  // text, never HTML: names come from data and events
+            el.style.fontSize = fs + "px";
+            const lp = map.containerPointToLayerPoint([box.x, box.y]);
+            L.DomUtil.setPosition(el, lp);
+            frag.appendChild(el);
+        }
+        pane.replaceChildren(frag);
+    }
+
+    function legend() {  // the legend the page names (data-legend), drawn once as text
+        const box = document.querySelector(".opsmap-legend[data-legend]:not(.drawn)");
+        if (!box) { return; }
+        box.classList.add("drawn");
+        const details = document.createElement("details");
+        details.open = true;
+        const summary = document.createElement("summary");
+        summary.textContent = box.dataset.title;
+        details.appendChild(summary);
+        JSON.parse(box.dataset.legend).forEach(function (layer) {
+            const h = document.createElement("h3");
+            h.textContent = layer.title;
+            const ul = document.createElement("ul");
+            layer.entries.forEach(function ([shape, colour, text]) {
+                const li = document.createElement("li"), swatch = document.createElement("span");
+                swatch.className = "mark " + shape;
+                swatch.style[shape === "ring" ? "borderColor" : "background"] = colour;
+                li.append(swatch, label(text));
+                ul.appendChild(li);
+            });
+            details.append(h, ul);
+        });
+        box.appendChild(details);
+    }
+
+    function labelled(map) {  // the map's label pane, laid out again (once per frame) after changes
+        legend();
+        if (!map || map._opsmapLabels) { return; }
+        map.createPane("opsmap-labels");
+        let queued = false;
+        const again = function () {
+            if (queued) { return; }
+            queued = true;
+            requestAnimationFrame(function () { queued = false; layout(map); });
+        };
+        map._opsmapLabels = again;
+        map.on("zoomend moveend layeradd layerremove resize", again);
+        again();
+    }
+
+    function candidate(layer, kind, text) {
+        layer._opsmapLabel = {kind: kind, text: text == null ? "" : String(text)};
+        layer.once("add", function () { labelled(layer._map); });
+    }
 
     function colour(feature, context) {
         const colours = (context && context.hideout && context.hideout.colours) || {};
@@ -23,7 +129,8 @@
     // A cluster from the cluster worker (assets/worker/clusters.js): its count, in the colour
     // of the severest case inside it; a click zooms to where it splits.
     function cluster(p, latlng, c) {
-        const marker = L.marker(latlng, {icon: L.divIcon({className: "opsmap-cluster", iconSize: [30, 30], html: ""})});
+        const side = Math.round(30 * SCALE);
+        const marker = L.marker(latlng, {icon: L.divIcon({className: "opsmap-cluster", iconSize: [side, side], html: ""})});
         marker.on("add", function () {
             const el = marker.getElement();
             el.style.background = c;
@@ -66,7 +173,7 @@
                 if (p.cluster) {
                     return cluster(p, latlng, c);
                 }
-                const base = {radius: 6, color: c, weight: 1.5, fillColor: c, fillOpacity: 0.85,
+                const base = {radius: 6, color: c, weight: 1.5 * SCALE, fillColor: c, fillOpacity: 0.85,
                               className: "opsmap-" + layer + " opsmap-kind-" + p.kind +
                                          (p.id ? " opsmap-id-" + String(p.id).replace(/[^A-Za-z0-9_-]/g, "_") : "")};
                 if (layer === "compounds") {
@@ -75,32 +182,44 @@
                     base.className = "opsmap-compound opsmap-tier-" + p.tier + " opsmap-id-" + p.id;
                 } else if (layer === "gates") {
                     base.radius = 4;
-                    if (p.understaffed) { base.color = "#c92a2a"; base.weight = 3; }
+                    if (p.understaffed) { base.color = "#c92a2a"; base.weight = 3 * SCALE; }
                     if (p.stale) { base.dashArray = "2 2"; }
                 } else if (layer === "observations") {
                     if (p.kind === "released") { base.fillOpacity = 0.2; base.opacity = 0.3; }
-                    if (p.missing) { base.color = "#e03131"; base.weight = 3; }
-                    const marker = L.circleMarker(latlng, base);
-                    marker.bindTooltip(label(p.label), {permanent: true, direction: "right",
-                                                        className: "opsmap-day-label"});
-                    return marker;
+                    if (p.missing) { base.color = "#e03131"; base.weight = 3 * SCALE; }
                 } else if (layer === "workorders") {
                     base.radius = 7;
-                    if (p.overdue) { base.className += " opsmap-overdue"; base.color = "#e03131"; base.weight = 3; }
+                    if (p.overdue) { base.className += " opsmap-overdue"; base.color = "#e03131"; base.weight = 3 * SCALE; }
                 } else if (layer === "alerts") {
                     base.radius = 9;
                     base.className += " opsmap-alert";
                 } else if (layer === "shops" || layer === "sites") {
                     base.radius = 4;
                 }
+                base.radius *= SCALE;
                 return L.circleMarker(latlng, base);
             },
-            tooltip: function (feature, layer) {
-                if (layer.getTooltip && layer.getTooltip()) {
-                    return;  // keeps a permanent label (observation day N/14)
+            // the compound chosen in the header: a blue ring of its own layer, over everything
+            // (restyling the compounds for it would redraw them while their data may be loading)
+            chosen: function (feature, latlng) {
+                return L.circleMarker(latlng, {radius: 13 * SCALE, color: "#1c7ed6", weight: 4 * SCALE, fill: false,
+                                               interactive: false, className: "opsmap-chosen"});
+            },
+            tooltip: function (feature, layer, context) {
+                const p = feature.properties;
+                const kind = layerOf(context);
+                if (kind === "boundaries" && p.kind === "committee") {
+                    candidate(layer, "committee", p.name);
+                } else if (kind === "observations" && p.kind === "active") {
+                    candidate(layer, "day", p.label);  // 第N/M天, or N人 at a compound
+                } else if (kind === "basemap" && p.name && ["primary", "secondary", "trunk", "tertiary"]
+                        .indexOf(p.highway) >= 0) {
+                    candidate(layer, "road", p.name);
+                } else if (kind === "compounds") {
+                    candidate(layer, "compound", p.name);
                 }
-                if (feature.properties.name) {
-                    layer.bindTooltip(label(feature.properties.name), {sticky: true});
+                if (p.name && kind !== "basemap") {
+                    layer.bindTooltip(label(p.name), {sticky: true});
                 }
             }
         }

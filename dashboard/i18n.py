@@ -63,7 +63,13 @@ EN: dict[str, str] = {
     "户": "households", "只": "masks", "处": "places", "人": "persons", "出入口": "Gates", "开": "open ",
     "关": "closed ", "限": "restricted ", "值守不足": "understaffed", "工单 在办": "Orders open ", "超时": "overdue",
     "今日": "today",
-    # layers
+    # layers and their legend
+    "图例": "Legend", "选中的小区（蓝圈）": "Chosen compound (blue ring)", "防范区": "Precaution zone",
+    "管控区": "Controlled zone", "封控区": "Sealed zone", "观察中（第N/M天）": "Under observation (day N of M)",
+    "今日未打卡": "No check-in today", "已解除": "Released", "道路（OSM）": "Roads (OSM)", "水系": "Water",
+    "街道边界": "Street boundary", "居委会辖区（合成）": "Committee areas (synthetic)",
+    "值守不足（红框）": "Understaffed (red ring)", "状态待确认（虚框）": "Status unconfirmed (dashed)",
+    "超时（闪烁）": "Overdue (blinking)", "未核实": "Unverified",
     "底图（道路、水系）": "Basemap (roads, water)", "街道与居委": "Street & committees", "小区": "Compounds",
     "重点场所": "Sites", "沿街商铺": "Shops", "小区出入口": "Gates", "病例与重点人员": "Cases & key persons",
     "12345 工单": "12345 work orders", "实时预警": "Alerts",

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import layers
 from dashboard import access, components
-from dashboard.api import summary_at
+from dashboard.api import shown, summary_at
 from dashboard.i18n import tr
 from data import queries, rules, streams
 from data.access import policy
@@ -114,11 +114,13 @@ def layer_url(key: str, street_id: str, committee: str | None, as_of: dt.datetim
 def layer_sources(page: str, config: Config, street_id: str | None, committee: str | None = None,
                   as_of: dt.datetime | None = None, keys: tuple[str, ...] = tuple(layers.BY_ID)) -> dict[str, Any]:
     """What assets/layers.js loads into a page's layers (the data of the store ``<page>-sources``):
-    each layer's URL (every layer unless ``keys`` says), whether it is live (then patched after
+    each layer's URL (every layer unless ``keys`` says; a layer nothing changes — geography — names
+    no moment, so moving in time keeps it drawn), whether it is live (then patched after
     change notices), how often the layers that change with time alone are checked, and which
     layers the cluster worker holds."""
     return {"page": page, "live": as_of is None, "refresh_s": config.map_refresh_s, "timely": list(layers.TIMELY),
-            "layers": {k: layer_url(k, street_id, committee, as_of) if street_id else None for k in keys},
+            "layers": {k: layer_url(k, street_id, committee, as_of if layers.BY_ID[k].changed_by else None)
+                       if street_id else None for k in keys},
             "cluster": {k: CLUSTERED[k] for k in keys if k in CLUSTERED}}
 
 
@@ -213,8 +215,11 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                        marks=timeline_marks(None, lang), updatemode="mouseup", className="timeline-slider"),
             dcc.Store(id="map-timeline-end")]),
         html.Div(className="opsmap-body", children=[
-            dl.Map(id="map-map", className="opsmap-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
-                   children=[*tiles, layer_control("map", lang)]),
+            html.Div(className="opsmap-mapbox", children=[
+                dl.Map(id="map-map", className="opsmap-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
+                       children=[*tiles, layer_control("map", lang),
+                                 dl.GeoJSON(id="map-chosen", pointToLayer=ns("chosen"))]),
+                components.legend(layers.LAYERS, lang)]),
             html.Aside(className="opsmap-panel", children=[
                 html.Div(id="panel-detail-slot"), html.Div(id="panel-cases-slot"),
                 html.Div(id="panel-work-slot"), html.Div(id="panel-feed-slot")]),
@@ -313,20 +318,34 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         return [{"label": c.name, "value": c.id} for c in found], None
 
     @app.callback(Output("map-map", "viewport", allow_duplicate=True),
-                  Output("panel-detail-slot", "children", allow_duplicate=True),
+                  Output("panel-detail-slot", "children", allow_duplicate=True), Output("map-chosen", "data"),
                   Input("map-compound", "value"), State("map-street", "value"), State("map-asof", "value"),
                   prevent_initial_call=True)
-    def choose_compound(compound_id: str | None, street_id: str | None, as_of_text: str | None) -> tuple[Any, Any]:
-        """A chosen compound: the map flies to it and its drill-down opens."""
-        if not compound_id:
-            return no_update, no_update
+    def choose_compound(compound_id: str | None, street_id: str | None, as_of_text: str | None) -> tuple[Any, ...]:
+        """A chosen compound: the map flies to it, rings it and opens its drill-down."""
         with sessions() as session:
-            found = session.get(Compound, compound_id)
+            found = session.get(Compound, compound_id) if compound_id else None
             if found is None or not access.may_view(found.street_id):
-                return no_update, no_update
+                return no_update, no_update, None
             point = (found.lng, found.lat)
+        ring = shown({"type": "FeatureCollection", "features": [
+            {"type": "Feature", "id": compound_id, "geometry": {"type": "Point", "coordinates": list(point)},
+             "properties": {"id": compound_id}}]}, config.tile_crs == "gcj02")
         return (camera(config, point=point),
-                detail_of(layers.compounds, compound_id, street_id, as_of_text))
+                detail_of(layers.compounds, compound_id, street_id, as_of_text), ring)
+
+    @app.callback(Output("map-map", "viewport", allow_duplicate=True), Input("map-committee", "value"),
+                  State("map-street", "value"), prevent_initial_call=True)
+    def zoom_to_committee(committee_id: str | None, street_id: str | None) -> Any:
+        """A chosen committee fills the map; cleared, the whole street does."""
+        if not access.may_view(street_id):
+            return no_update
+        with sessions() as session:
+            committee = session.get(Committee, committee_id) if committee_id else None
+            if committee is not None and committee.street_id == street_id:
+                return camera(config, committee.geom.bounds)
+            street = session.get(Street, street_id)
+            return street_viewport(config, street) if street is not None else no_update
 
     @app.callback(Output("map-clock", "children"), Output("map-staleness", "className"),
                   Output("map-staleness", "children"), Input("map-tick", "n_intervals"))

@@ -23,7 +23,7 @@ TIER_DAYS = 14  # days of tier history a drill-down shows
 
 def legend() -> list[LegendEntry]:
     return [LegendEntry("precaution", "防范区", "#2f9e44"), LegendEntry("controlled", "管控区", "#f59f00"),
-            LegendEntry("sealed", "封控区", "#e03131")]
+            LegendEntry("sealed", "封控区", "#e03131"), LegendEntry("chosen", "选中的小区（蓝圈）", "#1c7ed6")]
 
 
 def features(session: Session, query: Query) -> GeoJSON:

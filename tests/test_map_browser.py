@@ -218,8 +218,8 @@ def test_map008_an_order_turns_overdue_on_the_map_with_no_event(app_url, app_var
 
 
 def test_map015_a_case_leaves_the_live_map_when_the_clock_takes_it_out_of_its_window(app_url, app_var, browser):
-    """Time alone ages the layers of an always-on screen: a case reported 14 days less 3 s ago is
-    on the live cases layer, and is gone from it 3 s later with no event in between; the pages'
+    """Time alone ages the layers of an always-on screen: a case reported 14 days less 6 s ago is
+    on the live cases layer, and is gone from it 6 s later with no event in between; the pages'
     timer re-asks the cases and compounds (tiers move with the days) as it does the orders."""
     import sqlite3
 
@@ -230,7 +230,7 @@ def test_map015_a_case_leaves_the_live_map_when_the_clock_takes_it_out_of_its_wi
     db = sqlite3.connect(app_var / "opsmap.db")
     street, compound = db.execute("SELECT street_id, id FROM compound ORDER BY id LIMIT 1").fetchone()
     eid = f"map015-{int(time.time())}"
-    leaves = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=3)
+    leaves = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=6)
     post_event(app_url, "cases", {"event_id": eid, "ts": (leaves - datetime.timedelta(days=14)).isoformat(),
                                   "person_id": person_id(815), "category": "suspected", "compound_id": compound})
 
@@ -242,9 +242,11 @@ def test_map015_a_case_leaves_the_live_map_when_the_clock_takes_it_out_of_its_wi
     while (case_id := db.execute("SELECT id FROM case_report WHERE event_id = ?", (eid,)).fetchone()) is None:
         assert time.monotonic() < deadline, "the case was not ingested"
         time.sleep(0.1)
-    assert str(case_id[0]) in shown()
+    while str(case_id[0]) not in shown():  # live answers may be up to a second behind the data
+        assert datetime.datetime.now(datetime.UTC) < leaves, "the case never reached the live layer"
+        time.sleep(0.1)
     while str(case_id[0]) in shown():
-        assert time.monotonic() < deadline + 3 + MAP_REFRESH_S, "the case stayed on the map past its window"
+        assert time.monotonic() < deadline + 6 + MAP_REFRESH_S, "the case stayed on the map past its window"
         time.sleep(0.2)
     assert datetime.datetime.now(datetime.UTC) > leaves
 
@@ -450,6 +452,11 @@ def test_map013_street_committee_compound_navigation_opens_the_compound(app_url,
     page = _page(browser, app_url, errors)
     page.locator("#map-committee").click()
     page.get_by_role("option", name=committee_name, exact=True).click()
+    fills = """() => { const m = document.getElementById('map-map').getBoundingClientRect(),
+        c = [...document.querySelectorAll('path[stroke="#4dabf7"]')];
+        if (c.length !== 1) return 0;  // the chosen committee's area alone
+        const r = c[0].getBoundingClientRect(); return Math.max(r.width / m.width, r.height / m.height); }"""
+    page.wait_for_function(f"({fills})() >= 0.5", timeout=10_000)  # the map zooms to the committee
     page.locator("#map-compound").click()
     options = page.get_by_role("option")  # Dash's dropdown lists them in a portal, outside #map-compound
     options.first.wait_for()
@@ -478,7 +485,62 @@ def test_map013_street_committee_compound_navigation_opens_the_compound(app_url,
     mark = page.locator(f"path.opsmap-compound.opsmap-id-{compound}").bounding_box()
     centre = (mark["x"] + mark["width"] / 2, mark["y"] + mark["height"] / 2)
     assert abs(centre[0] - (box["x"] + box["width"] / 2)) < 40 and abs(centre[1] - (box["y"] + box["height"] / 2)) < 40
+    ring = page.locator(".opsmap-chosen")
+    assert ring.count() == 1  # highlighted: the one chosen, no other
+    ring_box = ring.bounding_box()
+    assert abs(ring_box["x"] + ring_box["width"] / 2 - centre[0]) < 3 and abs(ring_box["y"] + ring_box["height"] / 2
+                                                                            - centre[1]) < 3  # round its mark
+    panel = page.evaluate("(() => { const p = document.querySelector('.opsmap-panel'); "
+                          "return [p.scrollWidth, p.clientWidth]; })()")
+    assert panel[0] <= panel[1], f"the drill-down is {panel[0]} px wide in a {panel[1]} px panel"
     page.screenshot(path=str(artifacts / "map-compound.png"))
+    assert errors == []
+
+
+def _labels(page) -> list[dict]:
+    return page.evaluate("""[...document.querySelectorAll('.opsmap-label')].map(e => {
+        const r = e.getBoundingClientRect();
+        return {kind: e.className.replace('opsmap-label opsmap-label-', ''), text: e.textContent,
+                x: r.x, y: r.y, w: r.width, h: r.height}; })""")
+
+
+def _overlaps(labels: list[dict]) -> list[tuple[str, str]]:
+    return [(a["text"], b["text"]) for i, a in enumerate(labels) for b in labels[i + 1:]
+            if a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"] and a["y"] < b["y"] + b["h"]
+            and b["y"] < a["y"] + a["h"]]
+
+
+def test_map016_a_legend_for_every_layer_and_names_that_never_overlap(app_url, app_var, browser, artifacts):
+    """The map reads without clicking: a legend with every layer's entries; committee and main
+    road names on the street, compound names once zoomed in; labels placed so that none
+    overlaps another, at every zoom (measured on the drawn elements)."""
+    import sqlite3
+
+    import layers
+    from dashboard.i18n import tr
+
+    errors: list[str] = []
+    page = _page(browser, app_url, errors)
+    legend = page.locator("#map-legend.drawn").inner_text()
+    missing = [e.label for layer in layers.LAYERS for e in layer.legend() if tr(e.label, "zh") not in legend]
+    assert missing == [] and all(layer.title in legend for layer in layers.LAYERS)
+    committees = {n for (n,) in sqlite3.connect(app_var / "opsmap.db").execute("SELECT name FROM committee")}
+    page.wait_for_function("document.querySelectorAll('.opsmap-label-committee').length >= 3", timeout=15_000)
+    street = _labels(page)
+    assert {label["text"] for label in street if label["kind"] == "committee"} <= committees
+    page.evaluate("window.__map = document.getElementById('map-map')")
+    seen: dict[float, list[dict]] = {}
+    for zoom in (16, 17, 18):  # in the middle of the street: compounds come in, roads stay
+        page.locator(".leaflet-control-zoom-in").click()
+        page.wait_for_function("!document.querySelector('.leaflet-zoom-anim')", timeout=5000)
+        page.wait_for_function("document.querySelectorAll('.opsmap-label').length > 0", timeout=5000)
+        page.wait_for_timeout(300)  # the labels are laid out in the next frame after the move
+        seen[zoom] = _labels(page)
+    page.screenshot(path=str(artifacts / "map016-labels.png"))
+    for zoom, labels in {0: street, **seen}.items():
+        assert _overlaps(labels) == [], f"labels overlap at zoom step {zoom}"
+    kinds = {label["kind"] for labels in seen.values() for label in labels}
+    assert {"road", "compound"} <= kinds, kinds
     assert errors == []
 
 
