@@ -106,11 +106,14 @@ def test_liv003_no_contract_code_or_raw_id_in_the_chinese_pages(app_url, browser
                        ("/briefing", {"width": 1200, "height": 1600}), ("/briefing", PHONE)):
         page = browser.new_page(viewport=size)
         page.goto(app_url + path)
-        page.wait_for_timeout(4000)  # panels, feed and a few live notices
+        drawn = {"/": "#panel-feed li", "/screen": "#screen-feed li", "/officer": "#officer-committee",
+                 "/briefing": "main.briefing"}[path]
+        page.locator(drawn).first.wait_for(timeout=15_000)
         if path == "/officer":
             page.locator("#officer-committee").click()
             page.locator(".Select-option, [role=option]").first.click()
-            page.wait_for_timeout(2000)
+            page.locator("#officer-list li").first.wait_for(timeout=10_000)
+        page.wait_for_timeout(1000)  # a few live notices drawn into the feed and the lists
         text = page.evaluate("document.body.innerText")
         leaks = {w for w in words if re.search(rf"(?<![A-Za-z_]){w}(?![A-Za-z_])", text)}
         leaks |= set(re.findall(r"\bS\d{3}-J\d{2}\b", text))  # a committee by its id

@@ -51,7 +51,8 @@ def test_map003_serve_ingests_posted_events_in_the_background(app_url, app_var):
     db = app_var / "opsmap.db"
     gate = sqlite3.connect(db).execute("SELECT id, status FROM gate ORDER BY id LIMIT 1").fetchone()
     new = "closed" if gate[1] != "closed" else "open"
-    event = {"event_id": f"map003-{time.time()}", "ts": "2022-04-10T09:00:00+08:00", "facility_id": gate[0],
+    now = datetime.datetime.now(datetime.UTC).isoformat()  # the newest report: a gate's state is its latest one
+    event = {"event_id": f"map003-{time.time()}", "ts": now, "facility_id": gate[0],
              "status": new, "guards_on_duty": 2, "reporter": "测试"}
     req = urllib.request.Request(app_url + "/api/v1/events/facilities", data=json.dumps(event).encode(),
                                  headers={"Content-Type": "application/json"}, method="POST")
