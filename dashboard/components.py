@@ -37,6 +37,7 @@ FIELD_LABELS = {"name": "名称", "place": "地点", "status": "状态", "compou
                 "days": "计划天数", "milestone": "节点", "deadline": "期限", "met_at": "完成时间", "overdue": "超时",
                 "overdue_minutes": "超时分钟", "ended_at": "结束时间",
                 "action": "动作", "to_state": "新状态", "note": "备注", "temperature": "体温", "symptoms": "症状",
+                "corrected_from": "更正前体温", "corrects": "更正",
                 "tier": "分区", "tier_history": "分区记录", "cases": "病例", "observations": "居家观察",
                 "date": "日期", "at": "时间", "reporter": "上报人", "direction": "方向", "phone": "电话",
                 "health_code": "健康码"}

@@ -101,7 +101,8 @@ EN: dict[str, str] = {
     "体温 °C": "Temperature °C", "症状": "Symptoms", "延长观察": "Extend observation", "延长天数": "Days to add",
     "结束观察": "End observation", "原因": "Reason", "新增居家观察": "Start home observation",
     "身份证号": "ID number", "是": "yes", "否": "no", "开放": "Open", "限制通行": "Restricted", "关闭": "Closed",
-    "营业": "Open",
+    "营业": "Open", "更正前体温": "Corrected from", "更正最近一次打卡": "Correct the latest check-in",
+    "该观察对象尚无打卡可更正": "No check-in to correct yet",
     "待核实": "Unverified", "转运就医": "Hospitalised", "转出": "Moved out", "其他": "Other",
 }
 

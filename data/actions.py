@@ -17,8 +17,9 @@ from typing import Any
 
 import redis
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from data import events, ingest, rules, streams
+from data import events, ingest, queries, rules, streams
 from data.events import EventError
 from data.labels import label
 from data.privacy import Hasher
@@ -66,6 +67,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("health_checkin", "代为健康打卡", "observations", "health",
            (Field("temperature", "体温 °C", "number", True, plausible=(35.0, 42.0)), Field("symptoms", "症状"),
             Field("confirm", "体温确认无误", "check"))),
+    Action("correct_checkin", "更正最近一次打卡", "observations", "health",
+           (Field("temperature", "体温 °C", "number", True, plausible=(35.0, 42.0)), Field("symptoms", "症状"),
+            Field("confirm", "体温确认无误", "check"))),
     Action("extend", "延长观察", "observations", "observations", (Field("days", "延长天数", "number", True), NOTE)),
     Action("end", "结束观察", "observations", "observations",
            (Field("reason", "原因", "choice", True, tuple((r, label(r)) for r in events.END_REASONS)), NOTE)),
@@ -88,6 +92,8 @@ def available(layer: str, detail: Mapping[str, Any] | None) -> list[Action]:
         return [a for a in for_layer(layer) if a.id in allowed]
     if layer == "observations" and not detail.get("active", True):
         return []
+    if layer == "observations" and not detail.get("checkins"):  # nothing recorded yet: nothing to correct
+        return [a for a in for_layer(layer) if a.id != "correct_checkin"]
     return for_layer(layer)
 
 
@@ -125,8 +131,9 @@ def build(action: Action, entity_id: str, form: Mapping[str, Any], officer: str,
         return ev | {"order_id": entity_id, "action": action.id, "assignee": officer} | values
     if action.stream == "facilities":
         return ev | {"facility_id": entity_id, "reporter": officer} | values
-    if action.stream == "health":
-        return ev | {"observation_id": _id(entity_id), "reporter": officer} | values
+    if action.stream == "health":  # a correction names the check-in it puts right (submit finds it)
+        corrects = {"corrects": form["corrects"]} if form.get("corrects") else {}
+        return ev | {"observation_id": _id(entity_id), "reporter": officer} | values | corrects
     if action.stream == "observations":
         return ev | {"observation_id": _id(entity_id), "action": action.id, "reporter": officer} | values
     return ev | {"category": "home_observation", "compound_id": entity_id, "source": f"officer:{officer}"} | values
@@ -155,6 +162,12 @@ def submit(engine: Engine, client: redis.Redis, config: Config, action_id: str, 
                 and not f.plausible[0] <= value <= f.plausible[1]]
     if doubtful and not form.get("confirm"):
         return Result(False, "; ".join(map(str, doubtful)), errors=tuple(doubtful))
+    if action.id == "correct_checkin":
+        with Session(engine) as session:
+            latest = queries.latest_checkin(session, int(entity_id)) if entity_id.isdigit() else None
+        if latest is None:
+            return Result(False, "corrects: 该观察对象尚无打卡可更正")
+        form = {**form, "corrects": latest}
     raw = build(action, entity_id, form, officer.strip(), dt.datetime.now(dt.UTC))
     try:
         ev = events.validate(action.stream, raw, Hasher.from_config(config),

@@ -211,6 +211,7 @@ SPECS: dict[str, dict[str, Spec]] = {
     "health": {
         "person_id": Spec(ID, False), "observation_id": Spec(OBSERVATION_ID, False),
         "temperature": Spec(_number(30, 45)), "symptoms": Spec(_free(256), False), "reporter": Spec(_free(64), False),
+        "corrects": Spec(_ident(64), False),
     },
     "observations": {
         "observation_id": Spec(OBSERVATION_ID), "action": Spec(_choice(*OBSERVATION_ACTIONS)),

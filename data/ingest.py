@@ -472,17 +472,34 @@ class Batch:
             obs = self.active_observation(d["person_id_hash"], ev.ts)
             if obs is None:
                 raise Rejected("person_id", "no home observation is active for this person at ts")
+        earlier = self._corrected(d.get("corrects"), obs, ev.ts)
         self.s.add(HealthCheckIn(event_id=ev.event_id, observation_id=obs.id, ts=ev.ts,
-                                 temperature=d["temperature"], symptoms=d.get("symptoms")))
+                                 temperature=d["temperature"], symptoms=d.get("symptoms"), corrects=d.get("corrects")))
         day, where = rules.observation_progress(obs.start_at, obs.planned_end_at, ev.ts), Where.of(obs.compound)
-        if d["temperature"] >= rules.FEVER_C:
+        fever = d["temperature"] >= rules.FEVER_C
+        if fever and (earlier is None or earlier.temperature < rules.FEVER_C):  # a correction to fever is news
             self.alert(ev, "fever", "high", f"居家观察人员发热 {d['temperature']:.1f}°C（{day}）",
                        ("observation", str(obs.id)), obs.geom, where)
-        self.effects.say("health", ev.ts, "health:checkin",
-                         f"健康打卡 {d['temperature']:.1f}°C：{obs.address or obs.id}（{day}）",
+        if earlier is None:
+            text = f"健康打卡 {d['temperature']:.1f}°C：{obs.address or obs.id}（{day}）"
+            self.effects.count("health", rules.local_day(ev.ts), "checkins")
+        else:  # the same check-in, its value put right: not another one
+            text = (f"体温更正 {earlier.temperature:.1f}→{d['temperature']:.1f}°C：{obs.address or obs.id}（{day}）"
+                    + ("，此前发热预警系误录" if earlier.temperature >= rules.FEVER_C and not fever else ""))
+        self.effects.say("health", ev.ts, "health:checkin", text,
                          public=f"健康打卡：{where.place or '居家观察点'}", entity=f"observation:{obs.id}",
                          lng=obs.geom.x, lat=obs.geom.y, **where.feed())
-        self.effects.count("health", rules.local_day(ev.ts), "checkins")
+
+    def _corrected(self, event_id: str | None, obs: HomeObservation, at: dt.datetime) -> HealthCheckIn | None:
+        """The check-in a correction replaces: one of the same observation, recorded before it."""
+        if event_id is None:
+            return None
+        earlier = self.s.scalar(select(HealthCheckIn).where(HealthCheckIn.event_id == event_id))
+        if earlier is None or earlier.observation_id != obs.id:
+            raise Rejected("corrects", f"no check-in {event_id!r} of home observation {obs.id}")
+        if earlier.ts > at:
+            raise Rejected("corrects", f"check-in {event_id!r} is later than this correction's ts")
+        return earlier
 
     def observation(self, observation_id: int, at: dt.datetime) -> HomeObservation:
         """An observation by id that is running at ``at`` (else the event is parked, saying why)."""

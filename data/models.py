@@ -337,6 +337,8 @@ class HealthCheckIn(Base):
     ts: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     temperature: Mapped[float] = mapped_column(Float)
     symptoms: Mapped[str | None] = mapped_column(String(256))
+    #: the check-in this one corrects (its event_id): a value recorded in error is replaced, not erased
+    corrects: Mapped[str | None] = mapped_column(String(64))
 
     observation: Mapped[HomeObservation] = relationship(back_populates="checkins")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from data import rules
-from data.models import Case, Compound, HomeObservation, Street, WorkOrder
+from data.models import Case, Compound, HealthCheckIn, HomeObservation, Street, WorkOrder
 from data.store import states_as_of
 
 
@@ -129,3 +130,21 @@ def observation_periods(session: Session, observations: list[HomeObservation],
         out[o.id] = Period(planned, ended, rules.observation_active(o.start_at, planned, ended, at),
                            max(1, min(rules.observation_day(o.start_at, at), days)), days)
     return out
+
+
+def effective_checkins(checkins: Iterable[HealthCheckIn], at: dt.datetime) -> list[tuple[HealthCheckIn, float | None]]:
+    """An observation's check-ins up to ``at`` as they stand, newest first: one corrected by a later
+    one (``corrects``) gives way to it, which carries the value it replaced."""
+    upto = [c for c in checkins if c.ts <= at]
+    replaced = {c.corrects: c for c in upto if c.corrects}
+    by_event = {c.event_id: c for c in upto}
+    kept = [(c, by_event[c.corrects].temperature if c.corrects in by_event else None)
+            for c in upto if c.event_id not in replaced]
+    return sorted(kept, key=lambda pair: pair[0].ts, reverse=True)
+
+
+def latest_checkin(session: Session, observation_id: int) -> str | None:
+    """The event id of an observation's latest check-in as it stands (what an officer may correct)."""
+    rows = session.scalars(select(HealthCheckIn).where(HealthCheckIn.observation_id == observation_id)).all()
+    kept = effective_checkins(rows, dt.datetime.max.replace(tzinfo=dt.UTC))
+    return kept[0][0].event_id if kept else None

@@ -89,15 +89,17 @@ def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
-    """The observation at ``query.at``: day N/14, whether today's check-in came, check-ins so far."""
+    """The observation at ``query.at``: day N/M, whether today's check-in came, check-ins so far
+    (a corrected one as put right, with the value it replaced)."""
     obs = session.get(HomeObservation, int(entity_id)) if entity_id.isdigit() else None
     if obs is None or obs.start_at > query.at:
         return None
     p = queries.observation_periods(session, [obs], query.at)[obs.id]
     day_start = rules.day_start(query.at)
-    checkins = sorted((c for c in obs.checkins if c.ts <= query.at), key=lambda c: c.ts, reverse=True)
+    checkins = queries.effective_checkins(obs.checkins, query.at)
     return {"id": obs.id, "address": obs.address, "compound_id": obs.compound_id, "person": obs.person.id_masked,
             "start_at": iso(obs.start_at), "planned_end_at": iso(p.planned_end), "ended_at": iso(p.ended_at),
             "end_reason": obs.end_reason if p.ended_at is not None else None, "active": p.active,
-            "day": p.day, "days": p.days, "checked_in_today": any(c.ts >= day_start for c in checkins),
-            "checkins": [{"ts": iso(c.ts), "temperature": c.temperature, "symptoms": c.symptoms} for c in checkins]}
+            "day": p.day, "days": p.days, "checked_in_today": any(c.ts >= day_start for c, _ in checkins),
+            "checkins": [{"ts": iso(c.ts), "temperature": c.temperature, "symptoms": c.symptoms,
+                          "corrected_from": before} for c, before in checkins]}

@@ -337,6 +337,48 @@ def test_ing012_observation_health_checkins_release_and_missed_sweep(loaded, wor
         assert count(engine, Case, Case.event_id.like(f"{t}-%")) == 2
 
 
+def test_ing027_a_check_in_recorded_in_error_is_corrected_not_erased(loaded, worker, client, config):
+    """45.0 °C confirmed by mistake: a correction (``corrects``: its event id) replaces the value —
+    the drill-down shows 36.6 with the 45.0 it replaced, the day counts one check-in, the feed
+    says the fever alert was entered in error; the fever alert stays in history. A correction of
+    another observation's check-in, or one stamped before it, is refused naming ``corrects``."""
+    from layers import observations
+    from layers.base import Query
+
+    engine, data = loaded
+    t, pid = tag(), person_id(627, "19670707")
+    start = dt.datetime(2030, 2, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    day2 = start + dt.timedelta(days=1, hours=1)
+    streams.append(client, "cases", [json.dumps({"event_id": f"{t}-o", "ts": start.isoformat(), "person_id": pid,
+                                                 "category": "home_observation",
+                                                 "compound_id": data.compounds[21].id})])
+    streams.append(client, "health", [json.dumps({"event_id": f"{t}-h", "ts": day2.isoformat(), "person_id": pid,
+                                                  "temperature": 45.0})])
+    drain(worker, client)
+    fixed = day2 + dt.timedelta(minutes=3)
+    streams.append(client, "health", [
+        json.dumps({"event_id": f"{t}-c", "ts": fixed.isoformat(), "person_id": pid, "temperature": 36.6,
+                    "corrects": f"{t}-h"}),
+        json.dumps({"event_id": f"{t}-x", "ts": fixed.isoformat(), "person_id": pid, "temperature": 36.6,
+                    "corrects": "nobody-s-check-in"}),
+        json.dumps({"event_id": f"{t}-e", "ts": (day2 - dt.timedelta(minutes=1)).isoformat(), "person_id": pid,
+                    "temperature": 36.6, "corrects": f"{t}-h"})])
+    drain(worker, client)
+    with session_factory(engine)() as s:
+        obs = s.scalar(select(HomeObservation).where(HomeObservation.start_at == start))
+        got = observations.detail(s, str(obs.id), Query(data.street.id, fixed))
+        before = observations.detail(s, str(obs.id), Query(data.street.id, fixed - dt.timedelta(minutes=1)))
+    assert [(c["temperature"], c["corrected_from"]) for c in got["checkins"]] == [(36.6, 45.0)]
+    assert [(c["temperature"], c["corrected_from"]) for c in before["checkins"]] == [(45.0, None)]  # as it stood
+    assert count(engine, Alert, Alert.event_id == f"{t}-h", Alert.kind == "fever") == 1
+    assert count(engine, Alert, Alert.event_id == f"{t}-c") == 0
+    assert any("体温更正 45.0→36.6°C" in item["text"] and "此前发热预警系误录" in item["text"]
+               for item in streams.feed(client, 50))
+    assert int(client.hget(f"{{opsmap:health}}:count:{day2.date()}", "checkins")) == 1
+    reasons = {json.loads(d["event"])["event_id"]: d["reason"] for d in iter_dead(client) if t in d["event"]}
+    assert reasons[f"{t}-x"].startswith("corrects: no check-in") and "later than" in reasons[f"{t}-e"]
+
+
 def test_ing013_work_reports_count_against_targets(loaded, worker, client):
     engine, data = loaded
     t, comp = tag(), data.compounds[30]

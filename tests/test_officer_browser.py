@@ -85,7 +85,8 @@ def test_off001_accept_arrive_resolve_from_a_phone_shows_on_the_screen(app_url, 
 
 def test_off002_only_allowed_actions_and_an_implausible_value_asks_first(app_url, app_var, browser, artifacts):
     """An undispatched order offers no step (accept, arrive, resolve could only be refused); a
-    health check-in of 45 °C asks to confirm and keeps what was typed; confirmed, it is recorded."""
+    health check-in of 45 °C asks to confirm and keeps what was typed; confirmed, it is recorded;
+    confirmed in error, it is corrected (a new check-in naming the one it replaces)."""
     from tests.conftest import person_id
 
     oid, text, committee = _order(app_url, app_var, "off002", dispatch=False)
@@ -123,4 +124,13 @@ def test_off002_only_allowed_actions_and_an_implausible_value_asks_first(app_url
     page.locator(".officer-msg.ok", has_text="代为健康打卡：已完成").wait_for(timeout=10_000)
     assert db.execute("SELECT count(*) FROM health_checkin").fetchone()[0] == before + 1
     page.screenshot(path=str(artifacts / "officer-confirm.png"), full_page=True)
+    # confirmed by mistake: the correction path puts the value right, and says what it replaced
+    fix = page.locator(".officer-action", has_text="更正最近一次打卡")
+    fix.wait_for(timeout=10_000)
+    fix.locator("input[type=text]").first.fill("36.8")
+    _act(page, "更正最近一次打卡")
+    page.locator(".officer-msg.ok", has_text="更正最近一次打卡：已完成").wait_for(timeout=10_000)
+    assert db.execute("SELECT temperature, corrects IS NOT NULL FROM health_checkin ORDER BY id DESC LIMIT 2"
+                      ).fetchall() == [(36.8, 1), (45.0, 0)]
+    page.locator(".officer-detail", has_text="更正前体温").wait_for(timeout=10_000)
     assert errors == []
