@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from collections.abc import Callable, Collection
 from html import escape
 from pathlib import Path
@@ -20,6 +21,7 @@ from shapely.geometry import shape
 from sqlalchemy import Engine, select
 
 from dashboard import access
+from dashboard.i18n import tr
 from data import queries, report, rules
 from data.events import CASE_LABELS
 from data.labels import CODED
@@ -96,62 +98,86 @@ def street_id_of(engine: Engine, config: Config, name: str | None = None,
 # --- HTML -----------------------------------------------------------------------------------
 
 
-def _cell(value: Any) -> str:
+def words(lang: str) -> Callable[..., str]:
+    """The briefing's text in the UI language: ``t("在观 {n}", n=4)`` (dashboard/i18n.py holds the English)."""
+    def t(text: str, **values: Any) -> str:
+        return tr(text, lang).format(**values)
+    return t
+
+
+#: words the report's rows carry (data/report.py writes them in Chinese), as the reader's language names them
+DURATION = re.compile(r"(\d+) (天|小时|分钟|分)")
+
+
+def _said(value: str, lang: str) -> str:
+    if lang != "en":
+        return value
+    return DURATION.sub(lambda m: f"{m[1]} {tr(m[2], lang)}", tr(value, lang).replace("超时 ", "overdue "))
+
+
+def _cell(value: Any, lang: str) -> str:
     if isinstance(value, bool):
-        return "<td>是</td>" if value else "<td>否</td>"
+        return f"<td>{tr('是' if value else '否', lang)}</td>"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return f'<td class="n">{value:g}</td>'
-    return f"<td>{escape('' if value is None or (isinstance(value, float) and pd.isna(value)) else str(value))}</td>"
+    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else _said(str(value), lang)
+    return f"<td>{escape(text)}</td>"
 
 
-def named(df: pd.DataFrame) -> pd.DataFrame:
+def named(df: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
     """The frame with every coded column (status, category, state …) in words (data/labels.py)."""
     coded = [c for c in df.columns if c in CODED]
     if not coded:
         return df
-    return df.assign(**{c: df[c].map(lambda v, c=c: name_of(v, c) if isinstance(v, str) else v) for c in coded})
+    return df.assign(**{c: df[c].map(lambda v, c=c: tr(name_of(v, c), lang) if isinstance(v, str) else v)
+                        for c in coded})
 
 
-def table(df: pd.DataFrame, total: dict[str, Any] | None = None, limit: int | None = None) -> str:
-    """A DataFrame as an HTML table with Chinese headings and codes named (escaped), optionally a 合计 row."""
+def table(df: pd.DataFrame, total: dict[str, Any] | None = None, limit: int | None = None, lang: str = "zh") -> str:
+    """A DataFrame as an HTML table with headings and codes named (escaped), optionally a 合计 row."""
+    t = words(lang)
     if df.empty:
-        return '<p class="facts">无</p>'
-    df = named(df)
+        return f'<p class="facts">{t("无")}</p>'
+    df = named(df, lang)
     shown = df if limit is None else df.head(limit)
-    head = "".join(f"<th>{escape(HEADINGS.get(c, c))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(_cell(v.item() if hasattr(v, "item") else v) for v in r) + "</tr>"
+    head = "".join(f"<th>{escape(t(HEADINGS.get(c, c)))}</th>" for c in df.columns)
+    rows = "".join("<tr>" + "".join(_cell(v.item() if hasattr(v, "item") else v, lang) for v in r) + "</tr>"
                    for r in shown.itertuples(index=False))
     if total is not None:
-        rows += '<tr class="total">' + "".join(_cell(total.get(c, "合计" if i == 0 else ""))
+        rows += '<tr class="total">' + "".join(_cell(total.get(c, "合计" if i == 0 else ""), lang)
                                                for i, c in enumerate(df.columns)) + "</tr>"
-    more = f'<p class="meta">另有 {len(df) - len(shown)} 条未列出。</p>' if len(shown) < len(df) else ""
+    more = f'<p class="meta">{t("另有 {n} 条未列出。", n=len(df) - len(shown))}</p>' if len(shown) < len(df) else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{more}"
 
 
-def _headline(r: Report) -> str:
+OFFICIAL = ("{place}（{date} 官方通报）：确诊新增 {c}，无症状新增 {a}；累计确诊 {ct}，累计无症状 {at}，"
+            "累计阳性感染者 {pt}")
+
+
+def _headline(r: Report, t: Callable[..., str]) -> str:
     street = r.summary["cases"]["street"]
-    boxes = "".join(f"<div>{CASE_LABELS[c]}<b>{street[c]['new_24h']}</b>累计 {street[c]['total']}</div>"
+    boxes = "".join(f"<div>{t(CASE_LABELS[c])}<b>{street[c]['new_24h']}</b>{t('累计 {n}', n=street[c]['total'])}</div>"
                     for c in CASE_LABELS)
-    lines = "".join(f"<li>{CASE_LABELS[c]}：24小时新增 {street[c]['new_24h']}，累计 {street[c]['total']}</li>"
-                    for c in CASE_LABELS)
+    lines = "".join("<li>" + t("{name}：24小时新增 {new}，累计 {total}", name=t(CASE_LABELS[c]),
+                               new=street[c]["new_24h"], total=street[c]["total"]) + "</li>" for c in CASE_LABELS)
     official = ""
-    for key, label in (("district", r.street["district"]), ("city", "上海市")):
+    for key, label in (("district", r.street["district"]), ("city", t("上海市"))):
         o = r.summary["cases"][key]
         if o:
-            official += (f"<li>{escape(label)}（{o['date']} 官方通报）：确诊新增 {o['confirmed']['new']}，"
-                         f"无症状新增 {o['asymptomatic']['new']}；累计确诊 {o['confirmed']['total']}，"
-                         f"累计无症状 {o['asymptomatic']['total']}，累计阳性感染者 "
-                         f"{o['confirmed']['total'] + o['asymptomatic']['total']}</li>")
+            c, a = o["confirmed"], o["asymptomatic"]
+            official += "<li>" + t(OFFICIAL, place=escape(label), date=o["date"], c=c["new"], a=a["new"],
+                                   ct=c["total"], at=a["total"], pt=c["total"] + a["total"]) + "</li>"
     tiers = r.summary["tiers"]
-    zones = f"封控区 {tiers['sealed']}、管控区 {tiers['controlled']}、防范区 {tiers['precaution']}（小区数）"
+    zones = t("封控区 {s}、管控区 {c}、防范区 {p}（小区数）", s=tiers["sealed"], c=tiers["controlled"],
+              p=tiers["precaution"])
     return f'<div class="headline">{boxes}</div><ul class="facts">{lines}{official}<li>{zones}</li></ul>'
 
 
 
-def _trend(r: Report) -> str:
+def _trend(r: Report, t: Callable[..., str], lang: str) -> str:
     """Positive cases (rules.POSITIVE) per day over 14 days (bars), and 7- and 14-day sums per category."""
-    t = r.trend
-    daily = sum(t[c] for c in rules.POSITIVE)
+    trend = r.trend
+    daily = sum(trend[c] for c in rules.POSITIVE)
     top = max(1, int(daily.max()))
     w, h, bw = 640, 140, 640 / 14
     bars = "".join(
@@ -159,11 +185,12 @@ def _trend(r: Report) -> str:
         f'height="{v / top * (h - 40):.1f}" fill="#c92a2a"/><text x="{i * bw + bw / 2:.1f}" '
         f'y="{h - 24 - v / top * (h - 40):.1f}" font-size="10" text-anchor="middle">{v}</text>'
         f'<text x="{i * bw + bw / 2:.1f}" y="{h - 6}" font-size="9" text-anchor="middle">{d:%m-%d}</text>'
-        for i, (d, v) in enumerate(zip(t["day"], daily, strict=True)))
-    sums = pd.DataFrame([{"category": CASE_LABELS[c], "last_7": int(t[c].tail(7).sum()),
-                          "last_14": int(t[c].sum())} for c in CASE_LABELS])
-    sums.columns = ["类别", "近7天", "近14天"]
-    return f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="阳性感染者趋势">{bars}</svg>{table(sums)}'
+        for i, (d, v) in enumerate(zip(trend["day"], daily, strict=True)))
+    sums = pd.DataFrame([{"category": t(CASE_LABELS[c]), "last_7": int(trend[c].tail(7).sum()),
+                          "last_14": int(trend[c].sum())} for c in CASE_LABELS])
+    sums.columns = [t("类别"), t("近7天"), t("近14天")]
+    chart = f'<svg viewBox="0 0 {w} {h}" role="img" aria-label="{t("阳性感染者趋势")}">{bars}</svg>'
+    return chart + table(sums, lang=lang)
 
 
 def sparkline(days: list[int]) -> str:
@@ -174,46 +201,52 @@ def sparkline(days: list[int]) -> str:
             f'<polyline points="{points}" fill="none" stroke="#c92a2a" stroke-width="1.5"/></svg>')
 
 
-def _committee_categories(r: Report) -> str:
+def _committee_categories(r: Report, t: Callable[..., str]) -> str:
     """Every case category per committee over the last 7 days: the count and its daily line."""
     if r.committee_trend.empty:
-        return '<p class="facts">近7天无病例报告。</p>'
+        return f'<p class="facts">{t("近7天无病例报告。")}</p>'
     shown = [c for c in CASE_LABELS if c in set(r.committee_trend["category"])]
     cells = {(row.committee, row.category): row.days for row in r.committee_trend.itertuples(index=False)}
-    head = "".join(f"<th>{escape(CASE_LABELS[c])}（近7天）</th>" for c in shown)
+    head = "".join(f"<th>{escape(t('{name}（近7天）', name=t(CASE_LABELS[c])))}</th>" for c in shown)
     rows = "".join(
-        f"<tr><td>{escape(committee)}</td>" + "".join(
+        f"<tr><td>{escape(t(committee))}</td>" + "".join(
             f'<td class="n">{sum(cells[committee, c])}{sparkline(cells[committee, c])}</td>'
             if (committee, c) in cells else '<td class="n">0</td>' for c in shown) + "</tr>"
         for committee in dict.fromkeys(r.committee_trend["committee"]))
-    return f"<table><thead><tr><th>居委</th>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return f"<table><thead><tr><th>{t('居委')}</th>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
-def _actions(r: Report) -> str:
+def _actions(r: Report, t: Callable[..., str], lang: str) -> str:
     """今日行动事项: what the morning meeting must assign — each with who and how late."""
     s = r.summary
     understaffed = r.gates[r.gates["guards"].map(lambda g: int(g.split("/")[0]) < int(g.split("/")[1]))] \
         if not r.gates.empty else r.gates
     items = [
-        (f"超时工单 <b>{len(r.overdue)}</b> 件（按超时长短）", table(r.overdue, limit=ACTION_LIMIT)),
-        (f"昨日未健康打卡 <b>{len(r.missed_checkins)}</b> 人（名单见第八部分）", ""),
-        (f"值守不足的出入口 <b>{len(understaffed)}</b> 个", table(understaffed, limit=ACTION_LIMIT)),
-        (f"今日、明日分区变化的小区 <b>{len(r.tier_changes)}</b> 个", table(r.tier_changes, limit=ACTION_LIMIT)),
-        (f"今日期满解除观察 <b>{r.ending_today()}</b> 人，在观 {s['work']['key_person_visit']['target']} 人", ""),
+        (t("超时工单 <b>{n}</b> 件（按超时长短）", n=len(r.overdue)), table(r.overdue, limit=ACTION_LIMIT, lang=lang)),
+        (t("昨日未健康打卡 <b>{n}</b> 人（名单见第八部分）", n=len(r.missed_checkins)), ""),
+        (t("值守不足的出入口 <b>{n}</b> 个", n=len(understaffed)), table(understaffed, limit=ACTION_LIMIT, lang=lang)),
+        (t("今日、明日分区变化的小区 <b>{n}</b> 个", n=len(r.tier_changes)),
+         table(r.tier_changes, limit=ACTION_LIMIT, lang=lang)),
+        (t("今日期满解除观察 <b>{n}</b> 人，在观 {m} 人", n=r.ending_today(),
+           m=s["work"]["key_person_visit"]["target"]), ""),
     ]
     return '<ol class="actions">' + "".join(f"<li>{head}{body}</li>" for head, body in items) + "</ol>"
 
 
-def _shops(r: Report) -> str:
+def _shops(r: Report, t: Callable[..., str], lang: str) -> str:
     """Shops summarised per committee (the list itself is in the workbook)."""
     shops = r.summary["facilities"]["shops"]
     total = {"committee": "合计", **{c: int(r.shop_summary[c].sum()) for c in ("closed", "unverified", "open")}} \
         if not r.shop_summary.empty else None
-    return (f'<p class="facts">关闭 {shops["closed"]}，待核实 {shops["unverified"]}，营业 {shops["open"]}'
-            f'（共 {shops["total"]} 家；关闭和待核实的商铺名单见汇总表“商铺”）。</p>' + table(r.shop_summary, total))
+    facts = t("关闭 {c}，待核实 {u}，营业 {o}（共 {n} 家；关闭和待核实的商铺名单见汇总表“商铺”）。",
+              c=shops["closed"], u=shops["unverified"], o=shops["open"], n=shops["total"])
+    return f'<p class="facts">{facts}</p>' + table(r.shop_summary, total, lang=lang)
 
 
-def _svg_map(engine: Engine, config: Config, r: Report) -> str:
+BASEMAP_NOTE = "。底图：OpenStreetMap（ODbL）；居委辖区为合成数据。"
+
+
+def _svg_map(engine: Engine, config: Config, r: Report, t: Callable[..., str]) -> str:
     """A static map of the street at the cut-off: roads, water, committees, the day's points."""
     q = Query.from_config(config, r.street["id"], r.cutoff)
     day_q = Query(q.street_id, q.at, case_window=dt.timedelta(days=1), sla=q.sla)
@@ -257,55 +290,64 @@ def _svg_map(engine: Engine, config: Config, r: Report) -> str:
         x, y = xy(*f["geometry"]["coordinates"][:2]).split(",")
         parts.append(f'<circle cx="{x}" cy="{y}" r="{radius}" fill="{colour}" fill-opacity="0.85"/>')
     counts = {k: sum(1 for layer, _ in points if layer == k) for k in style}
-    legend = "　".join(f'<span style="color:{style[k][0]}">●</span> {label} {counts[k]}' for k, label in
-                      (("cases", "24小时确诊"), ("observations", "居家观察"), ("gates", "关闭/值守不足出入口"),
+    legend = t("　").join(f'<span style="color:{style[k][0]}">●</span> {t(label)} {counts[k]}' for k, label in
+                      (("cases", "24小时阳性感染者"), ("observations", "居家观察"), ("gates", "关闭/值守不足出入口"),
                        ("workorders", "超时工单")))
-    return (f'<svg viewBox="0 0 {MAP_W + 16:.0f} {MAP_H + 16:.0f}" role="img" aria-label="街道示意图">'
-            f'{"".join(parts)}</svg><p class="meta">{legend}。底图：OpenStreetMap（ODbL）；居委辖区为合成数据。</p>')
+    return (f'<svg viewBox="0 0 {MAP_W + 16:.0f} {MAP_H + 16:.0f}" role="img" aria-label="{t("街道示意图")}">'
+            f'{"".join(parts)}</svg><p class="meta">{legend}{t(BASEMAP_NOTE)}</p>')
+
+
+META = "{district} · {day} · 数据截至 {cut}（此后的事件不计入，重新生成结果相同） · 生成于 {made}"
 
 
 def render(engine: Engine, config: Config, r: Report, toolbar: str = "", exported_by: str = "") -> str:
-    """The whole briefing as one HTML document (the page and the PDF)."""
+    """The whole briefing as one HTML document (the page and the PDF), in the UI language."""
+    lang = config.language
+    t = words(lang)
     s = r.summary
     orders, gates_now = s["work_orders"], s["facilities"]["gates"]
     alerts_24h = sum(s["alerts_24h"].values())
     ending_today = r.ending_today()
     cut = r.cutoff.astimezone(rules.SHANGHAI)
+    order_sums = {c: int(r.orders_by_category[c].sum()) for c in ("opened_24h", "closed_24h", "open", "overdue")}
     sections = [
-        f"<h1>{escape(r.street['name'])} 疫情防控晨报</h1>",
-        f'<p class="meta">{escape(r.street["district"])} · {r.day:%Y年%m月%d日} · 数据截至 {cut:%Y-%m-%d %H:%M}'
-        f"（此后的事件不计入，重新生成结果相同） · 生成于 {dt.datetime.now(rules.SHANGHAI):%Y-%m-%d %H:%M}"
-        + (f" · 导出人 {escape(exported_by)}" if exported_by else "") + "</p>",
-        "<h2>一、疫情概况（24小时新增 / 累计）</h2>", _headline(r),
-        "<h2>二、今日行动事项</h2>", _actions(r),
-        "<h2>三、分居委情况（较前一日）</h2>", table(r.committees, {"committee": "合计", **r.totals()}),
-        _committee_categories(r),
-        "<h2>四、近7天、14天趋势（阳性感染者，按日）</h2>", _trend(r),
-        "<h2>五、街道示意图（截至发布时点）</h2>", _svg_map(engine, config, r),
-        "<h2>六、12345 工单</h2>",
-        f'<p class="facts">24小时新开 {orders["opened_24h"]}，24小时关闭 {orders["closed_24h"]}，'
-        f'在办 {orders["open"]}，超时 {orders["overdue"]}。</p>',
-        table(r.orders_by_category, {"category": "合计", **{c: int(r.orders_by_category[c].sum())
-                                                           for c in ("opened_24h", "closed_24h", "open", "overdue")}}),
-        "<p class=\"facts\">在办时间最长的工单：</p>",
-        table(r.longest_open[["committee", "order", "category", "state", "open_hours", "sla", "description"]]),
-        "<h2>七、小区出入口</h2>",
-        f'<p class="facts">关闭 {gates_now["closed"]}，限制通行 {gates_now["restricted"]}，'
-        f'值守不足 {gates_now["understaffed"]}（共列出 {len(r.gates)} 个关闭或值守不足的出入口）。</p>',
-        table(r.gates, limit=LIST_LIMIT),
-        "<h2>八、居家观察</h2>",
-        f'<p class="facts">在观 {s["work"]["key_person_visit"]["target"]}，24小时新增 {len(r.observations_started)}，'
-        f"今日期满 {ending_today}，明日期满 {len(r.observations_ending) - ending_today}，"
-        f"昨日未打卡 {len(r.missed_checkins)}。</p>",
-        "<p class=\"facts\">今日、明日期满：</p>", table(r.observations_ending, limit=LIST_LIMIT),
-        "<p class=\"facts\">昨日未打卡：</p>", table(r.missed_checkins, limit=LIST_LIMIT),
-        "<h2>九、沿街商铺</h2>",
-        _shops(r),
-        "<h2>十、近24小时预警</h2>", f'<p class="facts">共 {alerts_24h} 条。</p>', table(r.alerts, limit=LIST_LIMIT),
+        f"<h1>{t('{street} 疫情防控晨报', street=escape(r.street['name']))}</h1>",
+        '<p class="meta">' + t(META, district=escape(r.street["district"]), day=f"{r.day:%Y-%m-%d}",
+                               cut=f"{cut:%Y-%m-%d %H:%M}", made=f"{dt.datetime.now(rules.SHANGHAI):%Y-%m-%d %H:%M}")
+        + (t(" · 导出人 {who}", who=escape(exported_by)) if exported_by else "") + "</p>",
+        f"<h2>{t('一、疫情概况（24小时新增 / 累计）')}</h2>", _headline(r, t),
+        f"<h2>{t('二、今日行动事项')}</h2>", _actions(r, t, lang),
+        f"<h2>{t('三、分居委情况（较前一日）')}</h2>",
+        table(r.committees, {"committee": "合计", **r.totals()}, lang=lang),
+        _committee_categories(r, t),
+        f"<h2>{t('四、近7天、14天趋势（阳性感染者，按日）')}</h2>", _trend(r, t, lang),
+        f"<h2>{t('五、街道示意图（截至发布时点）')}</h2>", _svg_map(engine, config, r, t),
+        f"<h2>{t('六、12345 工单')}</h2>",
+        '<p class="facts">' + t("24小时新开 {a}，24小时关闭 {b}，在办 {c}，超时 {d}。", a=orders["opened_24h"],
+                                b=orders["closed_24h"], c=orders["open"], d=orders["overdue"]) + "</p>",
+        table(r.orders_by_category, {"category": "合计", **order_sums}, lang=lang),
+        f'<p class="facts">{t("在办时间最长的工单：")}</p>',
+        table(r.longest_open[["committee", "order", "category", "state", "open_hours", "sla", "description"]],
+              lang=lang),
+        f"<h2>{t('七、小区出入口')}</h2>",
+        '<p class="facts">' + t("关闭 {c}，限制通行 {r}，值守不足 {u}（共列出 {n} 个关闭或值守不足的出入口）。",
+                                c=gates_now["closed"], r=gates_now["restricted"], u=gates_now["understaffed"],
+                                n=len(r.gates)) + "</p>",
+        table(r.gates, limit=LIST_LIMIT, lang=lang),
+        f"<h2>{t('八、居家观察')}</h2>",
+        '<p class="facts">' + t("在观 {a}，24小时新增 {b}，今日期满 {c}，明日期满 {d}，昨日未打卡 {e}。",
+                                a=s["work"]["key_person_visit"]["target"], b=len(r.observations_started),
+                                c=ending_today, d=len(r.observations_ending) - ending_today,
+                                e=len(r.missed_checkins)) + "</p>",
+        f'<p class="facts">{t("今日、明日期满：")}</p>', table(r.observations_ending, limit=LIST_LIMIT, lang=lang),
+        f'<p class="facts">{t("昨日未打卡：")}</p>', table(r.missed_checkins, limit=LIST_LIMIT, lang=lang),
+        f"<h2>{t('九、沿街商铺')}</h2>", _shops(r, t, lang),
+        f"<h2>{t('十、近24小时预警')}</h2>", f'<p class="facts">{t("共 {n} 条。", n=alerts_24h)}</p>',
+        table(r.alerts, limit=LIST_LIMIT, lang=lang),
     ]
-    return (f'<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>{escape(r.street["name"])} 晨报 '
-            f'{r.day}</title><style>{CSS}</style></head><body>{toolbar}<main class="briefing">'
-            f'{"".join(sections)}</main></body></html>')
+    return (f'<!doctype html><html lang="{"en" if lang == "en" else "zh-CN"}"><head><meta charset="utf-8"><title>'
+            f'{t("{street} 晨报 {day}", street=escape(r.street["name"]), day=r.day)}</title><style>{CSS}</style></head>'
+            f'<body>{toolbar}<main class="briefing">{"".join(sections)}</main></body></html>')
 
 
 def pdf(engine: Engine, config: Config, r: Report, exported_by: str = "") -> bytes:

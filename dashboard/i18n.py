@@ -23,6 +23,53 @@ EN: dict[str, str] = {
     "菜场": "Food market", "访客": "Visitor", "超市": "Supermarket", "返沪人员": "Returnee", "进": "In",
     "重办": "Reopened", "餐饮": "Restaurant", "高": "High", "黄/红码": "Yellow/red code",
     "黄码": "Yellow code",
+    # the morning briefing (dashboard/briefing.py) and the words of its rows (data/report.py)
+    "{street} 疫情防控晨报": "{street} — morning briefing", "{street} 晨报 {day}": "{street} briefing {day}",
+    "{district} · {day} · 数据截至 {cut}（此后的事件不计入，重新生成结果相同） · 生成于 {made}":
+        "{district} · {day} · data up to {cut} (later events do not count: regenerated, it is the same) · made {made}",
+    " · 导出人 {who}": " · exported by {who}",
+    "一、疫情概况（24小时新增 / 累计）": "1. Cases (new in 24 h / in all)", "二、今日行动事项": "2. Today's actions",
+    "三、分居委情况（较前一日）": "3. By committee (against the day before)",
+    "四、近7天、14天趋势（阳性感染者，按日）": "4. Last 7 and 14 days (positive cases, by day)",
+    "五、街道示意图（截至发布时点）": "5. The street at the cut-off", "六、12345 工单": "6. 12345 work orders",
+    "七、小区出入口": "7. Compound gates", "八、居家观察": "8. Home observation", "九、沿街商铺": "9. Street shops",
+    "十、近24小时预警": "10. Alerts of the last 24 h",
+    "{name}：24小时新增 {new}，累计 {total}": "{name}: {new} new in 24 h, {total} in all", "累计 {n}": "{n} in all",
+    "{place}（{date} 官方通报）：确诊新增 {c}，无症状新增 {a}；累计确诊 {ct}，累计无症状 {at}，累计阳性感染者 {pt}":
+        "{place} (official, {date}): {c} new confirmed, {a} new asymptomatic; in all {ct} confirmed, "
+        "{at} asymptomatic, {pt} positive",
+    "封控区 {s}、管控区 {c}、防范区 {p}（小区数）": "sealed {s}, controlled {c}, precaution {p} (compounds)",
+    "超时工单 <b>{n}</b> 件（按超时长短）": "<b>{n}</b> overdue orders (latest first)",
+    "昨日未健康打卡 <b>{n}</b> 人（名单见第八部分）": "<b>{n}</b> missed yesterday's health check-in (listed in 8)",
+    "值守不足的出入口 <b>{n}</b> 个": "<b>{n}</b> understaffed gates",
+    "今日、明日分区变化的小区 <b>{n}</b> 个": "<b>{n}</b> compounds whose tier changes today or tomorrow",
+    "今日期满解除观察 <b>{n}</b> 人，在观 {m} 人": "<b>{n}</b> observations end today; {m} under observation",
+    "{name}（近7天）": "{name} (7 days)", "近7天无病例报告。": "No case reported in the last 7 days.",
+    "阳性感染者趋势": "Positive cases by day", "近7天": "7 days", "近14天": "14 days",
+    "街道示意图": "Map of the street", "24小时阳性感染者": "positive in 24 h",
+    "关闭/值守不足出入口": "closed or understaffed gates",
+    "。底图：OpenStreetMap（ODbL）；居委辖区为合成数据。":
+        ". Basemap: OpenStreetMap (ODbL); committee areas are synthetic.",
+    "24小时新开 {a}，24小时关闭 {b}，在办 {c}，超时 {d}。":
+        "{a} opened and {b} closed in 24 h; {c} open, {d} overdue.",
+    "在办时间最长的工单：": "Open longest:",
+    "关闭 {c}，限制通行 {r}，值守不足 {u}（共列出 {n} 个关闭或值守不足的出入口）。":
+        "{c} closed, {r} restricted, {u} understaffed ({n} closed or understaffed gates listed).",
+    "在观 {a}，24小时新增 {b}，今日期满 {c}，明日期满 {d}，昨日未打卡 {e}。":
+        "{a} under observation, {b} new in 24 h, {c} end today, {d} tomorrow, {e} missed yesterday's check-in.",
+    "今日、明日期满：": "Ending today or tomorrow:", "昨日未打卡：": "Missed yesterday's check-in:",
+    "关闭 {c}，待核实 {u}，营业 {o}（共 {n} 家；关闭和待核实的商铺名单见汇总表“商铺”）。":
+        "{c} closed, {u} unverified, {o} open ({n} shops; the closed and unverified are listed in the workbook).",
+    "共 {n} 条。": "{n} in all.", "另有 {n} 条未列出。": "{n} more not listed.", "合计": "Total", "无": "None",
+    "人员（脱敏）": "Person (masked)", "电话（脱敏）": "Phone (masked)", "来源地": "From", "期满": "Ends",
+    "最近打卡": "Last check-in", "最近核实": "Last confirmed", "工单号": "Order", "已开（小时）": "Open (hours)",
+    "在岗/应岗": "Guards/required", "24小时新开": "Opened 24 h", "24小时关闭": "Closed 24 h", "在办": "Open",
+    "承办人": "Owner", "生效": "When", "原分区": "Tier before", "新分区": "Tier after", "增减": "Change",
+    "阳性（24小时）": "Positive (24 h)", "阳性（前24小时）": "Positive (24 h before)",
+    "居家观察在观": "Under observation", "昨日未打卡": "Missed check-in", "返沪登记（14天）": "Returnees (14 days)",
+    "在办工单": "Open orders", "明日": "tomorrow", "正常": "on time", "（未分配居委）": "(no committee)",
+    "（限本居委）": "(own committee only)", "（未派）": "(not dispatched)", "天": "d", "小时": "h", "分钟": "min",
+    "分": "min", "　": "   ",
     # sign-in and access
     "登录": "Sign in", "opsmap 登录": "opsmap sign-in", "账号": "Account", "密码": "Password",
     "统一身份认证登录": "Sign in with single sign-on", "账号或密码不正确": "Wrong account or password",

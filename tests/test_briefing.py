@@ -280,3 +280,22 @@ def test_brf006_action_items_a_head_can_assign(replayed, tmp_path):
     shop = next(s for s in rp["data"].shops if s.id == rp["data"].shops[2].id)
     assert shop.name not in text and "商铺" in pd.read_excel(io.BytesIO(briefing.workbook(r)), sheet_name=None)
     assert int(r.shop_summary["closed"].sum()) == r.summary["facilities"]["shops"]["closed"]
+
+
+def test_brf007_the_briefing_in_english_with_opsmap_language_en(replayed):
+    """OPSMAP_LANGUAGE=en: headings, column names, sentences and codes of the briefing in English
+    (names of places and people stay as they are: they are names)."""
+    from data.settings import Config
+
+    rp = replayed
+    config = Config({**rp["config"].values, "language": "en"})
+    r = briefing.make(rp["engine"], config, rp["data"].street.id, CUTOFF)
+    html = briefing.render(rp["engine"], config, r)
+    cjk = re.compile(r"[\u3000-\u303f\u4e00-\u9fff\uff00-\uffef]")
+    framing = re.findall(r"<(h2|th)>(.*?)</\1>", html) + re.findall(r'<p class="(facts|meta)">(.*?)</p>', html)
+    names = (r.street["district"], r.street["name"])
+    assert [text for _, text in framing if cjk.search(re.sub("|".join(names), "", text))] == []
+    assert "2. Today's actions" in html and "<b>1</b> overdue orders" in html and "Positive cases" in html
+    cells = re.findall(r"<td>(.*?)</td>", html)
+    assert "Medical need" in cells and "To dispatch" in cells  # codes by their English names
+    assert "10 h 55 min" in cells  # how late, in English words
