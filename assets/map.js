@@ -108,7 +108,6 @@
 
     function candidate(layer, kind, text) {
         layer._opsmapLabel = {kind: kind, text: text == null ? "" : String(text)};
-        layer.once("add", function () { labelled(layer._map); });
     }
 
     function colour(feature, context) {
@@ -218,8 +217,11 @@
                 } else if (kind === "compounds") {
                     candidate(layer, "compound", p.name);
                 }
-                if (p.name && kind !== "basemap") {
-                    layer.bindTooltip(label(p.name), {sticky: true});
+                labelled(context && context.map);
+                if (p.name && kind !== "basemap") {  // bound when first pointed at: hundreds of features redraw at once
+                    layer.once("mouseover", function (e) {
+                        layer.bindTooltip(label(p.name), {sticky: true}).openTooltip(e.latlng);
+                    });
                 }
             }
         }
