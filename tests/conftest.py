@@ -28,6 +28,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
+from data import streams
 from data.loader import StreetData, load_street
 from data.settings import PROJECT_ROOT
 from data.store import make_engine
@@ -464,3 +465,23 @@ def post_event(url: str, stream: str, event: dict) -> None:
                                  headers={"Content-Type": "application/json"}, method="POST")
     with open_url(req) as resp:
         assert resp.status == 202
+
+
+@pytest.fixture
+def traffic(app_url, app_var):
+    """The simulator at 30 events/s on the app's street, through the app's own Redis; it runs
+    until the test ends and is waited for (it must have sent something first)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env |= {"OPSMAP_VAR_DIR": str(app_var), "OPSMAP_LOG_LEVEL": "WARNING"}
+    client = streams.connect(json.loads((app_var / "redis" / "server.json").read_text())["url"])
+    before = streams.changes_top(client)
+    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py"), "simulate", "--rate", "30",
+                             "--duration", "120", "--malformed", "0"], env=env, cwd=PROJECT_ROOT,
+                            stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while streams.changes_top(client) == before:  # the traffic flows: the pages open into it, as an officer's would
+        assert proc.poll() is None and time.monotonic() < deadline, "the simulator's events are not being ingested"
+        time.sleep(0.1)
+    yield proc
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)

@@ -187,11 +187,12 @@ def test_ing006_kill_9_of_an_ingest_process_loses_and_doubles_nothing(loaded, re
            "OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_CLAIM_IDLE_MS": "1000",
            "OPSMAP_LOG_LEVEL": "WARNING"}
     cmd = [sys.executable, str(PROJECT_ROOT / "app.py"), "ingest"]
-    events = [checkin(f"{t}-{i}", gates[i % 50], person_id(i), ts=at(i / 1000)) for i in range(50_000)]
+    n = 20_000  # killed after 5,000: a quarter in, as flt005 does on PostgreSQL
+    events = [checkin(f"{t}-{i}", gates[i % 50], person_id(i), ts=at(i / 1000)) for i in range(n)]
     streams.ensure_group(client)
     first = subprocess.Popen([*cmd, "--consumer", "first"], env=env)
     try:  # a failed assertion must not leave a worker behind, consuming the next tests' events
-        for i in range(0, 50_000, 5000):
+        for i in range(0, n, 5000):
             streams.append(client, "checkins", events[i:i + 5000])
         deadline = time.monotonic() + 120
         while count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) < 5000:  # mid-stream
@@ -201,7 +202,7 @@ def test_ing006_kill_9_of_an_ingest_process_loses_and_doubles_nothing(loaded, re
         first.send_signal(signal.SIGKILL)
         first.wait()
     stored_at_kill = count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%"))
-    assert stored_at_kill < 50_000
+    assert stored_at_kill < n
     second = subprocess.Popen([*cmd, "--consumer", "second"], env=env)
     try:
         deadline = time.monotonic() + 240
@@ -213,13 +214,13 @@ def test_ing006_kill_9_of_an_ingest_process_loses_and_doubles_nothing(loaded, re
         second.wait(timeout=30)
     with session_factory(engine)() as s:
         ids = s.scalars(select(CheckIn.event_id).where(CheckIn.event_id.like(f"{t}-%"))).all()
-    assert len(ids) == len(set(ids)) == 50_000
-    assert count(engine, ProcessedEvent, ProcessedEvent.event_id.like(f"{t}-%")) == 50_000
+    assert len(ids) == len(set(ids)) == n
+    assert count(engine, ProcessedEvent, ProcessedEvent.event_id.like(f"{t}-%")) == n
     lag = streams.lag(client)["checkins"]
     assert lag["lag"] == 0 and lag["pending"] == 0
     total = sum(int(v) for k, v in client.hgetall("{opsmap:checkins}:count:2022-04-10").items()
                 if k.startswith(b"gate:"))
-    assert total == 50_000  # aggregates exactly once too
+    assert total == n  # aggregates exactly once too
 
 
 def test_ing007_illegal_work_order_step_is_kept_refused_and_changes_nothing(loaded, worker, client):
