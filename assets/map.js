@@ -92,8 +92,8 @@
     }
 
     function labelled(map) {  // the map's label pane, laid out again (once per frame) after changes
-        legend();
         if (!map || map._opsmapLabels) { return; }
+        legend();
         map.createPane("opsmap-labels");
         let queued = false;
         const again = function () {
