@@ -219,12 +219,11 @@ def _committee_categories(r: Report, t: Callable[..., str]) -> str:
 def _actions(r: Report, t: Callable[..., str], lang: str) -> str:
     """今日行动事项: what the morning meeting must assign — each with who and how late."""
     s = r.summary
-    understaffed = r.gates[r.gates["guards"].map(lambda g: int(g.split("/")[0]) < int(g.split("/")[1]))] \
-        if not r.gates.empty else r.gates
     items = [
         (t("超时工单 <b>{n}</b> 件（按超时长短）", n=len(r.overdue)), table(r.overdue, limit=ACTION_LIMIT, lang=lang)),
         (t("昨日未健康打卡 <b>{n}</b> 人（名单见第八部分）", n=len(r.missed_checkins)), ""),
-        (t("值守不足的出入口 <b>{n}</b> 个", n=len(understaffed)), table(understaffed, limit=ACTION_LIMIT, lang=lang)),
+        (t("值守不足的出入口 <b>{n}</b> 个", n=len(r.understaffed)),
+         table(r.understaffed, limit=ACTION_LIMIT, lang=lang)),
         (t("今日、明日分区变化的小区 <b>{n}</b> 个", n=len(r.tier_changes)),
          table(r.tier_changes, limit=ACTION_LIMIT, lang=lang)),
         (t("今日期满解除观察 <b>{n}</b> 人，在观 {m} 人", n=r.ending_today(),

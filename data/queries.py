@@ -35,15 +35,20 @@ def compound_tiers(session: Session, street_id: str, at: dt.datetime) -> dict[st
     """Every compound's 2022 three-zone tier at moment ``at``: from the confirmed cases of the
     14 days to that day, reported up to ``at`` (a case later that day does not count yet)."""
     day = rules.local_day(at)
-    start = dt.datetime.combine(day - dt.timedelta(days=13), dt.time(), rules.SHANGHAI)
-    # the newest positive case decides (the tier goes by the youngest case's age): one row per
-    # compound, not one per case — a street with 100,000 case reports answers in milliseconds
-    newest = dict(session.execute(
-        select(Case.compound_id, func.max(Case.reported_at)).join(Compound)
-        .where(Compound.street_id == street_id, Case.category.in_(rules.POSITIVE),
-               Case.reported_at >= start, Case.reported_at <= at).group_by(Case.compound_id)).all())
+    newest = newest_positive(session, street_id, dt.datetime.combine(day - dt.timedelta(days=13), dt.time(),
+                                                                     rules.SHANGHAI), at)
     ids = session.scalars(select(Compound.id).where(Compound.street_id == street_id))
     return {cid: rules.tier([rules.local_day(newest[cid])] if cid in newest else [], day) for cid in ids}
+
+
+def newest_positive(session: Session, street_id: str, since: dt.datetime, at: dt.datetime) -> dict[str, dt.datetime]:
+    """Each compound's newest positive case (rules.POSITIVE) reported in [since, at]: the tier goes by
+    the youngest case's age, so one row per compound, not one per case — a street with 100,000
+    case reports answers in milliseconds."""
+    return dict(session.execute(  # type: ignore[arg-type]
+        select(Case.compound_id, func.max(Case.reported_at)).join(Compound)
+        .where(Compound.street_id == street_id, Case.category.in_(rules.POSITIVE),
+               Case.reported_at >= since, Case.reported_at <= at).group_by(Case.compound_id)).all())
 
 
 def order_clocks(order: WorkOrder, state: dict[str, Any], at: dt.datetime,

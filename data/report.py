@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data import queries, rules
@@ -38,6 +38,7 @@ from data.summary import summary
 DAY = dt.timedelta(days=1)
 LONGEST = 10
 SPARK_DAYS = 7
+GATE_COLUMNS = ["committee", "compound", "gate", "status", "guards"]
 REGISTRATION_DAYS = 14
 #: per-committee totals: column → heading (the PDF and the workbook's 汇总 sheet share them)
 COMMITTEE_COLUMNS = {"committee": "居委", "confirmed_24h": "阳性（24小时）", "confirmed_prev": "阳性（前24小时）",
@@ -70,6 +71,7 @@ class Report:
     orders_by_category: pd.DataFrame
     longest_open: pd.DataFrame
     gates: pd.DataFrame  # closed or understaffed at the cut-off
+    understaffed: pd.DataFrame  # action items: the gates among those with fewer guards than required
     observations_started: pd.DataFrame
     observations_ending: pd.DataFrame  # today and tomorrow
     missed_checkins: pd.DataFrame
@@ -237,7 +239,8 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
         guards = 0 if st is None else int(st.get("guards_on_duty", 0))
         if st is not None and (st["status"] == "closed" or guards < g.guards_required):
             gates.append({"committee": names.get(cid, UNASSIGNED), "compound": compound, "gate": g.name,
-                          "status": st["status"], "guards": f"{guards}/{g.guards_required}"})
+                          "status": st["status"], "guards": f"{guards}/{g.guards_required}",
+                          "short": guards < g.guards_required})
     shop_rows = session.scalars(select(Shop).where(Shop.street_id == street_id).order_by(Shop.id)).all()
     sstates = states_as_of(session, "shop", cutoff, [s.id for s in shop_rows])
     shops = [{"committee": names.get(s.committee_id, UNASSIGNED), "shop": s.name, "category": s.category,
@@ -272,7 +275,8 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
         orders_by_category=_frame(sorted(by_cat.values(), key=lambda r: r["category"]),
                                   ["category", "opened_24h", "closed_24h", "open", "overdue"]),
         longest_open=open_orders.sort_values("open_hours", ascending=False, kind="stable").head(LONGEST),
-        gates=_frame(gates, ["committee", "compound", "gate", "status", "guards"]),
+        gates=_frame([{k: v for k, v in g.items() if k != "short"} for g in gates], GATE_COLUMNS),
+        understaffed=_frame([{k: v for k, v in g.items() if k != "short"} for g in gates if g["short"]], GATE_COLUMNS),
         observations_started=_frame(started, obs_cols),
         observations_ending=_frame(ending, [*obs_cols, "ends"]),
         missed_checkins=_frame(missed, [*obs_cols, "day"]),
@@ -288,10 +292,7 @@ def _tier_changes(session: Session, street_id: str, cutoff: dt.datetime, names: 
     the positive cases reported up to the cut-off: a compound to seal, or one whose 封控 or 管控
     ends — what the morning meeting has to staff or lift."""
     day = rules.local_day(cutoff)
-    newest = dict(session.execute(
-        select(Compound.id, func.max(Case.reported_at)).join(Case, Case.compound_id == Compound.id)
-        .where(Compound.street_id == street_id, Case.category.in_(rules.POSITIVE),
-               Case.reported_at > cutoff - 16 * DAY, Case.reported_at <= cutoff).group_by(Compound.id)).all())
+    newest = queries.newest_positive(session, street_id, rules.day_start(cutoff) - 15 * DAY, cutoff)
     compounds = {c.id: c for c in session.scalars(select(Compound).where(Compound.id.in_(list(newest))))}
     out = []
     for cid, t in sorted(newest.items(), key=lambda item: compounds[item[0]].name):
