@@ -45,11 +45,6 @@ def _load(config: settings.Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def base_url(config: settings.Config) -> str:
-    """Where people reach the app (for the links the commands print)."""
-    return config.public_url.rstrip("/") or f"http://{config.host}:{config.http_port}"
-
-
 def _demo_users(config: settings.Config, engine: Any, street_id: str, committees: list[str]) -> None:
     """Demo accounts of the loaded street, each printed once with its one-time sign-in link."""
     from data.access import accounts
@@ -88,7 +83,7 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     import threading
 
     from dashboard.app import create_app, warm
-    from data import retention
+    from data import notify, retention
     from data.ingest import run_workers
     from data.redis_server import redis_url
 
@@ -103,6 +98,7 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
         warm(app, config)
         if config.ingest_in_serve:
             run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)
+            notify.run_sender(app.server.config["OPSMAP_ENGINE"], config, stop)
         log.info("serving on http://%s:%s", config.host, config.http_port)
         try:
             app.run(host=config.host, port=config.http_port, debug=config.debug,
@@ -120,7 +116,7 @@ def _how_to_sign_in(config: settings.Config, engine: Any) -> None:
     from data.store import session_factory
 
     if accounts.has_accounts(engine):
-        print(f"sign in at {base_url(config)}/signin (a new one-time link: opsmap user link NAME)", flush=True)
+        print(f"sign in at {config.base_url}/signin (a new one-time link: opsmap user link NAME)", flush=True)
         return
     with session_factory(engine)() as session:
         streets = [s.id for s in queries.streets(session)]
@@ -151,7 +147,7 @@ def _access(config: settings.Config, args: argparse.Namespace) -> int:
 def _link(config: settings.Config, engine: Any, name: str) -> str:
     from data.access import accounts
 
-    return f"{base_url(config)}/signin/link/{accounts.issue_link(engine, name)}"
+    return f"{config.base_url}/signin/link/{accounts.issue_link(engine, name)}"
 
 
 def _user(config: settings.Config, engine: Any, args: argparse.Namespace) -> tuple[str | None, str]:
@@ -209,7 +205,7 @@ def _screen(config: settings.Config, engine: Any, args: argparse.Namespace) -> t
     if args.verb == "add":
         device, code = devices.add_screen(engine, args.name, config.street)
         return f"screen:{device.id}", (f"screen {device.id} ({device.name}, {device.street_id}): open this link "
-                                       f"once on the screen (valid 24 h):\n  {base_url(config)}/screen/pair/{code}")
+                                       f"once on the screen (valid 24 h):\n  {config.base_url}/screen/pair/{code}")
     devices.revoke_screen(engine, args.id)
     return f"screen:{args.id}", f"revoked screen {args.id}; its cookie no longer works"
 
@@ -262,7 +258,7 @@ def _purge(config: settings.Config, args: argparse.Namespace) -> int:
 def _ingest(config: settings.Config, args: argparse.Namespace) -> int:
     import threading
 
-    from data import streams
+    from data import notify, streams
     from data.ingest import Worker
     from data.redis_server import redis_url
     from data.store import make_engine, migrate
@@ -271,6 +267,7 @@ def _ingest(config: settings.Config, args: argparse.Namespace) -> int:
     engine = make_engine(config.sqlalchemy_url)
     migrate(engine)
     stop = threading.Event()
+    notify.run_sender(engine, config, stop)
     with redis_url(config) as url:
         worker = Worker(engine, streams.connect(url), config, consumer=args.consumer)
         try:
@@ -296,6 +293,72 @@ def _dead(config: settings.Config, args: argparse.Namespace) -> int:
         for letter in dead.letters(client, args.reason, args.stream):
             parked = dt.datetime.fromtimestamp(letter.parked_at, rules.SHANGHAI).strftime("%Y-%m-%d %H:%M:%S")
             print(f"{letter.id}\t{parked}\t{letter.stream}\t{letter.reason}\t{letter.event}")
+    return 0
+
+
+def _notify(config: settings.Config, args: argparse.Namespace) -> int:
+    """``opsmap notify add|list|remove|resend``: where each committee's dispatches, 催办 and 督办 go."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from data import notify
+    from data.models import Committee, Notification, NotifyTarget
+    from data.store import make_engine, migrate, session_factory
+
+    engine = make_engine(config.sqlalchemy_url)
+    migrate(engine)
+    if args.verb == "resend":
+        print(f"{notify.resend(engine)} undelivered messages are due again now")
+        return 0
+    with session_factory(engine, write=True)() as session, session.begin():
+        if args.verb == "add":
+            if session.get(Committee, args.committee) is None:
+                print(f"opsmap notify add: no committee {args.committee!r}", file=sys.stderr)
+                return 2
+            kind, url = ("wecom", args.wecom) if args.wecom else ("json", args.json)
+            if not url.startswith(("https://", "http://")):
+                print(f"opsmap notify add: the URL must start with https:// (got {url[:40]!r})", file=sys.stderr)
+                return 2
+            target = NotifyTarget(committee_id=args.committee, kind=kind, url=url, secret=args.secret,
+                                  created_at=dt.datetime.now(dt.UTC))
+            session.add(target)
+            session.flush()
+            print(f"target {target.id}: {kind} for committee {args.committee}")
+        elif args.verb == "remove":
+            target = session.get(NotifyTarget, args.id)
+            if target is None:
+                print(f"opsmap notify remove: no target {args.id}", file=sys.stderr)
+                return 2
+            session.delete(target)
+        else:
+            for t in session.scalars(select(NotifyTarget).order_by(NotifyTarget.committee_id, NotifyTarget.id)):
+                print(f"{t.id}\t{t.committee_id}\t{t.kind}\t{t.url.split('?')[0]}")  # the key stays out of sight
+            for n in session.scalars(select(Notification).where(Notification.delivered_at.is_(None))
+                                     .order_by(Notification.created_at)):
+                print(f"undelivered\t{n.key}\t{n.kind}\t{n.order_id}\ttries {n.attempts}\t{n.last_error or ''}")
+    return 0
+
+
+def _roster(config: settings.Config, args: argparse.Namespace) -> int:
+    """``opsmap roster import FILE``: a week's gate duty from a workbook, as duty events."""
+    import datetime as dt
+    import json
+    from pathlib import Path
+
+    from data import roster, streams
+    from data.privacy import Hasher
+    from data.redis_server import redis_url
+
+    path = Path(args.file)
+    try:
+        docs = roster.events(path, f"排班表 {path.name}", dt.datetime.now(dt.UTC), Hasher.from_config(config))
+    except (ValueError, OSError) as exc:
+        print(f"opsmap roster import: {exc}", file=sys.stderr)
+        return 2
+    with redis_url(config) as url:
+        streams.append(streams.connect(url), "duty", [json.dumps(d, ensure_ascii=False) for d in docs])
+    print(f"sent {len(docs)} shifts of {path.name}")
     return 0
 
 
@@ -409,6 +472,24 @@ def parser() -> argparse.ArgumentParser:
         cmd.add_argument("--reason", help="only those whose reason contains this text")
         cmd.add_argument("--stream", choices=STREAMS, help="only those of this stream")
         cmd.set_defaults(run=_dead)
+    notify = sub.add_parser("notify", help="messages to committees: add, list, remove, resend").add_subparsers(
+        dest="verb", required=True)
+    add = notify.add_parser("add", parents=[common], help="send a committee's dispatches, 催办 and 督办 to a webhook")
+    add.add_argument("--committee", required=True, help="committee id (opsmap notify list shows the targets)")
+    where = add.add_mutually_exclusive_group(required=True)
+    where.add_argument("--wecom", help="URL of a WeCom/政务微信 group robot (…/cgi-bin/webhook/send?key=…)")
+    where.add_argument("--json", help="URL that receives signed JSON (X-Opsmap-Signature: sha256=HMAC)")
+    add.add_argument("--secret", help="the HMAC key of a --json target")
+    notify.add_parser("list", parents=[common], help="list the targets and the undelivered messages")
+    notify.add_parser("remove", parents=[common], help="remove a target").add_argument("id", type=int)
+    notify.add_parser("resend", parents=[common], help="try every undelivered message again now")
+    for cmd in notify.choices.values():
+        cmd.set_defaults(run=_notify)
+    roster = sub.add_parser("roster", help="gate duty rosters").add_subparsers(dest="verb", required=True)
+    imp = roster.add_parser("import", parents=[common],
+                            help="send a week's roster: a workbook with columns 出入口编号, 开始, 结束, 值守人员")
+    imp.add_argument("file")
+    imp.set_defaults(run=_roster)
     _access_parsers(sub, common)
     return root
 

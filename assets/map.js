@@ -183,12 +183,18 @@
                     base.radius = 4;
                     if (p.understaffed) { base.color = "#c92a2a"; base.weight = 3 * SCALE; }
                     if (p.stale) { base.dashArray = "2 2"; }
+                    if (p.silent) { base.fillColor = "#adb5bd"; base.className += " opsmap-silent"; }
                 } else if (layer === "observations") {
                     if (p.kind === "released") { base.fillOpacity = 0.2; base.opacity = 0.3; }
                     if (p.missing) { base.color = "#e03131"; base.weight = 3 * SCALE; }
                 } else if (layer === "workorders") {
                     base.radius = 7;
                     if (p.overdue) { base.className += " opsmap-overdue"; base.color = "#e03131"; base.weight = 3 * SCALE; }
+                    // 催办 / 督办: a ring of the level's colour (legend: layers/workorders.py LEVELS)
+                    if (p.level === "reminded") { base.color = "#f76707"; base.weight = 4 * SCALE; }
+                    if (p.level === "supervised") {
+                        base.color = "#862e9c"; base.weight = 5 * SCALE; base.className += " opsmap-supervised";
+                    }
                 } else if (layer === "alerts") {
                     base.radius = 9;
                     base.className += " opsmap-alert";

@@ -25,7 +25,7 @@ from sqlalchemy.orm import sessionmaker
 import layers
 from dashboard import access
 from dashboard.answers import GZIP_MIN_BYTES, Encoded, Growth
-from data import streams
+from data import deadlines, notify, streams
 from data.access import policy
 from data.cache import Cache, added_since, data_version
 from data.crs import to_gcj02
@@ -34,7 +34,7 @@ from data.ingest import waiting as waiting_workers
 from data.settings import Config, datasets_path
 from data.store import is_empty
 from data.summary import summary
-from layers.base import Growing, Query, sla_of
+from layers.base import Growing, Query
 
 api = Blueprint("opsmap_api", __name__)
 
@@ -129,7 +129,7 @@ def summary_at(street: str, at: dt.datetime, at_is_past: bool, min_version: int 
 
     def compute(_version: int) -> dict[str, Any]:
         with _sessions()() as session:
-            return summary(session, street, at, datasets_path(config), sla_of(config))
+            return summary(session, street, at, datasets_path(config), deadlines.of(config))
 
     return cached("summary", (street, at.isoformat() if at_is_past else "live"), at_is_past, compute, min_version)
 
@@ -371,10 +371,13 @@ def healthz() -> tuple[Response, int]:
     """Database and Redis reachability, ingest lag and workers waiting out an outage (with the
     cause); 503 when either is down or a worker waits."""
     checks: dict[str, str] = {}
+    messages: dict[str, Any] = {}
     try:
         with _sessions()() as session:
             session.execute(text("SELECT 1"))
-        checks["database"] = "ok" if not is_empty(current_app.config["OPSMAP_ENGINE"]) else "empty"
+            empty = is_empty(current_app.config["OPSMAP_ENGINE"])
+            messages = {} if empty else notify.undelivered(session)
+        checks["database"] = "ok" if not empty else "empty"
     except Exception as exc:  # noqa: BLE001 - any failure is reported, not raised
         checks["database"] = f"error: {type(exc).__name__}"
     url = current_app.config.get("OPSMAP_REDIS_URL")
@@ -395,7 +398,8 @@ def healthz() -> tuple[Response, int]:
             client.close()
     healthy = checks["database"] != "empty" and all(v == "ok" or v == "empty" for v in checks.values()) \
         and not ingest.get("waiting")
-    body: dict[str, Any] = {"status": "ok" if healthy else "degraded", **checks}
+    body: dict[str, Any] = {"status": "ok" if healthy else "degraded", **checks,
+                            "calendar": deadlines.CALENDAR.health(dt.datetime.now(dt.UTC)), "notifications": messages}
     if ingest:
         body["ingest"] = ingest
     return jsonify(body), 200 if healthy else 503

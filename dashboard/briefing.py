@@ -22,7 +22,7 @@ from sqlalchemy import Engine, select
 
 from dashboard import access
 from dashboard.i18n import tr
-from data import queries, report, rules
+from data import deadlines, queries, report, rules
 from data.events import CASE_LABELS
 from data.labels import CODED
 from data.labels import label as name_of
@@ -31,7 +31,7 @@ from data.report import COMMITTEE_COLUMNS, Report
 from data.settings import Config, datasets_path
 from data.store import session_factory
 from layers import basemap, boundaries, cases, gates, observations, workorders
-from layers.base import Query, sla_of
+from layers.base import Query
 
 MAP_W, MAP_H = 640.0, 420.0
 LIST_LIMIT = 30
@@ -43,7 +43,8 @@ HEADINGS = {"committee": "居委", "compound": "小区", "address": "地址", "p
             "open_hours": "已开（小时）", "sla": "时限", "description": "诉求", "guards": "在岗/应岗", "shop": "商铺",
             "last_report": "最近核实", "time": "时间", "kind": "类型", "severity": "级别", "message": "内容",
             "opened_24h": "24小时新开", "closed_24h": "24小时关闭", "open": "在办", "overdue": "超时",
-            "owner": "承办人", "late": "超时", "when": "生效", "from_tier": "原分区", "to_tier": "新分区",
+            "owner": "承办人", "level": "催办/督办",
+            "late": "超时", "when": "生效", "from_tier": "原分区", "to_tier": "新分区",
             "closed": "关闭", "unverified": "待核实",
             **COMMITTEE_COLUMNS}
 SHEETS = {"返沪登记": "registrations", "居家观察": "observations", "工单": "orders", "商铺": "shops"}
@@ -79,7 +80,7 @@ svg.spark { width: 16mm; height: 4mm; border: none; vertical-align: middle; marg
 def make(engine: Engine, config: Config, street_id: str, cutoff: dt.datetime) -> Report:
     """The report of a street at ``cutoff`` from the configured database."""
     with session_factory(engine)() as session:
-        return report.build(session, street_id, cutoff, datasets_path(config), sla_of(config))
+        return report.build(session, street_id, cutoff, datasets_path(config), deadlines.of(config))
 
 
 def street_id_of(engine: Engine, config: Config, name: str | None = None,
@@ -107,12 +108,15 @@ def words(lang: str) -> Callable[..., str]:
 
 #: words the report's rows carry (data/report.py writes them in Chinese), as the reader's language names them
 DURATION = re.compile(r"(\d+) (天|小时|分钟|分)")
+WORKING_DAYS = re.compile(r"剩余 (\d+) 个工作日")
 
 
 def _said(value: str, lang: str) -> str:
     if lang != "en":
         return value
-    return DURATION.sub(lambda m: f"{m[1]} {tr(m[2], lang)}", tr(value, lang).replace("超时 ", "overdue "))
+    value = WORKING_DAYS.sub(r"\1 working days left", tr(value, lang))
+    value = value.replace("超时 ", "overdue ").replace("剩余 ", "left: ")
+    return DURATION.sub(lambda m: f"{m[1]} {tr(m[2], lang)}", value)
 
 
 def _cell(value: Any, lang: str) -> str:
@@ -220,6 +224,8 @@ def _actions(r: Report, t: Callable[..., str], lang: str) -> str:
     """今日行动事项: what the morning meeting must assign — each with who and how late."""
     s = r.summary
     items = [
+        (t("督办工单 <b>{n}</b> 件（超过时限仍未办结，晨会逐件过）", n=len(r.supervised)),
+         table(r.supervised, limit=ACTION_LIMIT, lang=lang)),
         (t("超时工单 <b>{n}</b> 件（按超时长短）", n=len(r.overdue)), table(r.overdue, limit=ACTION_LIMIT, lang=lang)),
         (t("昨日未健康打卡 <b>{n}</b> 人（名单见第八部分）", n=len(r.missed_checkins)), ""),
         (t("值守不足的出入口 <b>{n}</b> 个", n=len(r.understaffed)),
@@ -248,7 +254,7 @@ BASEMAP_NOTE = "。底图：OpenStreetMap（ODbL）；居委辖区为合成数�
 def _svg_map(engine: Engine, config: Config, r: Report, t: Callable[..., str]) -> str:
     """A static map of the street at the cut-off: roads, water, committees, the day's points."""
     q = Query.from_config(config, r.street["id"], r.cutoff)
-    day_q = Query(q.street_id, q.at, case_window=dt.timedelta(days=1), sla=q.sla)
+    day_q = Query(q.street_id, q.at, case_window=dt.timedelta(days=1), policy=q.policy)
     with session_factory(engine)() as s:
         base, bounds = basemap.features(s, q), boundaries.features(s, q)
         points = [("cases", f) for f in cases.features(s, day_q)["features"]

@@ -40,12 +40,13 @@ FIELD_LABELS = {"name": "名称", "place": "地点", "status": "状态", "compou
                 "corrected_from": "更正前体温", "corrects": "更正",
                 "tier": "分区", "tier_history": "分区记录", "cases": "病例", "observations": "居家观察",
                 "date": "日期", "at": "时间", "reporter": "上报人", "direction": "方向", "phone": "电话",
-                "health_code": "健康码"}
+                "health_code": "健康码", "on_duty": "当班人员", "shift": "当班时段", "level": "催办/督办",
+                "remaining": "剩余时限"}
 HIDDEN = {"id", "synthetic", "source_ref", "compound_id", "has_outline", "end_reason", "entity", "committee_id"}
 
 
 #: legend keys drawn as a coloured ring round the marker, not as its fill (see assets/map.js)
-RINGS = frozenset({"understaffed", "stale", "missing", "overdue", "chosen"})
+RINGS = frozenset({"understaffed", "stale", "missing", "overdue", "chosen", "reminded", "supervised"})
 
 
 def legend(shown: Sequence[Any], lang: str = "zh") -> html.Div:
@@ -161,7 +162,19 @@ def work_panel(summary: dict[str, Any], lang: str = "zh") -> html.Div:
         html.Span(f"{tr('工单 在办', lang)}{orders['open']} · {tr('超时', lang)} {orders['overdue']}",
                   className="overdue" if orders["overdue"] else ""),
     ])
-    return html.Div(className="opsmap-card", id="panel-work", children=[html.H2(tr("重要工作", lang)), *items, facts])
+    return html.Div(className="opsmap-card", id="panel-work",
+                    children=[html.H2(tr("重要工作", lang)), *items, facts, supervision(orders["marked"], lang)])
+
+
+def supervision(marked: list[dict[str, Any]], lang: str) -> html.Div:
+    """督办/催办: the open orders past their deadline, 督办 first — what the street's leadership
+    follows up (one element a line, as the feed: every component costs each live answer)."""
+    lines = [html.Div(f"{name_of(m['level'])} · {name_of(m['category'])} {m['order']} · "
+                      f"{m['committee'] or tr('未派单', lang)} · {m['remaining']}",
+                      className=f"opsmap-marked opsmap-{m['level']}") for m in marked[:12]]
+    more = [html.Div(tr("另有 {n} 件", lang).format(n=len(marked) - 12))] if len(marked) > 12 else []
+    return html.Div(id="panel-supervision", className="opsmap-supervision",
+                    children=[html.H3(tr("督办与催办", lang)), *(lines or [html.Div(tr("无", lang))]), *more])
 
 
 def _local_time(ts: str) -> str:

@@ -150,6 +150,13 @@ EN: dict[str, str] = {
     "身份证号": "ID number", "是": "yes", "否": "no", "开放": "Open", "限制通行": "Restricted", "关闭": "Closed",
     "营业": "Open", "更正前体温": "Corrected from", "更正最近一次打卡": "Correct the latest check-in",
     "该观察对象尚无打卡可更正": "No check-in to correct yet",
+    "督办工单 <b>{n}</b> 件（超过时限仍未办结，晨会逐件过）":
+        "<b>{n}</b> orders under supervision (past the deadline and still open: each reviewed at the meeting)",
+    "催办/督办": "Reminder/supervision", "催办": "Remind", "督办": "Supervised", "已催办": "Reminded",
+    "投诉": "Complaint", "咨询": "Enquiry", "办结时限": "Deadline", "督办与催办": "Supervision and reminders",
+    "另有 {n} 件": "{n} more", "未派单": "not dispatched", "督办工单": "Order under supervision",
+    "出入口长时间无扫码": "Gate silent (no scans)", "当班人员": "On duty", "当班时段": "Shift",
+    "剩余时限": "Time left",
     "待核实": "Unverified", "转运就医": "Hospitalised", "转出": "Moved out", "其他": "Other",
 }
 

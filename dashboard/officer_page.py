@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import parse_qs
 
 import dash_leaflet as dl
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
@@ -33,7 +34,7 @@ from dashboard.map_page import (
 )
 from data import actions, streams
 from data.access import policy
-from data.models import Committee
+from data.models import Committee, WorkOrder
 from data.settings import Config
 from layers.base import Query
 from layers.worklist import worklist
@@ -170,6 +171,19 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         props = value.get("properties", {})
         entity = value.get("id") or props.get("id")
         return no_update if entity is None or props.get("cluster") else {"layer": trigger["id"], "id": str(entity)}
+
+    @app.callback(Output("officer-committee", "value"), Output("officer-selected", "data", allow_duplicate=True),
+                  Input("page-url", "search"), prevent_initial_call="initial_duplicate")
+    def open_linked(search: str | None) -> tuple[Any, ...]:
+        """``/officer?order=<id>`` — the link a dispatch, 催办 or 督办 message carries — opens that
+        order under its committee, when the person may see that committee's list."""
+        order_id = parse_qs((search or "").lstrip("?")).get("order", [""])[0][:80]
+        with sessions() as session:
+            order = session.get(WorkOrder, order_id) if order_id else None
+            committee = order.committee_id if order is not None else None
+        if committee is None or query(committee) is None:  # not one of the person's committees
+            return no_update, no_update
+        return committee, {"layer": "workorders", "id": order_id}
 
     @app.callback(Output("officer-detail", "children"), Input("officer-selected", "data"),
                   Input("officer-done", "data"), State("officer-committee", "value"), prevent_initial_call=True)

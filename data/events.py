@@ -19,7 +19,7 @@ from typing import Any
 from data.privacy import Hasher, id_problem, mask_id, mask_phone, normalise_id, normalise_phone, phone_problem, scrub
 
 PREFIX = "opsmap:"
-STREAMS = ("checkins", "workorders", "cases", "health", "facilities", "work", "observations")
+STREAMS = ("checkins", "workorders", "cases", "health", "facilities", "work", "observations", "duty", "rules")
 DEAD = PREFIX + "dead"
 GROUP = "opsmap-ingest"
 MAX_EVENT_BYTES = 16_384
@@ -83,16 +83,14 @@ def _text(max_len: int) -> Callable[[Any], str]:
     return check
 
 
-def _ident(max_len: int, reserved: str = "") -> Callable[[Any], str]:
-    """An id: bounded text without spaces or ``#`` (and not starting with ``reserved``)."""
+def _ident(max_len: int) -> Callable[[Any], str]:
+    """An id: bounded text without spaces or ``#``."""
     bounded = _text(max_len)
 
     def check(v: Any) -> str:
         v = bounded(v)
         if not _IDENT.fullmatch(v):
             raise ValueError("may not contain spaces or '#'")
-        if reserved and v.startswith(reserved):
-            raise ValueError(f"ids starting with {reserved!r} are reserved for those opsmap makes")
         return v
     return check
 
@@ -103,6 +101,20 @@ def _free(max_len: int) -> Callable[[Any], str]:
 
     def check(v: Any) -> str:
         return scrub(bounded(v))
+    return check
+
+
+def _names(most: int) -> Callable[[Any], list[str]]:
+    """People's names in one text (``张三、李四``; commas or spaces work too): at most ``most``."""
+    bounded = _text(256)
+
+    def check(v: Any) -> list[str]:
+        names = [n for n in re.split(r"[、,，;；\s]+", bounded(v)) if n]
+        if len(names) > most:
+            raise ValueError(f"more than {most} names")
+        if any(len(n) > 32 for n in names):
+            raise ValueError("a name longer than 32 characters")
+        return names
     return check
 
 
@@ -168,14 +180,16 @@ ID = _personal("id")
 PHONE = _personal("phone")
 LAT = _number(-90, 90)
 LNG = _number(-180, 180)
-WORK_ORDER_ACTIONS = ("create", "dispatch", "accept", "arrive", "resolve", "close", "reopen", "escalate", "cancel")
-WORK_ORDER_CATEGORIES = ("quarantine_violation", "medical_need", "supplies", "gate", "shop", "sanitation", "other")
+WORK_ORDER_ACTIONS = ("create", "dispatch", "accept", "arrive", "resolve", "close", "reopen", "escalate", "cancel",
+                      "remind", "supervise")
+WORK_ORDER_CATEGORIES = ("quarantine_violation", "medical_need", "supplies", "gate", "shop", "sanitation",
+                         "enquiry", "complaint", "other")
 CASE_CATEGORIES = ("positive", "confirmed", "suspected", "close_contact", "home_observation", "released")
 CASE_LABELS = dict(zip(CASE_CATEGORIES, ("阳性感染者", "确诊", "疑似", "密接", "居家观察", "解除观察"), strict=True))
 #: alerts the rules raise, by kind
 ALERT_LABELS = {"quarantine_violation": "居家观察外出", "fever": "发热", "health_code": "黄/红码",
                 "closed_gate_scan": "关闭出入口扫码", "registration_required": "外省返沪待登记",
-                "missed_checkin": "未健康打卡"}
+                "missed_checkin": "未健康打卡", "silent_gate": "出入口长时间无扫码"}
 
 
 def public_alert(kind: str, place: str | None) -> str:
@@ -197,7 +211,7 @@ SPECS: dict[str, dict[str, Spec]] = {
         "health_code": Spec(_choice("green", "yellow", "red"), False),
     },
     "workorders": {
-        "order_id": Spec(_ident(64, reserved=AUTO_ORDER)), "action": Spec(_choice(*WORK_ORDER_ACTIONS)),
+        "order_id": Spec(_ident(64 + len(AUTO_ORDER))), "action": Spec(_choice(*WORK_ORDER_ACTIONS)),
         "category": Spec(_choice(*WORK_ORDER_CATEGORIES), False), "priority": Spec(_choice("urgent", "normal"), False),
         "address": Spec(_free(128), False), "lat": Spec(LAT, False), "lng": Spec(LNG, False),
         "description": Spec(_free(2000), False), "committee_id": Spec(_text(24), False),
@@ -222,6 +236,11 @@ SPECS: dict[str, dict[str, Spec]] = {
         "facility_id": Spec(_text(32)), "status": Spec(_choice("open", "closed", "restricted", "unverified")),
         "guards_on_duty": Spec(_number(0, 50, integer=True), False), "reporter": Spec(_free(64)),
     },
+    "duty": {
+        "gate_id": Spec(_text(32)), "starts_at": Spec(parse_ts), "ends_at": Spec(parse_ts),
+        "guards": Spec(_names(20), False), "reporter": Spec(_free(64)),
+    },
+    "rules": {"rule": Spec(_choice("silent_gate")), "gate_id": Spec(_text(32)), "since": Spec(parse_ts)},
     "work": {
         "task": Spec(_choice(*WORK_TASKS)), "target_id": Spec(_text(32)),
         "count": Spec(_number(0, 1_000_000, integer=True)), "reporter": Spec(_free(64)),
@@ -242,6 +261,8 @@ def codes() -> set[str]:
 def _cross_checks(stream: str, d: Mapping[str, Any]) -> list[FieldError]:
     """Rules that tie fields together (which fields an action or a location needs)."""
     errors = []
+    if stream == "workorders" and d.get("action") == "create" and str(d.get("order_id", "")).startswith(AUTO_ORDER):
+        errors.append(FieldError("order_id", f"ids starting with {AUTO_ORDER!r} are reserved for those opsmap makes"))
     if stream == "workorders" and d.get("action") == "create":
         errors += [FieldError(f, "required when action is create") for f in ("category", "priority", "description")
                    if f not in d]
@@ -252,6 +273,9 @@ def _cross_checks(stream: str, d: Mapping[str, Any]) -> list[FieldError]:
                    if f not in d]
     if stream == "health" and ("person_id_hash" in d) == ("observation_id" in d):
         errors.append(FieldError("person_id", "give either person_id or observation_id (one of them)"))
+    if stream == "duty" and {"starts_at", "ends_at"} <= d.keys() and \
+            not dt.timedelta(0) < d["ends_at"] - d["starts_at"] <= dt.timedelta(hours=24):
+        errors.append(FieldError("ends_at", "a shift ends after it starts, within 24 hours"))
     if stream == "observations" and d.get("action") == "extend" and "days" not in d:
         errors.append(FieldError("days", "required when action is extend"))
     if stream == "observations" and d.get("action") == "end" and "reason" not in d:
@@ -344,7 +368,8 @@ def validate(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Hasher,
 def sealed(ev: Event) -> str:
     """The event as the HTTP intake appends it: valid by the same contract, personal numbers as
     their hash and mask only (``validate`` reads it back to the same Event)."""
-    return json.dumps({"event_id": ev.event_id, "ts": ev.ts.isoformat(), **ev.data}, ensure_ascii=False)
+    return json.dumps({"event_id": ev.event_id, "ts": ev.ts.isoformat(), **ev.data}, ensure_ascii=False,
+                      default=dt.datetime.isoformat)
 
 
 def seal_personal(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Hasher) -> str:

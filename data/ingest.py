@@ -36,11 +36,11 @@ from typing import Any
 import redis
 from redis.exceptions import RedisClusterException
 from shapely.geometry import Point
-from sqlalchemy import Engine, and_, delete, insert, or_, select
+from sqlalchemy import Engine, and_, delete, func, insert, or_, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, selectinload
 
-from data import rules, streams
+from data import clock, deadlines, notify, rules, streams
 from data.cache import bump_version
 from data.events import (
     AUTO_ORDER,
@@ -61,6 +61,7 @@ from data.models import (
     Committee,
     Compound,
     CompoundAddress,
+    DutyShift,
     Gate,
     HealthCheckIn,
     HomeObservation,
@@ -374,6 +375,8 @@ class Batch:
                          f"{label(order.state, 'state')}",
                          entity=f"work_order:{order.id}", **extra)
         self.effects.count("workorders", rules.local_day(ev.ts), f"{d['action']}:{order.category}")
+        if d["action"] in notify.TOLD:
+            notify.enqueue(self.s, self.config, order, step)
 
     def _fold(self, order: WorkOrder, event_id: str | None) -> None:
         """The order's state as one fold of its steps by (ts, stream id): the same whatever the
@@ -391,7 +394,8 @@ class Batch:
             try:
                 e.to_state = rules.next_state(state, e.action)
             except rules.IllegalTransition:
-                e.to_state, e.refused = rules.TRANSITIONS[e.action][1], state or "none"
+                e.to_state = rules.TRANSITIONS[e.action][1] if e.action in rules.TRANSITIONS else state or "created"
+                e.refused = state or "none"
                 continue
             e.refused, state = None, e.to_state
             change: dict[str, Any] = {"state": state}
@@ -401,10 +405,13 @@ class Batch:
                 change |= {"committee_id": e.committee_id, "assignee": e.assignee}
             if e.action == "escalate":
                 change["priority"] = "urgent"
+            if e.action in rules.MARKS:
+                change["level"] = rules.raised_level(now.get("level"), e.action)
             now |= change
             history.append((order.id, e.ts, change, e.event_id))
         order.state, order.priority = state or "created", now["priority"]
         order.committee_id, order.assignee = now["committee_id"], now["assignee"]
+        order.level = now.get("level")
         order.updated_at = history[-1][1] if history else order.created_at
         self.s.execute(delete(StateChange).where(StateChange.entity_kind == "work_order",
                                                  StateChange.entity_id == order.id))
@@ -572,6 +579,31 @@ class Batch:
                          entity=f"{kind}:{fid}", lng=entity.geom.x, lat=entity.geom.y)
         self.effects.count("facilities", rules.local_day(ev.ts), f"{kind}:{d['status']}")
 
+    def duty(self, ev: Event) -> None:
+        """A gate's shift as the roster gives it: while it runs, its guards are the gate's."""
+        d = ev.data
+        if self.s.get(Gate, d["gate_id"]) is None:
+            raise Rejected("gate_id", f"unknown gate {d['gate_id']!r}")
+        self.s.add(DutyShift(event_id=ev.event_id, ts=ev.ts, gate_id=d["gate_id"], starts_at=d["starts_at"],
+                             ends_at=d["ends_at"], guards=d.get("guards", [])))
+        self.effects.count("duty", rules.local_day(d["starts_at"]), "shifts")
+
+    def rules(self, ev: Event) -> None:
+        """What the clock raised (``data.clock``): a silent gate's one alert. A scan that came in
+        meanwhile means it was not silent after all: nothing is raised."""
+        d = ev.data
+        gate = self.s.get(Gate, d["gate_id"])
+        if gate is None:
+            raise Rejected("gate_id", f"unknown gate {d['gate_id']!r}")
+        last = self.s.scalar(select(func.max(CheckIn.ts)).where(CheckIn.gate_id == gate.id, CheckIn.ts <= ev.ts))
+        if last is not None and last > d["since"]:
+            return
+        since = d["since"].astimezone(rules.SHANGHAI)
+        self.alert(ev, "silent_gate", "medium", f"出入口长时间无扫码：{gate.compound.name} {gate.name}"
+                                                f"（{since:%H:%M} 起无扫码，扫码设备故障或无人值守？）",
+                   ("gate", gate.id), gate.geom,
+                   Where(f"{gate.compound.name} {gate.name}", gate.compound.street_id, gate.compound.committee_id))
+
     def work(self, ev: Event) -> None:
         d = ev.data
         target = d["target_id"]
@@ -711,10 +743,11 @@ class Worker:
         self.sessions = session_factory(engine, write=True)
         self.hasher = Hasher.from_config(config)
         self.future = dt.timedelta(minutes=config.max_future_minutes)
+        self.policy = deadlines.of(config)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-{threading.get_ident() % 10000}"
         self.backoff = Backoff(client, self.consumer, config.ingest_backoff_max_s)
         self._last_claim = 0.0
-        self._last_sweep = 0.0
+        self._last_sweep = time.monotonic()  # the first sweep after one period: the backlog comes first
         self._last_compact = time.monotonic()
         self._raw_deleted = False
         self._own_pending = True  # a restarted consumer (same name) first takes what it held
@@ -760,9 +793,9 @@ class Worker:
             redelivered = False
         if entries:
             self.handle(entries, redelivered)
-        if now - self._last_sweep > 60:
+        if now - self._last_sweep > self.config.sweep_s:
             self._last_sweep = now
-            self.sweep_missed_checkins(dt.datetime.now(dt.UTC))
+            self.sweep(dt.datetime.now(dt.UTC))
         if self._raw_deleted and now - self._last_compact >= self.compact_every_s:
             self._compact()
         return len(entries)
@@ -974,7 +1007,19 @@ class Worker:
                 plan.write((key, entry_id), "RPUSH", rkey, streams.to_json(outcome))
                 plan.write((key, entry_id), "EXPIRE", rkey, REPLY_TTL_S)
 
-    # --- time-based rule ---------------------------------------------------------------------
+    # --- rules of the clock ------------------------------------------------------------------
+
+    def sweep(self, now: dt.datetime) -> int:
+        """Raise what time alone made due: missed check-ins here; 催办, 督办 and silent gates as
+        events on the streams (``data.clock``), which this or any worker then applies once."""
+        raised = self.sweep_missed_checkins(now)
+        with self.sessions() as session:
+            due = {"workorders": clock.marks_due(session, self.policy, now),
+                   "rules": clock.silent_gates(session, self.config, now)}
+        for stream, events in due.items():
+            if events:
+                streams.append(self.client, stream, [json.dumps(e, ensure_ascii=False) for e in events])
+        return raised + sum(map(len, due.values()))
 
     def sweep_missed_checkins(self, now: dt.datetime) -> int:
         """After the configured hour, alert once per observation that has no check-in today."""

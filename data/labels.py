@@ -20,6 +20,8 @@ CODES: dict[str, str] = {
     "medical_need": "就医需求", "supplies": "生活物资", "gate": "出入口", "shop": "商铺", "sanitation": "环境卫生",
     "other": "其他", "create": "创建", "dispatch": "派单", "accept": "接单", "arrive": "到场", "resolve": "办结",
     "close": "关闭", "reopen": "重办", "escalate": "升级", "cancel": "撤销", "urgent": "紧急", "normal": "一般",
+    "enquiry": "咨询", "complaint": "投诉", "remind": "催办", "supervise": "督办", "reminded": "已催办",
+    "supervised": "督办", "deadline": "办结时限",
     # facilities, scans, severities
     "open": "开放", "closed": "关闭", "restricted": "限制通行", "unverified": "待核实", "in": "进", "out": "出",
     "resident": "居民", "returnee": "返沪人员", "visitor": "访客", "courier": "快递外卖", "staff": "工作人员",
@@ -41,7 +43,7 @@ BY_FIELD: dict[str, dict[str, str]] = {"state": ORDER_STATES, "to_state": ORDER_
                                        "source": {"event": "事件上报", "load": "初始数据"}}
 #: drill-down fields that hold codes (others — names, addresses, notes — are shown as they are)
 CODED = frozenset({"category", "kind", "status", "state", "to_state", "action", "priority", "severity", "direction",
-                   "health_code", "end_reason", "tier", "from_tier", "to_tier", "milestone", "source"})
+                   "health_code", "end_reason", "tier", "from_tier", "to_tier", "milestone", "source", "level"})
 
 
 def label(code: str, field: str = "") -> str:

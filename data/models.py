@@ -347,7 +347,7 @@ class WorkOrder(Base):
     """A 12345 hotline work order; its state is the result of its events."""
 
     __tablename__ = "work_order"
-    DYNAMIC = ("state", "committee_id", "assignee", "updated_at")
+    DYNAMIC = ("state", "committee_id", "assignee", "updated_at", "level")
 
     id: Mapped[str] = mapped_column(String(DERIVED_ID), primary_key=True)  # the producer's order_id or auto-…
     category: Mapped[str] = mapped_column(String(32))
@@ -360,6 +360,7 @@ class WorkOrder(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    level: Mapped[str | None] = mapped_column(String(16))  # None, reminded (催办) or supervised (督办)
 
     events: Mapped[list[WorkOrderEvent]] = relationship(
         back_populates="order", order_by=lambda: (WorkOrderEvent.ts, WorkOrderEvent.seq, WorkOrderEvent.id))
@@ -503,3 +504,54 @@ class StateChange(Base):
     source: Mapped[str] = mapped_column(String(16))  # "load" or "event"
     event_id: Mapped[str | None] = mapped_column(String(DERIVED_ID))
 
+
+
+class DutyShift(Base):
+    """Who stands at a gate for one shift, as a roster event gave it. A later event for the same
+    gate and shift start replaces it from its own time on (the roster as it stood at a moment)."""
+
+    __tablename__ = "duty_shift"
+    __table_args__ = (Index("ix_duty_shift_gate_start", "gate_id", "starts_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # when the roster said so
+    gate_id: Mapped[str] = mapped_column(ForeignKey("gate.id"))
+    starts_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    guards: Mapped[list[str]] = mapped_column(JSON)  # the guards' names (staff, not residents)
+
+
+class NotifyTarget(Base):
+    """Where a committee's dispatches, 催办 and 督办 are sent: a WeCom/政务微信 group robot or a
+    signed JSON webhook (``secret`` signs the body)."""
+
+    __tablename__ = "notify_target"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    committee_id: Mapped[str] = mapped_column(ForeignKey("committee.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(8))  # wecom | json
+    url: Mapped[str] = mapped_column(String(512))
+    secret: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Notification(Base):
+    """One message to one target, written by ingest in the same transaction as the step it tells
+    of (an outbox: exactly one per step and target), then sent and retried until delivered."""
+
+    __tablename__ = "notification"
+    __table_args__ = (Index("ix_notification_due", "delivered_at", "next_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(DERIVED_ID * 2), unique=True)  # <step event id>><target id>
+    target_id: Mapped[int] = mapped_column(ForeignKey("notify_target.id", ondelete="CASCADE"), index=True)
+    order_id: Mapped[str] = mapped_column(String(DERIVED_ID))
+    kind: Mapped[str] = mapped_column(String(16))  # dispatch | remind | supervise
+    text: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(String(512))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    next_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)  # the next try; a sender holds it by moving it on
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

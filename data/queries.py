@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
 from data import rules
-from data.models import Case, Compound, HealthCheckIn, HomeObservation, Street, WorkOrder
+from data.deadlines import Deadlines
+from data.models import Case, CheckIn, Committee, Compound, DutyShift, HealthCheckIn, HomeObservation, Street, WorkOrder
 from data.store import states_as_of
 
 
@@ -51,12 +52,10 @@ def newest_positive(session: Session, street_id: str, since: dt.datetime, at: dt
                Case.reported_at >= since, Case.reported_at <= at).group_by(Case.compound_id)).all())
 
 
-def order_clocks(order: WorkOrder, state: dict[str, Any], at: dt.datetime,
-                 sla: dict[str, dict[str, dt.timedelta]]) -> list[rules.Clock]:
-    """SLA clocks of an order at ``at``, given its state then (``states_as_of``) and events.
-
-    The deadlines of the priority in force at ``at`` apply (an escalation makes it urgent).
-    """
+def order_clocks(order: WorkOrder, state: dict[str, Any], at: dt.datetime, policy: Deadlines) -> list[rules.Clock]:
+    """An order's clocks at ``at``, given its state then (``states_as_of``) and steps: the targets
+    of the priority in force at ``at`` (an escalation makes it urgent) and the deadline of its kind
+    (``deadline``, met by the first resolve)."""
     milestones: dict[str, dt.datetime] = {}
     closed_at = None
     for e in order.steps:
@@ -65,17 +64,21 @@ def order_clocks(order: WorkOrder, state: dict[str, Any], at: dt.datetime,
         if e.action in rules.MILESTONE_OF:
             milestones.setdefault(rules.MILESTONE_OF[e.action], e.ts)
         closed_at = e.ts if e.to_state in ("closed", "cancelled") else None
-    return rules.sla_clocks(order.created_at, sla[state.get("priority", order.priority)], milestones, at, closed_at)
+    targets = {**policy.sla[state.get("priority", order.priority)],
+               "deadline": policy.due(order.category, order.created_at) - order.created_at}
+    if "resolve" in milestones:
+        milestones["deadline"] = milestones["resolve"]
+    return rules.sla_clocks(order.created_at, targets, milestones, at, closed_at)
 
 
-def work_order_clocks(session: Session, order_id: str, at: dt.datetime,
-                      sla: dict[str, dict[str, dt.timedelta]]) -> tuple[str | None, list[rules.Clock]]:
-    """An order's state and SLA clocks at moment ``at``, rebuilt from its history."""
-    order = session.get(WorkOrder, order_id)
-    if order is None or order.created_at > at:
-        return None, []
-    state = states_as_of(session, "work_order", at, [order_id]).get(order_id, {})
-    return state.get("state"), order_clocks(order, state, at, sla)
+def clock_text(policy: Deadlines, clocks: list[rules.Clock], at: dt.datetime) -> str:
+    """An open order's clocks as one phrase, the same on the map, the officer's list, the drill-down
+    and the briefing: 超时 3 小时 0 分 when any is late, else what is left to the deadline."""
+    late = max((c.overdue_by for c in clocks), default=dt.timedelta(0))
+    if late > dt.timedelta(0):
+        return f"超时 {rules.duration_text(late)}"
+    deadline = next((c for c in clocks if c.milestone == "deadline" and c.met_at is None), None)
+    return "" if deadline is None else policy.remaining(deadline.deadline, at)
 
 
 def street_orders(session: Session, street_id: str, at: dt.datetime) -> list[tuple[WorkOrder, dict[str, Any]]]:
@@ -90,22 +93,30 @@ def street_orders(session: Session, street_id: str, at: dt.datetime) -> list[tup
     return [(o, states.get(o.id, {})) for o in orders]
 
 
-def work_order_counts(session: Session, street_id: str, at: dt.datetime,
-                      sla: dict[str, dict[str, dt.timedelta]]) -> dict[str, Any]:
-    """Open orders by state and how many are overdue; opened and closed in the last 24 h."""
+def work_order_counts(session: Session, street_id: str, at: dt.datetime, policy: Deadlines) -> dict[str, Any]:
+    """Open orders by state and how many are overdue; opened and closed in the last 24 h; the open
+    ones marked 催办 or 督办 (the supervision list), 督办 first, each with its committee and clock."""
     by_state: dict[str, int] = {}
     overdue = opened = closed = 0
+    marked = []
+    names = dict(session.execute(select(Committee.id, Committee.name)).all())  # type: ignore[arg-type]
     for order, state in street_orders(session, street_id, at):
         name = state.get("state", order.state)
         opened += order.created_at > at - dt.timedelta(hours=24)
         if name in rules.OPEN_STATES:
             by_state[name] = by_state.get(name, 0) + 1
-            overdue += any(c.overdue for c in order_clocks(order, state, at, sla))
+            clocks = order_clocks(order, state, at, policy)
+            overdue += any(c.overdue for c in clocks)
+            if state.get("level"):
+                marked.append({"order": order.id, "category": order.category, "level": state["level"],
+                               "committee": names.get(state.get("committee_id")),
+                               "remaining": clock_text(policy, clocks, at)})
         elif name == "closed" and any(e.to_state == "closed" and at - dt.timedelta(hours=24) < e.ts <= at
                                       for e in order.steps):
             closed += 1
+    marked.sort(key=lambda m: (m["level"] != "supervised", m["order"]))
     return {"open": sum(by_state.values()), "by_state": by_state, "overdue": overdue,
-            "opened_24h": opened, "closed_24h": closed}
+            "opened_24h": opened, "closed_24h": closed, "marked": marked}
 
 
 @dataclass(frozen=True)
@@ -153,3 +164,43 @@ def latest_checkin(session: Session, observation_id: int) -> str | None:
     rows = session.scalars(select(HealthCheckIn).where(HealthCheckIn.observation_id == observation_id)).all()
     kept = effective_checkins(rows, dt.datetime.max.replace(tzinfo=dt.UTC))
     return kept[0][0].event_id if kept else None
+
+
+def duty_shifts(session: Session, gate_ids: Iterable[str], at: dt.datetime) -> dict[str, DutyShift]:
+    """Each gate's rostered shift at ``at``, as the roster stood then (a later event for the same
+    gate and shift start replaces an earlier one from its own time on)."""
+    ids = list(gate_ids)
+    rows = session.scalars(select(DutyShift).where(DutyShift.gate_id.in_(ids), DutyShift.starts_at <= at,
+                                                   DutyShift.ends_at > at, DutyShift.ts <= at)
+                           .order_by(DutyShift.ts, DutyShift.id)).all() if ids else []
+    newest = {(r.gate_id, r.starts_at): r for r in rows}  # the latest word on each shift
+    return {gid: shift for (gid, _), shift in sorted(newest.items(), key=lambda kv: kv[0][1])}
+
+
+def guards_on_duty(session: Session, states: dict[str, dict[str, Any]], at: dt.datetime) -> dict[str, int]:
+    """Guards at each gate at ``at``: the rostered shift's when one covers that moment, else the
+    number last reported (``guards_on_duty`` in a facility report)."""
+    shifts = duty_shifts(session, states, at)
+    return {gid: len(shifts[gid].guards) if gid in shifts else int(state.get("guards_on_duty", 0))
+            for gid, state in states.items()}
+
+
+def last_scans(session: Session, gate_ids: Iterable[str], at: dt.datetime) -> dict[str, dt.datetime]:
+    """Each gate's latest scan up to ``at`` (gates never scanned are absent)."""
+    ids = list(gate_ids)
+    if not ids:
+        return {}
+    return dict(session.execute(select(CheckIn.gate_id, func.max(CheckIn.ts))  # type: ignore[arg-type]
+                                .where(CheckIn.gate_id.in_(ids), CheckIn.ts <= at).group_by(CheckIn.gate_id)).all())
+
+
+def silent_since(last_scan: dt.datetime | None, at: dt.datetime, quiet: dt.timedelta,
+                 hours: tuple[dt.time, dt.time]) -> dt.datetime | None:
+    """When a gate's silence began, if at ``at`` it has had no scan for ``quiet`` within its
+    ``hours`` (counted from the later of its last scan and today's opening); None when not silent.
+    A gate never scanned has no scanner to fall silent: it is not watched."""
+    local = at.astimezone(rules.SHANGHAI)
+    if last_scan is None or not hours[0] <= local.time() < hours[1]:
+        return None
+    since = max(last_scan, dt.datetime.combine(local.date(), hours[0], rules.SHANGHAI))
+    return since if at - since >= quiet else None

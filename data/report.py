@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from data import queries, rules
+from data.deadlines import Deadlines
 from data.events import CASE_CATEGORIES
 from data.models import (
     Alert,
@@ -39,6 +40,7 @@ DAY = dt.timedelta(days=1)
 LONGEST = 10
 SPARK_DAYS = 7
 GATE_COLUMNS = ["committee", "compound", "gate", "status", "guards"]
+OVERDUE_COLUMNS = ["committee", "order", "category", "state", "level", "owner", "late", "description"]
 REGISTRATION_DAYS = 14
 #: per-committee totals: column → heading (the PDF and the workbook's 汇总 sheet share them)
 COMMITTEE_COLUMNS = {"committee": "居委", "confirmed_24h": "阳性（24小时）", "confirmed_prev": "阳性（前24小时）",
@@ -66,7 +68,8 @@ class Report:
     committees: pd.DataFrame  # COMMITTEE_COLUMNS, one row per committee (+ UNASSIGNED when needed)
     trend: pd.DataFrame  # 14 rows, oldest first: day, one column per category
     committee_trend: pd.DataFrame  # per committee and category: the daily counts of the 7 days to the cut-off
-    overdue: pd.DataFrame  # action items: overdue orders with their owner and how late, latest first
+    overdue: pd.DataFrame  # action items: overdue orders with their owner, 催办/督办 and how late, latest first
+    supervised: pd.DataFrame  # action items: the overdue orders gone up to 督办, which the meeting reviews
     tier_changes: pd.DataFrame  # action items: compounds whose tier changes today or tomorrow
     orders_by_category: pd.DataFrame
     longest_open: pd.DataFrame
@@ -113,8 +116,7 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
-          sla: dict[str, dict[str, dt.timedelta]]) -> Report:
+def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path, policy: Deadlines) -> Report:
     """The report of ``street_id`` frozen at ``cutoff``."""
     street = session.get(Street, street_id)
     if street is None:
@@ -197,7 +199,7 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
     for order, state in queries.street_orders(session, street_id, cutoff):
         name = state.get("state", order.state)
         committee_id = state.get("committee_id", order.committee_id)
-        clocks = queries.order_clocks(order, state, cutoff, sla)
+        clocks = queries.order_clocks(order, state, cutoff, policy)
         late = max((c.overdue_by for c in clocks), default=dt.timedelta(0))
         cat = by_cat.setdefault(order.category, {"category": order.category, "opened_24h": 0, "closed_24h": 0,
                                                  "open": 0, "overdue": 0})
@@ -214,10 +216,10 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
             cat["overdue"] += overdue
             row(committee_id)["orders_open"] += 1
             row(committee_id)["orders_overdue"] += overdue
-        sla_text = f"超时 {rules.duration_text(late)}" if overdue else "正常" if is_open else "已关闭"
+        sla_text = queries.clock_text(policy, clocks, cutoff) if is_open else "已关闭"
         if overdue:
             late_rows.append({"committee": names.get(committee_id, UNASSIGNED), "order": order.id,
-                              "category": order.category, "state": name,
+                              "category": order.category, "state": name, "level": state.get("level") or "",
                               "owner": state.get("assignee") or order.assignee or "（未派）", "late": late,
                               "description": order.description})
         orders.append({"committee": names.get(committee_id, UNASSIGNED), "order": order.id,
@@ -233,10 +235,11 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
     gate_rows = session.execute(select(Gate, Compound.name, Compound.committee_id).join(Compound)
                                 .where(Compound.street_id == street_id).order_by(Gate.id)).all()
     gstates = states_as_of(session, "gate", cutoff, [g.id for g, _, _ in gate_rows])
+    on_duty = queries.guards_on_duty(session, gstates, cutoff)
     gates = []
     for g, compound, cid in gate_rows:
         st = gstates.get(g.id)
-        guards = 0 if st is None else int(st.get("guards_on_duty", 0))
+        guards = on_duty.get(g.id, 0)
         if st is not None and (st["status"] == "closed" or guards < g.guards_required):
             gates.append({"committee": names.get(cid, UNASSIGNED), "compound": compound, "gate": g.name,
                           "status": st["status"], "guards": f"{guards}/{g.guards_required}",
@@ -266,10 +269,11 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
     committees["change"] = committees["confirmed_24h"] - committees["confirmed_prev"]
     return Report(
         street={"id": street.id, "name": street.name, "district": street.district}, day=day, cutoff=cutoff,
-        summary=summary(session, street_id, cutoff, datasets, sla), committees=committees, trend=trend_df,
+        summary=summary(session, street_id, cutoff, datasets, policy), committees=committees, trend=trend_df,
         committee_trend=_frame([{"committee": c, "category": k, "days": v} for (c, k), v in sorted(spark.items())],
                                ["committee", "category", "days"]),
-        overdue=_frame(overdue, ["committee", "order", "category", "state", "owner", "late", "description"]),
+        overdue=_frame(overdue, OVERDUE_COLUMNS),
+        supervised=_frame([r for r in overdue if r["level"] == "supervised"], OVERDUE_COLUMNS),
         tier_changes=_frame(_tier_changes(session, street_id, cutoff, names),
                             ["committee", "compound", "when", "from_tier", "to_tier"]),
         orders_by_category=_frame(sorted(by_cat.values(), key=lambda r: r["category"]),

@@ -32,6 +32,9 @@ TRANSITIONS: dict[str, tuple[frozenset[str | None], str]] = {
     "cancel": (frozenset({"created", "dispatched", "accepted", "reopened", "escalated"}), "cancelled"),
 }
 OPEN_STATES = frozenset({"created", "dispatched", "accepted", "arrived", "reopened", "escalated"})
+#: marks an open order gets from the clock: 催办 at its deadline, 督办 a further period later; they
+#: leave its state as it is and raise its ``level`` (the higher mark stays)
+MARKS = {"remind": "reminded", "supervise": "supervised"}
 #: the SLA milestone each action completes
 MILESTONE_OF = {"dispatch": "dispatch", "arrive": "arrive", "resolve": "resolve"}
 
@@ -46,11 +49,21 @@ def allowed_actions(state: str | None) -> list[str]:
 
 def next_state(state: str | None, action: str) -> str:
     """The state after ``action``, or IllegalTransition naming what the state allows."""
+    if action in MARKS:
+        if state not in OPEN_STATES:
+            raise IllegalTransition(f"cannot {action} an order in state {state or 'none'} (only an open one)")
+        return state
     allowed, target = TRANSITIONS[action]
     if state not in allowed:
         raise IllegalTransition(f"cannot {action} an order in state {state or 'none'}"
                                 f" (allowed: {', '.join(allowed_actions(state)) or 'nothing'})")
     return target
+
+
+def raised_level(level: str | None, action: str) -> str | None:
+    """The order's mark after ``action``: 督办 outranks 催办, whatever arrives last."""
+    marks = [None, *MARKS.values()]
+    return max(level, MARKS.get(action), key=marks.index)
 
 
 def parse_sla(text: str) -> dict[str, dt.timedelta]:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data.rules import parse_sla
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -29,6 +31,18 @@ def _choice(*options: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         if value not in options:
             raise ValueError(f"expected one of {', '.join(options)}, got {value!r}")
+        return value
+    return parse
+
+
+def _checked(kind: str) -> Callable[[str], str]:
+    """A value the deadlines module parses (checked at start-up, so a typo names its setting)."""
+    def parse(value: str) -> str:
+        from data import deadlines
+        from data.events import WORK_ORDER_CATEGORIES
+
+        {"sla": parse_sla, "deadlines": lambda v: deadlines.parse_rules(v, WORK_ORDER_CATEGORIES),
+         "span": deadlines.parse_span, "office": deadlines.OfficeHours.parse}[kind](value)
         return value
     return parse
 
@@ -134,10 +148,35 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("OPSMAP_HEALTH_CHECKIN_HOUR", "10",
             "Hour (Shanghai time) by which a person under home observation must have checked in; "
             "later, a missed check-in alert is raised.", int),
-    Setting("OPSMAP_SLA_URGENT", "dispatch=5m,arrive=30m,resolve=2h",
-            "Deadlines of urgent work orders, counted from creation."),
-    Setting("OPSMAP_SLA_NORMAL", "dispatch=30m,resolve=24h",
-            "Deadlines of normal work orders, counted from creation."),
+    Setting("OPSMAP_SLA_URGENT", "dispatch=5m,arrive=30m",
+            "Targets of urgent work orders for dispatch and arrival, counted from creation (the deadline to "
+            "resolve goes by the order's kind: OPSMAP_ORDER_DEADLINES).", _checked("sla")),
+    Setting("OPSMAP_SLA_NORMAL", "dispatch=30m", "Targets of normal work orders, counted from creation.",
+            _checked("sla")),
+    Setting("OPSMAP_ORDER_DEADLINES",
+            "quarantine_violation=2h,medical_need=2h,supplies=1wd,gate=1wd,shop=3wd,sanitation=3wd,enquiry=3wd,"
+            "complaint=5wd,other=5wd",
+            "12345 deadline to resolve (办结时限) of each order kind: `m`, `h`, `d` of clock time from creation, or "
+            "`wd` working days of China's official calendar (holidays and swapped working weekends, 调休), the day "
+            "of receipt not counted, due at the end of office hours. At the deadline the owner gets a 催办.",
+            _checked("deadlines")),
+    Setting("OPSMAP_SUPERVISE_AFTER", "1wd",
+            "An order still open this long after its 催办 goes up to 督办 (the street's supervision).",
+            _checked("span")),
+    Setting("OPSMAP_OFFICE_HOURS", "09:00-17:00",
+            "Office hours of the street office (Shanghai time): a working-day deadline falls due at their end.",
+            _checked("office")),
+    Setting("OPSMAP_SWEEP_S", "30",
+            "How often an ingest worker applies the rules of the clock: 催办 and 督办 at the deadlines, silent "
+            "gates, missed health check-ins.", float),
+    Setting("OPSMAP_NOTIFY_BACKOFF_MAX_S", "300",
+            "Longest wait between two tries of a message a committee's webhook did not take (the waits double "
+            "from 1 s); it is tried until delivered.", float),
+    Setting("OPSMAP_GATE_SILENT_MINUTES", "60",
+            "An open gate with no scan for this many minutes within OPSMAP_GATE_HOURS greys out on the map and "
+            "raises one alert (scanner down, or nobody there); its next scan brings it back.", float),
+    Setting("OPSMAP_GATE_HOURS", "07:00-21:00",
+            "Hours (Shanghai time) in which an open gate is expected to see scans.", _checked("office")),
     Setting("OPSMAP_GATE_STALE_HOURS", "24",
             "A gate whose status was last confirmed longer ago than this is marked on the map.", float),
     Setting("OPSMAP_ALERT_WINDOW_MINUTES", "60", "Alerts of this many recent minutes show on the map.", float),
@@ -191,6 +230,11 @@ class Config:
     def var_path(self) -> Path:
         path = Path(self.values["var_dir"])
         return path if path.is_absolute() else PROJECT_ROOT / path
+
+    @property
+    def base_url(self) -> str:
+        """Where people reach the app: for the links commands print and messages carry."""
+        return self.values["public_url"].rstrip("/") or f"http://{self.values['host']}:{self.values['http_port']}"
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -19,6 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from data import queries, rules
+from data.deadlines import Deadlines
 from data.events import CASE_CATEGORIES
 from data.models import (
     Alert,
@@ -131,9 +132,10 @@ def _facilities(session: Session, street_id: str, at: dt.datetime) -> dict[str, 
     gate_states = states_as_of(session, "gate", at, [g for g, _ in gate_rows])
     required = dict(gate_rows)
     gates: dict[str, int] = {"open": 0, "closed": 0, "restricted": 0, "understaffed": 0}
+    on_duty = queries.guards_on_duty(session, gate_states, at)
     for gid, st in gate_states.items():
         gates[st["status"]] += 1
-        gates["understaffed"] += int(st.get("guards_on_duty", 0) < required[gid])
+        gates["understaffed"] += int(on_duty[gid] < required[gid])
     shop_ids = list(session.scalars(select(Shop.id).where(Shop.street_id == street_id)))
     shops: dict[str, int] = {"open": 0, "closed": 0, "unverified": 0}
     for st in states_as_of(session, "shop", at, shop_ids).values():
@@ -153,8 +155,7 @@ def _facilities(session: Session, street_id: str, at: dt.datetime) -> dict[str, 
             "sites": sites}
 
 
-def summary(session: Session, street_id: str, at: dt.datetime, datasets: Path,
-            sla: dict[str, dict[str, dt.timedelta]]) -> dict[str, Any]:
+def summary(session: Session, street_id: str, at: dt.datetime, datasets: Path, policy: Deadlines) -> dict[str, Any]:
     """Every panel number for ``street_id`` as of ``at`` (see module docstring)."""
     street = session.get(Street, street_id)
     if street is None:
@@ -166,7 +167,7 @@ def summary(session: Session, street_id: str, at: dt.datetime, datasets: Path,
             Alert.ts > at - dt.timedelta(hours=24), Alert.ts <= at, Alert.geom.is_not(None))):
         if street.geom.covers(geom):
             alerts[kind] = alerts.get(kind, 0) + 1
-    orders = queries.work_order_counts(session, street_id, at, sla)
+    orders = queries.work_order_counts(session, street_id, at, policy)
     return {
         "street": {"id": street.id, "name": street.name, "district": street.district},
         "as_of": at.isoformat(), "day": day.isoformat(),

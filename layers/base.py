@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any, Protocol
 
 from shapely.geometry import mapping
@@ -17,9 +17,10 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data import rules
+from data import deadlines
+from data.deadlines import Deadlines, OfficeHours
 from data.models import StateChange, Street
-from data.settings import Config
+from data.settings import Config, load
 from data.store import states_as_of
 
 GeoJSON = dict[str, Any]
@@ -36,19 +37,18 @@ class Query:
     gate_stale_after: dt.timedelta = dt.timedelta(hours=24)
     alert_window: dt.timedelta = dt.timedelta(minutes=60)
     case_window: dt.timedelta = dt.timedelta(days=14)
-    sla: dict[str, dict[str, dt.timedelta]] = field(default_factory=dict)
+    gate_silent: dt.timedelta = dt.timedelta(minutes=60)
+    gate_hours: tuple[dt.time, dt.time] = (dt.time(7), dt.time(21))
+    policy: Deadlines = field(default_factory=lambda: deadlines.of(load(environ={})))
 
     @classmethod
     def from_config(cls, config: Config, street_id: str, at: dt.datetime, committee_id: str | None = None) -> Query:
-        """A query with the windows and SLA deadlines the settings give."""
+        """A query with the windows and order deadlines the settings give."""
         return cls(street_id, at, committee_id, gate_stale_after=dt.timedelta(hours=config.gate_stale_hours),
                    alert_window=dt.timedelta(minutes=config.alert_window_minutes),
-                   case_window=dt.timedelta(days=config.case_window_days), sla=sla_of(config))
-
-
-def sla_of(config: Config) -> dict[str, dict[str, dt.timedelta]]:
-    """Priority → milestone deadlines, from OPSMAP_SLA_URGENT and OPSMAP_SLA_NORMAL."""
-    return {"urgent": rules.parse_sla(config.sla_urgent), "normal": rules.parse_sla(config.sla_normal)}
+                   case_window=dt.timedelta(days=config.case_window_days), policy=deadlines.of(config),
+                   gate_silent=dt.timedelta(minutes=config.gate_silent_minutes),
+                   gate_hours=astuple(OfficeHours.parse(config.gate_hours)))
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Gates layer: every compound gate, open / closed / restricted at the moment asked,
-marked when understaffed or when its status was last confirmed too long ago."""
+"""Gates layer: every compound gate, open / closed / restricted at the moment asked, with the
+guards of its rostered shift (or last reported); marked when understaffed, when its status was
+last confirmed too long ago, and greyed when open but silent (no scan within its hours)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from data import queries, rules
 from data.events import public_alert
 from data.labels import label
 from data.models import Alert, CheckIn, Compound, Gate
@@ -17,14 +19,15 @@ from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, f
 id = "gates"
 title = "小区出入口"
 #: notice topics that may change its features (facility reports of gates; unconfirmed ones go stale with time)
-changed_by = frozenset({"kind:gate", "clock"})
+changed_by = frozenset({"kind:gate", "stream:duty", "clock"})
 
 
 def legend() -> list[LegendEntry]:
     return [*(LegendEntry(s, label(s), colour) for s, colour in
               (("open", "#2f9e44"), ("restricted", "#f59f00"), ("closed", "#e03131"))),
             LegendEntry("understaffed", "值守不足（红框）", "#c92a2a"),
-            LegendEntry("stale", "状态待确认（虚框）", "#868e96")]
+            LegendEntry("stale", "状态待确认（虚框）", "#868e96"),
+            LegendEntry("silent", "长时间无扫码（灰）", "#adb5bd")]
 
 
 def features(session: Session, query: Query) -> GeoJSON:
@@ -35,18 +38,21 @@ def features(session: Session, query: Query) -> GeoJSON:
         stmt = stmt.where(Compound.committee_id == query.committee_id)
     rows = session.execute(stmt).all()
     states = states_as_of(session, "gate", query.at, [g.id for g, _, _ in rows])
+    on_duty = queries.guards_on_duty(session, states, query.at)
+    scans = queries.last_scans(session, states, query.at)
     out = []
     for gate, committee_id, compound_name in rows:
         state = states.get(gate.id)
         if state is None:
             continue
         confirmed = parse_time(state.get("confirmed_at"))
-        guards = int(state.get("guards_on_duty", 0))
+        silent = state["status"] == "open" and queries.silent_since(scans.get(gate.id), query.at, query.gate_silent,
+                                                                    query.gate_hours) is not None
         out.append(feature(gate.geom, id=gate.id, kind=state["status"], name=gate.name, compound=compound_name,
-                           committee_id=committee_id, guards_on_duty=guards, guards_required=gate.guards_required,
-                           understaffed=guards < gate.guards_required,
+                           committee_id=committee_id, guards_on_duty=on_duty[gate.id],
+                           guards_required=gate.guards_required, understaffed=on_duty[gate.id] < gate.guards_required,
                            stale=confirmed is None or query.at - confirmed > query.gate_stale_after,
-                           confirmed_at=iso(confirmed)))
+                           silent=silent, confirmed_at=iso(confirmed)))
     return collection(out)
 
 
@@ -67,9 +73,14 @@ def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | N
                                .order_by(CheckIn.ts.desc()).limit(20))
     alerts = session.scalars(select(Alert).where(Alert.entity_kind == "gate", Alert.entity_id == entity_id,
                                                  Alert.ts <= query.at).order_by(Alert.ts.desc()).limit(20))
+    shift = queries.duty_shifts(session, [gate.id], query.at).get(gate.id)
+    duty = ({"on_duty": "、".join(shift.guards) or "（无人）",
+             "shift": f"{shift.starts_at.astimezone(rules.SHANGHAI):%m-%d %H:%M}–"
+                      f"{shift.ends_at.astimezone(rules.SHANGHAI):%H:%M}"} if shift else {})
     return {"id": gate.id, "name": gate.name, "compound": gate.compound.name, "status": state["status"],
-            "guards_on_duty": state.get("guards_on_duty", 0), "guards_required": gate.guards_required,
-            "roster": gate.roster, "confirmed_at": state.get("confirmed_at"), "synthetic": gate.synthetic,
+            "guards_on_duty": queries.guards_on_duty(session, {gate.id: state}, query.at)[gate.id],
+            "guards_required": gate.guards_required, **duty, "roster": gate.roster,
+            "confirmed_at": state.get("confirmed_at"), "synthetic": gate.synthetic,
             "history": status_history(session, "gate", entity_id, query.at),
             "checkins": [{"ts": iso(c.ts), "direction": c.direction, "person": c.person_masked,
                           "phone": c.phone_masked, "category": c.category, "temperature": c.temperature,

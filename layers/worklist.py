@@ -20,7 +20,7 @@ from layers import alerts, gates, observations, workorders
 from layers.base import GeoJSON, Query
 
 #: urgency order of the reasons a point is on the list (lower comes first)
-REASONS = {"overdue": "超时工单", "alert": "新预警", "missed_checkin": "今日未健康打卡",
+REASONS = {"supervised": "督办工单", "overdue": "超时工单", "alert": "新预警", "missed_checkin": "今日未健康打卡",
            "understaffed": "出入口值守不足", "ends_today": "今日观察期满", "order": "待办工单"}
 RANK = {reason: i for i, reason in enumerate(REASONS)}
 
@@ -58,8 +58,9 @@ def worklist(session: Session, query: Query, shown: Shown = lambda layer, fc: fc
     for p in _props(workorders, session, query):
         if p["kind"] not in rules.OPEN_STATES:
             continue
-        reason = "overdue" if p["overdue"] else "order"
-        note = f"超时 {p['overdue_minutes']} 分钟" if p["overdue"] else workorders.STATES[p["kind"]][0]
+        reason = "supervised" if p["level"] == "supervised" else "overdue" if p["overdue"] else "order"
+        marked = f"{label(p['level'])} · " if p["level"] else ""
+        note = f"{marked}{workorders.STATES[p['kind']][0]} · {p['remaining']}"
         items.append(Item(reason, "workorders", p["id"], p["name"], note, p["overdue_minutes"]))
     items += _alert_groups(_props(alerts, session, query))
     for p in _props(observations, session, query):

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from data import queries, rules
 from data.labels import ORDER_STATES, label, refusal
 from data.models import Committee, WorkOrder
+from data.store import states_as_of
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 
 id = "workorders"
@@ -23,9 +24,14 @@ STATES = {s: (ORDER_STATES[s], colour) for s, colour in (
     ("resolved", "#37b24d"), ("reopened", "#e8590c"), ("escalated", "#c2255c"))}
 
 
+#: an order's 催办/督办 mark: a ring of its own around the state's dot
+LEVELS = {"reminded": ("已催办（橙圈）", "#f76707"), "supervised": ("督办（紫圈）", "#862e9c")}
+
+
 def legend() -> list[LegendEntry]:
     return [*(LegendEntry(k, label, colour) for k, (label, colour) in STATES.items()),
-            LegendEntry("overdue", "超时（闪烁）", "#e03131")]
+            LegendEntry("overdue", "超时（闪烁）", "#e03131"),
+            *(LegendEntry(k, label, colour) for k, (label, colour) in LEVELS.items())]
 
 
 def features(session: Session, query: Query) -> GeoJSON:
@@ -38,12 +44,13 @@ def features(session: Session, query: Query) -> GeoJSON:
             continue
         if query.committee_id and committee != query.committee_id:
             continue
-        overdue = max((c.overdue_by for c in queries.order_clocks(order, state, query.at, query.sla)),
-                      default=dt.timedelta(0))
+        clocks = queries.order_clocks(order, state, query.at, query.policy)
+        overdue = max((c.overdue_by for c in clocks), default=dt.timedelta(0))
         out.append(feature(order.geom, id=order.id, kind=name,
                            name=f"{label(order.category)} · {order.description[:20]}", category=order.category,
                            priority=state.get("priority", order.priority), committee_id=committee,
-                           overdue=overdue > dt.timedelta(0), overdue_minutes=int(overdue.total_seconds() // 60)))
+                           overdue=overdue > dt.timedelta(0), overdue_minutes=int(overdue.total_seconds() // 60),
+                           level=state.get("level"), remaining=queries.clock_text(query.policy, clocks, query.at)))
     return collection(out)
 
 
@@ -58,13 +65,16 @@ def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
 
 
 def detail(session: Session, entity_id: str, query: Query) -> dict[str, Any] | None:
-    """The order as it stood at ``query.at``: state, timeline so far, and each SLA clock."""
+    """The order as it stood at ``query.at``: state, 催办/督办, the time left, timeline so far, and each clock."""
     order = session.get(WorkOrder, entity_id)
     if order is None or order.created_at > query.at:
         return None
-    state, clocks = queries.work_order_clocks(session, order.id, query.at, query.sla)
+    state_then = states_as_of(session, "work_order", query.at, [order.id]).get(order.id, {})
+    state, clocks = state_then.get("state"), queries.order_clocks(order, state_then, query.at, query.policy)
     names = dict(session.execute(select(Committee.id, Committee.name)).all())  # a committee by its name
     return {"id": order.id, "category": order.category, "priority": order.priority, "state": state,
+            "level": state_then.get("level"),
+            "remaining": queries.clock_text(query.policy, clocks, query.at) if state in rules.OPEN_STATES else None,
             "committee_id": order.committee_id, "committee": names.get(order.committee_id),
             "assignee": order.assignee, "address": order.address,
             "description": order.description, "created_at": iso(order.created_at),

@@ -155,6 +155,8 @@ def cluster(cluster_url: str) -> Iterator[redis.RedisCluster]:
 #: ingest tests keep to days of their own in the far future (2030, 2031), so they see only their events:
 #: they lift OPSMAP_MAX_FUTURE_MINUTES, which the future-time tests check at its default
 FAR_FUTURE_OK = {"OPSMAP_MAX_FUTURE_MINUTES": str(60 * 24 * 365 * 20)}
+#: ingest tests apply the rules of the clock (催办, 督办, silent gates) only where they test them
+NO_SWEEP = {"OPSMAP_SWEEP_S": "1e9"}
 
 
 @pytest.fixture
@@ -165,7 +167,7 @@ def config(tmp_path: Path):
     return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef",
                          "OPSMAP_INGEST_CLAIM_IDLE_MS": "500", "OPSMAP_INGEST_MAX_TRIES": "3",
                          "OPSMAP_INGEST_BACKOFF_MAX_S": "1",
-                         **FAR_FUTURE_OK})
+                         **FAR_FUTURE_OK, **NO_SWEEP})
 
 
 def _engine(kind: str, tmp: Path, request: pytest.FixtureRequest | None = None,
@@ -300,15 +302,14 @@ def scenario(loaded, redis_url, tmp_path_factory):
     for stream in ("facilities", "cases", "health", "checkins", "workorders"):
         streams.append(client, stream, [_json.dumps(e, ensure_ascii=False) for e in send[stream]])
     cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path_factory.mktemp("scn")),
-                        "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef", **FAR_FUTURE_OK})
+                        "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef", **FAR_FUTURE_OK, **NO_SWEEP})
     worker = Worker(engine, client, cfg, consumer=f"scenario-{offset}")
     for _ in range(20):
         worker.step(block_ms=20)
-    from data.rules import parse_sla
+    from data import deadlines
 
     return {"engine": engine, "data": data, "t0": t0, "tag": tag, "gate": gate, "shop": shop,
-            "c1": c1, "c2": c2, "c3": c3, "c4": c4,
-            "sla": {"urgent": parse_sla(cfg.sla_urgent), "normal": parse_sla(cfg.sla_normal)},
+            "c1": c1, "c2": c2, "c3": c3, "c4": c4, "policy": deadlines.of(cfg),
             "at": lambda minutes: t0 + dt.timedelta(minutes=minutes)}
 
 

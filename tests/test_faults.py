@@ -31,7 +31,7 @@ from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
 from layers.base import Query
 from tests import servers
-from tests.conftest import person_id
+from tests.conftest import NO_SWEEP, person_id
 from tests.test_ingest import KEY, at, checkin, count, drain, tag
 
 OUTAGE_S = float(os.environ.get("OPSMAP_TEST_OUTAGE_S", "8"))  # how long the database stays cut off
@@ -54,7 +54,7 @@ def gate_total(client: redis.Redis, day: str = "2022-04-10") -> int:
 def worker_env(engine, redis_url: str, tmp_path, **extra: str) -> dict[str, str]:
     return {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "REDIS_URL": redis_url,
             "OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_CLAIM_IDLE_MS": "1000",
-            "OPSMAP_INGEST_BACKOFF_MAX_S": "1", "OPSMAP_LOG_LEVEL": "WARNING", **extra}
+            "OPSMAP_INGEST_BACKOFF_MAX_S": "1", "OPSMAP_LOG_LEVEL": "WARNING", **NO_SWEEP, **extra}
 
 
 def in_transaction(engine) -> bool:

@@ -8,10 +8,10 @@ import layers
 from dashboard import components
 from dashboard.i18n import EN, tr
 from dashboard.map_page import layer_control
+from data import deadlines
 from data.settings import load
 from data.store import session_factory
 from data.summary import summary
-from layers.base import sla_of
 from tests.conftest import DATASETS
 
 
@@ -28,7 +28,7 @@ def test_i18n001_every_layer_title_has_an_english_name():
 def test_i18n002_panels_in_english(scenario):
     scn = scenario
     with session_factory(scn["engine"])() as s:
-        numbers = summary(s, scn["data"].street.id, scn["at"](15), DATASETS, sla_of(load(environ={})))
+        numbers = summary(s, scn["data"].street.id, scn["at"](15), DATASETS, deadlines.of(load(environ={})))
     en = _text(components.cases_panel(numbers, "en")) + _text(components.work_panel(numbers, "en"))
     zh = _text(components.cases_panel(numbers)) + _text(components.work_panel(numbers))
     for word in ("Cases", "New today", "Confirmed", "Key work", "Screening", "Sealed", "households"):

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from dashboard.app import create_app
-from data import queries, rules, streams
+from data import deadlines, queries, rules, streams
 from data.dead import iter_dead
 from data.geodata import read_case_addresses
 from data.ingest import Worker
@@ -19,6 +19,8 @@ from data.models import Case, CompoundAddress, WorkOrder
 from data.settings import load
 from data.simulator import replay_2022, simulate
 from data.store import session_factory
+from layers import workorders
+from layers.base import Query
 from tests.conftest import DATASETS, SEED, person_id, signed_in
 from tests.test_ingest import KEY, at, checkin, drain, tag
 
@@ -107,19 +109,24 @@ def test_prd006_sla_at_any_moment_from_history(loaded, client, config):
     streams.append(client, "workorders", [json.dumps({"event_id": f"{t}-{i}", "order_id": f"O-{t}", **s})
                                           for i, s in enumerate(steps)])
     drain(Worker(engine, client, config, consumer="sla"), client)
-    sla = {"urgent": rules.parse_sla(config.sla_urgent), "normal": rules.parse_sla(config.sla_normal)}
+    policy = deadlines.of(config)
     minute = dt.timedelta(minutes=1)
     created = dt.datetime.fromisoformat(at(0))
+
+    def clocks(when: dt.datetime) -> tuple[str | None, dict[str, dict]]:
+        d = workorders.detail(s, f"O-{t}", Query(data.street.id, when, policy=policy))
+        return (d["state"], {c["milestone"]: c for c in d["sla"]}) if d else (None, {})
+
     with session_factory(engine)() as s:
-        state, clocks = queries.work_order_clocks(s, f"O-{t}", created + 10 * minute, sla)
-        assert state == "created" and not any(c.overdue for c in clocks)  # normal: 30 min to dispatch
-        state, clocks = queries.work_order_clocks(s, f"O-{t}", created + 25 * minute, sla)
-        dispatch = next(c for c in clocks if c.milestone == "dispatch")
-        assert state == "escalated" and dispatch.overdue_by == 20 * minute  # urgent now: 5 min deadline
-        state, clocks = queries.work_order_clocks(s, f"O-{t}", created + 3 * 60 * minute, sla)
-        by = {c.milestone: c.overdue_by for c in clocks}
-        assert state == "dispatched" and by["dispatch"] == 45 * minute and by["resolve"] == 60 * minute
-        assert queries.work_order_clocks(s, f"O-{t}", created - minute, sla) == (None, [])
+        state, got = clocks(created + 10 * minute)
+        assert state == "created" and not any(c["overdue"] for c in got.values())  # normal: 30 min to dispatch
+        state, got = clocks(created + 25 * minute)
+        assert state == "escalated" and got["dispatch"]["overdue_minutes"] == 20  # urgent now: 5 min deadline
+        state, got = clocks(created + 3 * 60 * minute)
+        assert state == "dispatched" and got["dispatch"]["overdue_minutes"] == 45
+        assert dt.datetime.fromisoformat(got["deadline"]["deadline"]) == policy.due("supplies", created)  # 1 work day
+        assert not got["deadline"]["overdue"]
+        assert clocks(created - minute) == (None, {})
         assert s.get(WorkOrder, f"O-{t}").priority == "urgent"
 
 

@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from dashboard.app import create_app
+from data import deadlines
 from data.settings import load
 from data.store import session_factory
 from data.summary import DAILY, official, summary
-from layers.base import sla_of
 from tests.conftest import DATASETS, signed_in
 
 
@@ -31,8 +31,8 @@ def test_sum001_street_numbers_follow_the_scenario(scenario):
     scn = scenario
     cfg = load(environ={})
     with session_factory(scn["engine"])() as s:
-        got = summary(s, scn["data"].street.id, scn["at"](15), DATASETS, sla_of(cfg))
-        before = summary(s, scn["data"].street.id, scn["at"](-1), DATASETS, sla_of(cfg))
+        got = summary(s, scn["data"].street.id, scn["at"](15), DATASETS, deadlines.of(cfg))
+        before = summary(s, scn["data"].street.id, scn["at"](-1), DATASETS, deadlines.of(cfg))
     street = got["cases"]["street"]
     assert street["confirmed"]["new"] - before["cases"]["street"]["confirmed"]["new"] == 1
     assert got["facilities"]["gates"]["closed"] == before["facilities"]["gates"]["closed"] + 1
@@ -228,7 +228,7 @@ def test_sum011_no_figure_above_its_target_without_saying_why_and_positives_by_t
 
     scn = scenario
     with session_factory(scn["engine"])() as s:
-        got = summary(s, scn["data"].street.id, scn["at"](15), DATASETS, sla_of(load(environ={})))
+        got = summary(s, scn["data"].street.id, scn["at"](15), DATASETS, deadlines.of(load(environ={})))
     visits = got["work"]["key_person_visit"]
     assert visits["daily"] and visits["total"] == visits["new"]
 

@@ -8,7 +8,7 @@ from layers.worklist import RANK, worklist
 
 
 def _items(scn, committee: str, minutes: float):
-    q = Query(scn["data"].street.id, scn["at"](minutes), committee, sla=scn["sla"])
+    q = Query(scn["data"].street.id, scn["at"](minutes), committee, policy=scn["policy"])
     with session_factory(scn["engine"])() as s:
         return worklist(s, q)
 
@@ -20,7 +20,7 @@ def test_wrk001_overdue_order_comes_first_in_its_committee(scenario):
     late = _items(scn, scn["c4"].committee_id, 10)
     assert [(i.reason, i.layer) for i in early] == [("order", "workorders")]  # open, not yet overdue
     mine = next(i for i in late if i.entity_id == oid)
-    assert (mine.reason, mine.note) == ("overdue", "超时 5 分钟")
+    assert (mine.reason, mine.note) == ("overdue", "待派单 · 超时 5 分钟")
     assert late[0].reason == "overdue"  # overdue orders lead the list (other tests may add older ones)
     assert [i.reason for i in late] == sorted((i.reason for i in late), key=RANK.__getitem__)
 
