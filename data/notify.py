@@ -38,8 +38,8 @@ log = logging.getLogger(__name__)
 KINDS = ("wecom", "json")
 #: the steps a committee is told of, and how the message opens
 TOLD = {"dispatch": "派单", "remind": "催办", "supervise": "督办"}
-LEASE = dt.timedelta(seconds=60)  # a sender that dies holding a row frees it after this
 TIMEOUT_S = 10
+LEASE = dt.timedelta(seconds=2 * TIMEOUT_S)  # a sender that dies holding a row frees it after this
 
 
 def order_link(config: Config, order_id: str) -> str:
