@@ -71,8 +71,9 @@ class OfficeHours:
         m = re.fullmatch(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*", text)
         if not m:
             raise ValueError(f"bad office hours {text!r}: expected e.g. 09:00-17:00")
-        try:
-            start, end = dt.time(int(m[1]), int(m[2])), dt.time(int(m[3]), int(m[4]))
+        try:  # 24:00 ends the day (hours round the clock: 00:00-24:00)
+            start = dt.time(int(m[1]), int(m[2]))
+            end = dt.time.max if (m[3], m[4]) == ("24", "00") else dt.time(int(m[3]), int(m[4]))
         except ValueError as exc:
             raise ValueError(f"bad office hours {text!r}: {exc}") from None
         if end <= start:

@@ -748,6 +748,7 @@ class Worker:
         self.backoff = Backoff(client, self.consumer, config.ingest_backoff_max_s)
         self._last_claim = 0.0
         self._last_sweep = time.monotonic()  # the first sweep after one period: the backlog comes first
+        self._last_missed = 0.0
         self._last_compact = time.monotonic()
         self._raw_deleted = False
         self._own_pending = True  # a restarted consumer (same name) first takes what it held
@@ -1012,7 +1013,10 @@ class Worker:
     def sweep(self, now: dt.datetime) -> int:
         """Raise what time alone made due: missed check-ins here; 催办, 督办 and silent gates as
         events on the streams (``data.clock``), which this or any worker then applies once."""
-        raised = self.sweep_missed_checkins(now)
+        raised = 0
+        if time.monotonic() - self._last_missed >= 60:  # a rule of the day: once a minute is plenty
+            self._last_missed = time.monotonic()
+            raised = self.sweep_missed_checkins(now)
         with self.sessions() as session:
             due = {"workorders": clock.marks_due(session, self.policy, now),
                    "rules": clock.silent_gates(session, self.config, now)}

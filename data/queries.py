@@ -197,10 +197,13 @@ def last_scans(session: Session, gate_ids: Iterable[str], at: dt.datetime) -> di
 def silent_since(last_scan: dt.datetime | None, at: dt.datetime, quiet: dt.timedelta,
                  hours: tuple[dt.time, dt.time]) -> dt.datetime | None:
     """When a gate's silence began, if at ``at`` it has had no scan for ``quiet`` within its
-    ``hours`` (counted from the later of its last scan and today's opening); None when not silent.
-    A gate never scanned has no scanner to fall silent: it is not watched."""
+    ``hours`` (counted from the later of its last scan and today's opening, or from the last scan
+    alone for hours round the clock); None when not silent. A gate never scanned has no scanner to
+    fall silent: it is not watched."""
     local = at.astimezone(rules.SHANGHAI)
     if last_scan is None or not hours[0] <= local.time() < hours[1]:
         return None
-    since = max(last_scan, dt.datetime.combine(local.date(), hours[0], rules.SHANGHAI))
+    round_the_clock = (hours[0], hours[1]) == (dt.time(0), dt.time.max)
+    since = last_scan if round_the_clock else max(last_scan, dt.datetime.combine(local.date(), hours[0],
+                                                                                  rules.SHANGHAI))
     return since if at - since >= quiet else None

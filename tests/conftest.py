@@ -353,6 +353,12 @@ BROWSER = [pytest.mark.browser,  # pytestmark of the browser test modules
 
 
 MAP_REFRESH_S = 4  # the app under test lets time-dependent layers lag the clock by at most this
+#: the app under test applies the rules of the clock every 2 s, to gates watched round the clock
+#: and orders of kind ``other`` due an hour after creation, 督办 an hour later (tests/test_orders_browser.py)
+BROWSER_CLOCK = {"OPSMAP_SWEEP_S": "2", "OPSMAP_GATE_HOURS": "00:00-24:00",
+                 "OPSMAP_ORDER_DEADLINES": "quarantine_violation=2h,medical_need=2h,supplies=1wd,gate=1wd,shop=3wd,"
+                                           "sanitation=3wd,enquiry=3wd,complaint=5wd,other=1h",
+                 "OPSMAP_SUPERVISE_AFTER": "1h"}
 
 
 @pytest.fixture(scope="session")
@@ -367,7 +373,7 @@ def app_url(app_var: Path) -> Iterator[str]:
     var = app_var
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
     env |= {"OPSMAP_VAR_DIR": str(var), "OPSMAP_HTTP_PORT": str(free_port()),
-            "OPSMAP_MAP_REFRESH_S": str(MAP_REFRESH_S)}
+            "OPSMAP_MAP_REFRESH_S": str(MAP_REFRESH_S), **BROWSER_CLOCK}
     opsmap = [sys.executable, str(PROJECT_ROOT / "app.py")]
     subprocess.run([*opsmap, "load", "--if-empty"], env=env, check=True, timeout=300, cwd=PROJECT_ROOT)
     AUTH.update(_tester(make_engine(f"sqlite:///{var / 'opsmap.db'}")))
