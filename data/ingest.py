@@ -741,6 +741,7 @@ class Worker:
     def __init__(self, engine: Engine, client: redis.Redis, config: Config, consumer: str | None = None) -> None:
         self.engine, self.client, self.config = engine, client, config
         self.sessions = session_factory(engine, write=True)
+        self.reads = session_factory(engine)  # the sweeps only read: they take no write lock
         self.hasher = Hasher.from_config(config)
         self.future = dt.timedelta(minutes=config.max_future_minutes)
         self.policy = deadlines.of(config)
@@ -1017,7 +1018,7 @@ class Worker:
         if time.monotonic() - self._last_missed >= 60:  # a rule of the day: once a minute is plenty
             self._last_missed = time.monotonic()
             raised = self.sweep_missed_checkins(now)
-        with self.sessions() as session:
+        with self.reads() as session:
             due = {"workorders": clock.marks_due(session, self.policy, now),
                    "rules": clock.silent_gates(session, self.config, now)}
         for stream, events in due.items():

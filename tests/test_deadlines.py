@@ -257,8 +257,8 @@ def test_dl005_a_silent_gate_greys_and_raises_one_alert_until_a_scan(street, cli
     with session_factory(engine)() as s:
         assert len(s.scalars(select(Alert).where(Alert.kind == "silent_gate", Alert.entity_id == gate.id)).all()) == 1
         never = s.scalars(select(Gate.id).where(Gate.status == "open", Gate.id != gate.id)).first()
-    assert not next(f["properties"]["silent"] for f in gates.features(
-        session_factory(engine)(), Query.from_config(config, data.street.id, noon))["features"] if f["id"] == never)
+        assert not next(f["properties"]["silent"] for f in gates.features(
+            s, Query.from_config(config, data.street.id, noon))["features"] if f["id"] == never)  # never scanned
 
 
 def test_dl006_a_roster_staffs_the_gate_for_its_shift(street, client, tmp_path):

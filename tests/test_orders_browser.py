@@ -108,3 +108,18 @@ def test_ord002_a_gate_without_scans_greys_out_raises_one_alert_and_a_scan_bring
     scan(2, dt.datetime.now(dt.UTC))
     page.wait_for_selector(f"path.opsmap-id-{gate}:not(.opsmap-silent)", state="attached", timeout=20_000)
     assert alerts() == 1  # one alert for the one silence, however many sweeps saw it
+
+
+def test_ord003_healthz_says_which_years_count_weekends_only_and_what_is_undelivered(app_url):
+    import json
+    import urllib.request
+
+    from data.deadlines import CALENDAR
+
+    with urllib.request.urlopen(app_url + "/healthz", timeout=10) as resp:
+        health = json.load(resp)
+    year = dt.datetime.now(dt.UTC).year
+    unknown = [y for y in (year, year + 1) if y > CALENDAR.known[1]]
+    assert health["calendar"]["known"] == f"{CALENDAR.known[0]}-{CALENDAR.known[1]}"
+    assert set(unknown) <= set(health["calendar"]["weekends_only"])
+    assert health["notifications"]["undelivered"] == 0  # no committee has a webhook in the app under test
