@@ -23,7 +23,9 @@
 
 /* /officer: the browser's own notifications while the page is open. The page asks for
    permission once; then a work order that newly appears on the committee's list (a dispatch),
-   or one that turns 超时 or 督办, is announced — the phone may be in a pocket. */
+   or one that turns 超时 or 督办, is announced — the phone may be in a pocket. The page lists
+   every order of the list (not only the page shown) in #officer-orders: {id: [rank, reason,
+   title, note]}. */
 (function () {
     "use strict";
     if (location.pathname.indexOf("/officer") !== 0 || !("Notification" in window)) {
@@ -32,40 +34,31 @@
     if (Notification.permission === "default") {
         Notification.requestPermission();
     }
-    var RANK = {"reason-order": 0, "reason-overdue": 1, "reason-supervised": 2};
     var seen = null;  // order id → rank, from the first list drawn (what was there is not news)
-
-    function orders() {
-        var found = {};
-        document.querySelectorAll("#officer-list .officer-item").forEach(function (button) {
-            var id;
-            try { id = JSON.parse(button.id); } catch (e) { return; }
-            if (id.layer !== "workorders") { return; }
-            var rank = 0;
-            Object.keys(RANK).forEach(function (k) { if (button.classList.contains(k)) { rank = RANK[k]; } });
-            found[id.id] = {rank: rank, title: button.querySelector(".officer-title").textContent,
-                            note: button.querySelector(".officer-note").textContent,
-                            reason: button.querySelector(".officer-reason").textContent};
-        });
-        return found;
-    }
+    var text = null;
 
     function check() {
-        var now = orders();
-        if (!Object.keys(now).length) { return; }
-        if (seen !== null && !Object.keys(now).some(function (id) { return id in seen; })) {
+        var holder = document.getElementById("officer-orders");
+        if (!holder || holder.textContent === text) { return; }
+        text = holder.textContent;
+        var now;
+        try { now = JSON.parse(text || "{}"); } catch (e) { return; }
+        var ids = Object.keys(now);
+        if (!ids.length) { return; }
+        if (seen !== null && !ids.some(function (id) { return id in seen; })) {
             seen = null;  // another committee's list: nothing in it is news
         }
         if (seen !== null && Notification.permission === "granted") {
-            Object.keys(now).forEach(function (id) {
-                if (!(id in seen) || now[id].rank > seen[id]) {
-                    new Notification(now[id].reason + "：" + now[id].title, {body: now[id].note, tag: id});
+            ids.forEach(function (id) {
+                if (!(id in seen) || now[id][0] > seen[id]) {
+                    new Notification(now[id][1] + "：" + now[id][2], {body: now[id][3], tag: id});
                 }
             });
         }
         seen = seen || {};
-        Object.keys(now).forEach(function (id) { seen[id] = Math.max(now[id].rank, seen[id] || 0); });
+        ids.forEach(function (id) { seen[id] = Math.max(now[id][0], seen[id] || 0); });
     }
 
-    new MutationObserver(check).observe(document.documentElement, {childList: true, subtree: true});
+    new MutationObserver(check).observe(document.documentElement, {childList: true, subtree: true,
+                                                                   characterData: true});
 })();

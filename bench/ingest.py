@@ -1,12 +1,10 @@
-"""End-to-end ingest throughput: 200,000 check-ins appended while one worker consumes them.
+"""Ingest throughput side by side, in one run on the same entries: a bare consumer (XREADGROUP
+1,000 + JSON decode + XACK, no validation, no storage) and opsmap's worker on SQLite and on
+PostgreSQL (one worker, then two worker processes), the ratio to the bare consumer, the worker's
+CPU time per event, and the append→acknowledgement latency at 10,000 events/s offered.
 
-Measures read, validate, store, aggregate and acknowledge in one process, on SQLite and on
-PostgreSQL, and prints events/s and the p50/p99 of the time from XADD to acknowledgement
-(after commit). Run: ``make bench`` or
-``.venv/bin/python bench/ingest.py [N] [REDIS_URL] [POSTGRES_URL]``.
-Uses Redis database 13 of REDIS_URL's server (flushed) and a throwaway PostgreSQL schema;
-REDIS_URL may name a node of a Redis Cluster instead (``redis://host:port/0``: the whole
-cluster is flushed).
+Run: ``make bench`` or ``.venv/bin/python bench/ingest.py [N] [REDIS_URL] [POSTGRES_URL]``.
+Uses Redis database 13 of REDIS_URL's server (flushed) and throwaway PostgreSQL schemas.
 """
 
 from __future__ import annotations
@@ -20,7 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
-import sqlalchemy as sa
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,61 +31,130 @@ from data.privacy import id_check_char
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine
 
+PACED_RATE = 10_000  # events/s offered in the latency run
+PACED_S = 5
+
 
 def person(n: int) -> str:
     first = f"310101{1950 + n % 50}0{1 + n % 9}1{n % 10}{n % 1000:03d}"
     return first + id_check_char(first)
 
 
-def produce(redis_url: str, gates: list[str], run_id: str, n: int) -> None:
-    """The producer, in its own process so the worker's process is measured alone."""
-    client = streams.connect(redis_url)
-    persons = [person(i) for i in range(5000)]
-    for start in range(0, n, 1000):
-        streams.append(client, "checkins", [json.dumps({
-            "event_id": f"{run_id}-{i}", "ts": "2022-04-10T08:00:00+08:00", "gate_id": gates[i % len(gates)],
-            "direction": "in" if i % 2 else "out", "person_id": persons[i % len(persons)],
-            "category": "resident", "temperature": 36.4 + (i % 7) / 10}) for i in range(start, min(n, start + 1000))])
+def checkins(gates: list[str], run_id: str, start: int, stop: int) -> list[str]:
+    return [json.dumps({"event_id": f"{run_id}-{i}", "ts": "2022-04-10T08:00:00+08:00",
+                        "gate_id": gates[i % len(gates)], "direction": "in" if i % 2 else "out",
+                        "person_id": person(i % 5000), "category": "resident", "temperature": 36.4 + (i % 7) / 10})
+            for i in range(start, stop)]
 
 
-def run(label: str, engine: sa.Engine, redis_url: str, n: int) -> None:
+def fill(redis_url: str, gates: list[str], run_id: str, n: int, rate: float | None = None) -> None:
+    """Append ``n`` check-ins, 1,000 per round trip; with ``rate``, paced to that many a second."""
     client = streams.connect(redis_url)
-    if streams.is_cluster(client):
-        label += " on a cluster"
-    data = load_street(engine, PROJECT_ROOT / "data" / "datasets", "南京东路", 20220410, False)
-    gates = [g.id for g in data.gates]
-    client.flushdb()
-    config = load(environ={"OPSMAP_VAR_DIR": tempfile.mkdtemp(), "OPSMAP_HMAC_KEY": "bench-key-0123456789abcdef",
-                           "OPSMAP_INGEST_BATCH": "1000"})
-    worker = Worker(engine, client, config, consumer="bench")
-    run_id = uuid.uuid4().hex[:6]
-    latencies: list[float] = []
-    producer = multiprocessing.Process(target=produce, args=(redis_url, gates, run_id, n))
     t0 = time.perf_counter()
-    producer.start()
-    done = 0
+    for start in range(0, n, 1000):
+        if rate:
+            time.sleep(max(0.0, t0 + start / rate - time.perf_counter()))
+        streams.append(client, "checkins", checkins(gates, run_id, start, min(n, start + 1000)))
+
+
+def config():
+    return load(environ={"OPSMAP_VAR_DIR": tempfile.mkdtemp(), "OPSMAP_HMAC_KEY": "bench-key-0123456789abcdef",
+                         "OPSMAP_INGEST_BATCH": "1000", "OPSMAP_SWEEP_S": "1e9"})
+
+
+def bare(redis_url: str, gates: list[str], n: int) -> float:
+    """The baseline: what the stream delivers to a consumer that does nothing with the events."""
+    client = streams.connect(redis_url)
+    client.flushdb()
+    streams.ensure_group(client)
+    fill(redis_url, gates, "bare", n)
+    key, done, t0 = streams.stream_key("checkins"), 0, time.perf_counter()
     while done < n:
-        entries = streams.read(client, "bench", 1000, 100)
-        if not entries:
-            continue
-        out = worker.handle(entries)
-        now_ms = time.time() * 1000
-        latencies += [now_ms - int(eid.split("-")[0]) for _, eid, _ in out.applied]
-        done += len(out.applied) + len(out.dead) + len(out.duplicates)
+        reply = client.xreadgroup(streams.GROUP, "bare", {key: ">"}, count=1000)
+        ids = [eid for _, entries in reply for eid, fields in entries if orjson.loads(fields[b"event"])]
+        client.xack(key, streams.GROUP, *ids)
+        done += len(ids)
+    return n / (time.perf_counter() - t0)
+
+
+def consume(engine_url: str, redis_url: str, name: str, out: multiprocessing.Queue) -> None:
+    """One worker process: consumes until nothing is pending; reports events handled and CPU seconds."""
+    worker = Worker(make_engine(engine_url), streams.connect(redis_url), config(), consumer=name)
+    cpu0, handled = time.process_time(), 0
+    while pending_total(worker.client) > 0:  # filled before the workers start
+        handled += worker.step(block_ms=50)
+    out.put((handled, time.process_time() - cpu0))
+
+
+def stored(engine_url: str, redis_url: str, gates: list[str], n: int, workers: int = 1) -> tuple[float, float]:
+    """opsmap's worker(s) on ``n`` entries appended beforehand: events/s and CPU ms per event."""
+    client = streams.connect(redis_url)
+    client.flushdb()
+    streams.ensure_group(client)
+    fill(redis_url, gates, uuid.uuid4().hex[:6], n)
+    results: multiprocessing.Queue = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=consume, args=(engine_url, redis_url, f"bench-{i}", results))
+             for i in range(workers)]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    got = [results.get() for _ in procs]
     elapsed = time.perf_counter() - t0
+    for p in procs:
+        p.join()
+    assert sum(h for h, _ in got) == n, got
+    return n / elapsed, sum(c for _, c in got) / n * 1000
+
+
+def paced(engine_url: str, redis_url: str, gates: list[str]) -> tuple[float, float]:
+    """p50 and p99 ms from XADD to acknowledgement (after commit) at PACED_RATE events/s offered."""
+    client = streams.connect(redis_url)
+    client.flushdb()
+    streams.ensure_group(client)
+    worker = Worker(make_engine(engine_url), client, config(), consumer="paced")
+    n = PACED_RATE * PACED_S
+    producer = multiprocessing.Process(target=fill, args=(redis_url, gates, uuid.uuid4().hex[:6], n, PACED_RATE))
+    producer.start()
+    latencies: list[float] = []
+    while len(latencies) < n:
+        entries = streams.read(client, "paced", 1000, 50)
+        if entries:
+            out = worker.handle(entries)
+            now_ms = time.time() * 1000
+            latencies += [now_ms - int(eid.split("-")[0]) for _, eid, _ in out.applied]
     producer.join()
-    assert pending_total(client) == 0
     q = statistics.quantiles(latencies, n=100)
-    print(f"{label:<22} {n:>8,} events  {n / elapsed:>9,.0f} events/s  "
-          f"append→commit+ack p50 {q[49]:7.0f} ms  p99 {q[98]:7.0f} ms")
+    return q[49], q[98]
+
+
+def loaded(url: str) -> list[str]:
+    data = load_street(make_engine(url), PROJECT_ROOT / "data" / "datasets", "南京东路", 20220410, False)
+    return [g.id for g in data.gates]
 
 
 def main(n: int = 200_000, redis_url: str = "redis://127.0.0.1:6379/13", pg_url: str = PG) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        run("sqlite", make_engine(f"sqlite:///{tmp}/bench.db"), redis_url, n)
-    with pg_schema_url(pg_url) as url:
-        if url is not None:
-            run("postgresql", make_engine(url), redis_url, n)
+        sqlite = f"sqlite:///{tmp}/bench.db"
+        gates = loaded(sqlite)
+        base = bare(redis_url, gates, n)
+        print(f"{'bare consumer':<26} {n:>8,} events  {base:>9,.0f} events/s  (XREADGROUP 1000 + decode + XACK)")
+        rate, cpu = stored(sqlite, redis_url, gates, n)
+        p50, p99 = paced(sqlite, redis_url, gates)
+        print(f"{'opsmap sqlite':<26} {n:>8,} events  {rate:>9,.0f} events/s  {rate / base:5.2f} of bare  "
+              f"CPU {cpu * 1000:4.0f} µs/event  at {PACED_RATE:,}/s offered: append→ack p50 {p50:4.0f} ms  "
+              f"p99 {p99:4.0f} ms")
+    for workers in (1, 2):
+        with pg_schema_url(pg_url) as url:
+            if url is None:
+                break
+            gates = loaded(url)
+            rate, cpu = stored(url, redis_url, gates, n, workers)
+            extra = ""
+            if workers == 1:
+                p50, p99 = paced(url, redis_url, gates)
+                extra = f"  at {PACED_RATE:,}/s offered: append→ack p50 {p50:4.0f} ms  p99 {p99:4.0f} ms"
+            print(f"{f'opsmap postgresql ×{workers}':<26} {n:>8,} events  {rate:>9,.0f} events/s  "
+                  f"{rate / base:5.2f} of bare  CPU {cpu * 1000:4.0f} µs/event{extra}")
     streams.connect(redis_url).flushdb()
 
 

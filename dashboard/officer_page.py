@@ -10,6 +10,7 @@ shows why and leaves the form as typed (only the message is redrawn).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -60,6 +61,10 @@ def _committees(session: Session) -> list[Committee]:
     return [c for street in sorted(who.streets) for c in who.committees_in(session, street)]
 
 
+#: how pressing an order on the list is: the phone announces an order new to the list, or one that rises
+ANNOUNCED = {"order": 0, "overdue": 1, "supervised": 2}
+
+
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     lang = config.language
     with sessions() as session:
@@ -78,6 +83,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
         dcc.RadioItems(id="officer-filter", className="officer-filter", inline=True, value="all",
                        options=[{"label": tr(text, lang), "value": key} for key, text in FILTERS.items()]),
         html.Ul(id="officer-list", className="officer-list"),
+        html.Div(id="officer-orders", hidden=True),  # every order of the list, for assets/officer.js to announce
         html.Button(id="officer-more", className="officer-more", n_clicks=0, hidden=True),
         dl.Map(id="officer-map", className="officer-map", center=SHANGHAI_CENTRE, zoom=15, zoomSnap=0.25,
                children=[layer_control(PAGE, lang, SHOWN)]),
@@ -140,7 +146,8 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         return layer_sources(PAGE, config, q.street_id, committee, keys=SHOWN_IDS), camera(config, bounds, padding=0)
 
     @app.callback(Output("officer-list", "children"), Output("officer-more", "children"),
-                  Output("officer-more", "hidden"), Output("officer-events-ack", "children"),
+                  Output("officer-more", "hidden"), Output("officer-orders", "children"),
+                  Output("officer-events-ack", "children"),
                   Input("officer-committee", "value"), Input("officer-filter", "value"),
                   Input("officer-more", "n_clicks"), Input("officer-events", "data"), Input("officer-done", "data"))
     def refresh(committee: str | None, only: str | None, more: int, _: str | None, __: int) -> tuple[Any, ...]:
@@ -148,16 +155,18 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         one kind of item or all, a page at a time (a phone cannot draw an afternoon's 700 lines)."""
         q = query(committee)
         if q is None:
-            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], "", True, ack()
+            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], "", True, "{}", ack()
         who = access.actor()
         with sessions() as session:
             items = worklist(session, q, lambda layer, fc: policy.features(who, layer, q.street_id, fc))
+        orders = {i.entity_id: [ANNOUNCED.get(i.reason, 0), tr(i.label, lang), i.title, i.note]
+                  for i in items if i.layer == "workorders"}  # on any page: a new order is news wherever it falls
         items = [i for i in items if only in (None, "all") or i.layer == only]
         shown = items[:PAGE_SIZE * (1 + (more or 0))]
         rest = len(items) - len(shown)
         return ([_item(i, lang) for i in shown] or [html.Li(tr("暂无待办", lang), className="officer-empty")],
                 tr("再显示 {n} 项（共 {total} 项）", lang).format(n=min(rest, PAGE_SIZE), total=len(items)),
-                rest <= 0, ack())
+                rest <= 0, json.dumps(orders, ensure_ascii=False), ack())
 
     @app.callback(Output("officer-selected", "data"),
                   Input({"type": "officer-item", "layer": ALL, "id": ALL}, "n_clicks"),
