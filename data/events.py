@@ -14,7 +14,10 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
+
+import orjson
 
 from data.privacy import Hasher, id_problem, mask_id, mask_phone, normalise_id, normalise_phone, phone_problem, scrub
 
@@ -293,8 +296,12 @@ def decode(raw: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
         return dict(raw)
     if len(raw) > MAX_EVENT_BYTES:
         raise EventError([FieldError("event", f"larger than {MAX_EVENT_BYTES} bytes")])
+    try:  # orjson reads the well-formed many fast; what it refuses, the standard parser explains
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        obj = None
     try:
-        obj = json.loads(raw)
+        obj = json.loads(raw) if obj is None else obj
     except (ValueError, UnicodeDecodeError) as exc:
         raise EventError([FieldError("event", f"not JSON ({exc})"[:200])]) from None
     except RecursionError:
@@ -319,6 +326,15 @@ def _sealed(obj: Mapping[str, Any], name: str) -> tuple[str, str] | None:
     return digest, masked
 
 
+@cache
+def _fields(stream: str) -> tuple[dict[str, Spec], frozenset[str], frozenset[str]]:
+    """A stream's field specs, its personal fields, and the names their sealed forms take
+    (worked out once: ``validate`` runs for every event)."""
+    specs = {**COMMON, **SPECS[stream]}
+    personal = frozenset(n for n, spec in specs.items() if getattr(spec.check, "personal", None))
+    return specs, personal, frozenset(f"{n}_{part}" for n in personal for part in ("hash", "masked"))
+
+
 def validate(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Hasher,
              future: dt.timedelta | None = None) -> Event:
     """A validated Event, or EventError listing every bad field; raw personal numbers never leave.
@@ -327,9 +343,7 @@ def validate(stream: str, raw: bytes | str | Mapping[str, Any], hasher: Hasher,
     if stream not in SPECS:
         raise EventError([FieldError("stream", f"unknown stream {stream!r}; one of {', '.join(STREAMS)}")])
     obj = decode(raw)
-    specs = {**COMMON, **SPECS[stream]}
-    personal = [n for n, spec in specs.items() if getattr(spec.check, "personal", None)]
-    sealed_names = {f"{n}_{part}" for n in personal for part in ("hash", "masked")}
+    specs, personal, sealed_names = _fields(stream)
     errors = [FieldError(str(k)[:40], "unknown field") for k in obj if k not in specs and k not in sealed_names]
     data: dict[str, Any] = {}
     for name, spec in specs.items():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -33,10 +34,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import orjson
 import redis
 from redis.exceptions import RedisClusterException
 from shapely.geometry import Point
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select
+from sqlalchemy import Engine, and_, delete, func, or_, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, selectinload
 
@@ -77,7 +79,7 @@ from data.models import (
 )
 from data.privacy import Hasher
 from data.settings import Config
-from data.store import record_changes, session_factory
+from data.store import bulk_insert, record_changes, session_factory
 
 log = logging.getLogger(__name__)
 DUTY_OFFICER = "居委值班干部"
@@ -89,6 +91,12 @@ def _iso(t: dt.datetime) -> str:
     return t.isoformat()
 
 
+@functools.lru_cache(maxsize=1024)
+def _count_key(stream: str, day: dt.date) -> str:
+    """The hash of a stream's daily counters, beside the stream (a check-in counts four times)."""
+    return f"{{{stream_key(stream)}}}:count:{day.isoformat()}"
+
+
 @dataclass
 class Effects:
     """What a batch changes outside SQL, applied after commit: counters, feed, change notices."""
@@ -98,7 +106,7 @@ class Effects:
     added: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # table → ids inserted
 
     def count(self, stream: str, day: dt.date, key: str, n: int = 1) -> None:
-        self.counters[(f"{{{stream_key(stream)}}}:count:{day.isoformat()}", key)] += n
+        self.counters[(_count_key(stream, day), key)] += n
 
     def say(self, stream: str, ts: dt.datetime, kind: str, text: str, **extra: Any) -> None:
         self.feed.append((stream, {"ts": _iso(ts), "kind": kind, "text": text, **extra}))
@@ -263,7 +271,7 @@ class Batch:
     def flush(self) -> None:
         """Write the rows buffered for bulk insertion (one round trip for all check-ins)."""
         if self.checkin_rows:
-            self.s.execute(insert(CheckIn.__table__), self.checkin_rows)
+            bulk_insert(self.s, CheckIn.__table__, self.checkin_rows)
             self.checkin_rows = []
 
     # --- handlers, one per stream ---------------------------------------------------------------
@@ -673,9 +681,18 @@ def outage_cause(exc: BaseException) -> str | None:
 
 def digest(ev: Event) -> str:
     """The event's content as stored, hashed: tells a producer's resend from a conflicting reuse of its id."""
+    body = orjson.dumps({"event_id": ev.event_id, "ts": ev.ts, **ev.data}, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(body).hexdigest()
+
+
+def same_content(stored: str | None, ev: Event) -> bool:
+    """Whether a ledger row's digest is this event's: by ``digest``, or — for rows written before
+    it — by the standard library's serialisation the ledger used until then."""
+    if stored is None or stored == digest(ev):
+        return True
     body = json.dumps({"event_id": ev.event_id, "ts": _iso(ev.ts), **ev.data}, sort_keys=True, ensure_ascii=False,
                       default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
+    return stored == hashlib.sha256(body.encode()).hexdigest()
 
 
 def sequence(entry_id: str) -> str:
@@ -878,7 +895,7 @@ class Worker:
                 elif row.entry_id == entry_id:  # committed, Redis side not done
                     replayed.append(Effects.from_json(row.effects))
                     replayed_entries.append((key, entry_id))
-                elif row.digest not in (None, digest(ev)):
+                elif not same_content(row.digest, ev):
                     dead.append((key, entry_id, sealed(ev), _conflict(row.entry_id)))
                 else:
                     dupes.append((key, entry_id))
@@ -908,7 +925,7 @@ class Worker:
                 applied.append(((key, entry_id, ev), effects))
             batch.flush()
             if applied:
-                session.execute(insert(ProcessedEvent.__table__), [
+                bulk_insert(session, ProcessedEvent.__table__, [
                     {"stream": ev.stream, "event_id": ev.event_id, "digest": stored[(ev.stream, ev.event_id)][0],
                      "entry_id": entry_id, "processed_at": now, "effects": eff.to_json()}
                     for (_, entry_id, ev), eff in applied])

@@ -122,6 +122,7 @@ class Sender:
 
     def __init__(self, engine: Engine, config: Config) -> None:
         self.sessions = session_factory(engine, write=True)
+        self.reads = session_factory(engine)  # looking for due messages takes no write lock
         self.cap = dt.timedelta(seconds=config.notify_backoff_max_s)
 
     def run(self, stop: threading.Event) -> None:
@@ -136,10 +137,13 @@ class Sender:
     def step(self, limit: int = 20) -> int:
         """Hold, send and record up to ``limit`` due messages; how many were tried."""
         now = dt.datetime.now(dt.UTC)
-        with self.sessions() as session, session.begin():
+        with self.reads() as session:
             due = session.execute(select(Notification.id, Notification.next_at).where(
                 Notification.delivered_at.is_(None), Notification.next_at <= now)
                 .order_by(Notification.next_at).limit(limit)).all()
+        if not due:
+            return 0
+        with self.sessions() as session, session.begin():
             held = [nid for nid, next_at in due if session.execute(
                 update(Notification).where(Notification.id == nid, Notification.next_at == next_at)
                 .values(next_at=now + LEASE)).rowcount == 1]
