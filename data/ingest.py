@@ -1056,7 +1056,7 @@ class Worker:
                 or_(HomeObservation.ended_at.is_(None), HomeObservation.ended_at > now))).all()
             for obs in active:
                 marker = f"missed:{obs.id}:{local.date().isoformat()}"
-                if session.get(ProcessedEvent, ("rules", marker)) is not None:
+                if session.get(ProcessedEvent, {"stream": "rules", "event_id": marker}) is not None:
                     continue
                 has = session.scalar(select(HealthCheckIn.id).where(and_(
                     HealthCheckIn.observation_id == obs.id, HealthCheckIn.ts >= day_start)).limit(1))

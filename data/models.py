@@ -444,8 +444,9 @@ class ProcessedEvent(Base):
 
     __tablename__ = "processed_event"
 
-    stream: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # the key leads with event_id: a batch looks up its ids (migration 0008)
     event_id: Mapped[str] = mapped_column(String(96), primary_key=True)
+    stream: Mapped[str] = mapped_column(String(16), primary_key=True)
     #: sha-256 of the event as stored (sealed form): a resend with other content is a conflict
     digest: Mapped[str | None] = mapped_column(String(64))
     entry_id: Mapped[str] = mapped_column(String(32))
