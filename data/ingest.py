@@ -38,11 +38,11 @@ import orjson
 import redis
 from redis.exceptions import RedisClusterException
 from shapely.geometry import Point
-from sqlalchemy import Engine, and_, delete, func, or_, select
+from sqlalchemy import Engine, and_, delete, or_, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, selectinload
 
-from data import clock, deadlines, notify, rules, streams
+from data import clock, deadlines, notify, queries, rules, streams
 from data.cache import bump_version
 from data.events import (
     AUTO_ORDER,
@@ -603,7 +603,7 @@ class Batch:
         gate = self.s.get(Gate, d["gate_id"])
         if gate is None:
             raise Rejected("gate_id", f"unknown gate {d['gate_id']!r}")
-        last = self.s.scalar(select(func.max(CheckIn.ts)).where(CheckIn.gate_id == gate.id, CheckIn.ts <= ev.ts))
+        last = queries.last_scans(self.s, [gate.id], ev.ts).get(gate.id)
         if last is not None and last > d["since"]:
             return
         since = d["since"].astimezone(rules.SHANGHAI)
