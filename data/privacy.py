@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import operator
 import os
 import re
 import secrets
@@ -66,15 +67,14 @@ def id_problem(value: str) -> str | None:
         date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
     except ValueError:
         return "birth date (characters 7–14) is not a date"
-    expected = _CHECK[sum(int(d) * w for d, w in zip(value[:17], _WEIGHTS, strict=True)) % 11]
-    if value[17] != expected:
+    if value[17] != id_check_char(value[:17]):
         return "check digit does not match"
     return None
 
 
 def id_check_char(first17: str) -> str:
     """The check character that completes a 17-digit ID prefix (the simulator makes valid IDs)."""
-    return _CHECK[sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+    return _CHECK[sum(map(operator.mul, map(int, first17), _WEIGHTS)) % 11]
 
 
 def phone_problem(value: str) -> str | None:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import typing
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from data.events import EventError, seal_personal, validate
+from data.events import COMMON, SPECS, STREAMS, EventError, Spec, _fast, _readable, seal_personal, validate
 from data.privacy import Hasher, id_problem, mask_id, mask_phone
 from tests.conftest import person_id, phone
 
@@ -110,3 +114,116 @@ def test_evt007_dead_letters_seal_personal_numbers_even_in_broken_events():
 def test_evt008_id_check_digit_known_values():
     assert id_problem("11010519491231002X") is None  # the standard's worked example
     assert id_problem("110105194912310021") == "check digit does not match"
+
+
+# --- the compiled validator (msgspec) against the readable one --------------------------------
+
+_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 2**60), st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["in", "out", "resident", "returnee", "green", "red", "create", "dispatch", "extend", "end",
+                     "released", "urgent", "normal", "other", "silent_gate", "screening", TS, "2022-04-10T08:00:00",
+                     "2022-04-10T08:00:00Z", person_id(7), person_id(7).lower()[:-1] + "x", phone(5),
+                     "+86 139-0000-0005", "a" * 2001, "张三、李四", "S194-C001-G1"]),
+    st.text(alphabet=st.sampled_from(" \t\n#a中1X\x00\x7f\u3000\u2028"), max_size=70),
+    st.lists(st.integers(0, 3), max_size=2))
+
+
+_TEXT = st.one_of(*[st.from_regex(r"[a-z0-9中\-]{1,20}", fullmatch=True)] * 3,
+                  st.text(alphabet=st.sampled_from(" \t\n#a中1X\x00\x7f\u3000\u2028\U0001f600"), max_size=70))
+_PERSONAL = {"id": [person_id(7), f" {person_id(8)} ", person_id(9).lower()[:-1] + "x", person_id(9)[:-1] + "0"],
+             "phone": [phone(5), "+86 139-0000-0005", "12345678901"]}
+
+
+def _good(name: str, spec: Spec) -> st.SearchStrategy:
+    """Values of the field's own kind (mostly valid), the edge cases of each kind among them."""
+    fast = getattr(spec.check, "fast", None)
+    if hasattr(spec.check, "options"):
+        return st.sampled_from(spec.check.options)
+    if fast is not None and typing.get_args(fast)[0] in (int, float):
+        meta = typing.get_args(fast)[1]
+        return st.one_of(st.integers(int(meta.ge), int(meta.le)), st.floats(meta.ge, meta.le),
+                         st.sampled_from([meta.ge - 1, meta.le + 0.5, float(int(meta.ge))]))
+    if getattr(spec.check, "personal", None):
+        return st.sampled_from(_PERSONAL[spec.check.personal])
+    if name in {"ts", "starts_at", "ends_at", "since"}:
+        return st.sampled_from([TS, TS, "2022-04-10T16:00:00+08:00", "2022-04-10T08:00:00.5+08:00",
+                                "2022-04-10 08:00Z", "2022-04-10T08:00:00", "2122-04-10T08:00:00+08:00"])
+    return _TEXT
+
+
+@st.composite
+def _events(draw: st.DrawFn) -> tuple[str, str]:
+    """Any stream, any subset of its fields (sealed forms and an unknown one too), mostly values
+    of each field's kind, sometimes any value at all."""
+    stream = draw(st.sampled_from(STREAMS))
+    specs = {**COMMON, **SPECS[stream]}
+    obj = {n: draw(_good(n, spec) if draw(st.integers(0, 19)) else _VALUES)
+           for n, spec in specs.items() if draw(st.integers(0, 19) if spec.required else st.booleans())}
+    obj |= {n: draw(_VALUES) for n in ("person_id_hash", "person_id_masked", "colour") if not draw(st.integers(0, 6))}
+    if "person_id_hash" in obj and draw(st.booleans()):
+        obj["person_id_hash"], obj["person_id_masked"] = H(person_id(3)), mask_id(person_id(3))
+    return stream, json.dumps(obj, ensure_ascii=draw(st.booleans()))
+
+
+def _outcome(fn, *args):
+    try:
+        return fn(*args)
+    except EventError as exc:
+        return str(exc)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(_events())
+def test_evt009_compiled_validator_accepts_only_what_the_readable_one_stores_unchanged(case):
+    """The fast path may pass an event on (None) but never disagree: what it accepts is exactly
+    the Event the field-by-field checks make of it, personal numbers hashed alike."""
+    stream, raw = case
+    fast = _fast(stream, raw, H, dt.timedelta(minutes=5))
+    if fast is not None:
+        assert fast == _outcome(_readable, stream, raw, H, dt.timedelta(minutes=5))
+    assert _outcome(validate, stream, raw, H, dt.timedelta(minutes=5)) == \
+        _outcome(_readable, stream, raw, H, dt.timedelta(minutes=5))
+
+
+_USUAL = {
+    "checkins": checkin(phone=phone(8000), health_code="green", origin="江苏"),
+    "workorders": {"event_id": "w1", "ts": TS, "order_id": "o1", "action": "create", "category": "supplies",
+                   "priority": "normal", "description": "缺米", "lat": 31.23, "lng": 121.47},
+    "cases": {"event_id": "c1", "ts": TS, "person_id_hash": H(person_id(2)), "person_id_masked": mask_id(person_id(2)),
+              "category": "positive", "compound_id": "C1"},
+    "health": {"event_id": "h1", "ts": TS, "observation_id": 3, "temperature": 36.8, "symptoms": "咳嗽"},
+    "facilities": {"event_id": "f1", "ts": TS, "facility_id": "G1", "status": "closed", "guards_on_duty": 2,
+                   "reporter": "王"},
+    "work": {"event_id": "k1", "ts": TS, "task": "screening", "target_id": "C1", "count": 120, "reporter": "王"},
+    "observations": {"event_id": "o1", "ts": TS, "observation_id": 3, "action": "extend", "days": 7, "reporter": "王"},
+    "duty": {"event_id": "d1", "ts": TS, "gate_id": "G1", "starts_at": TS, "ends_at": "2022-04-10T16:00:00+08:00",
+             "guards": "张三、李四", "reporter": "王"},
+    "rules": {"event_id": "r1", "ts": TS, "rule": "silent_gate", "gate_id": "G1", "since": TS},
+}
+_EDGES = [None, "", " ", "x", " x", "x ", "a#b", "a b", "中文", "x\x00", "\u3000x", "a" * 65, 0, 2, 36.5, 37, 30, 45,
+          45.01, -1, 1.5, 7.0, True, 10**20, [], {}, TS, "2022-04-10T08:00:00", "2022-04-10T08:00:00Z", person_id(4),
+          f" {person_id(4)}", person_id(4)[:-1] + "0", phone(4), "+86 139 0000 0004", "139 0000 0004 或 " + phone(5)]
+
+
+def test_evt010_the_usual_events_take_the_compiled_path():
+    """Well-formed events of every stream are accepted by the compiled validator itself."""
+    assert _USUAL.keys() == set(STREAMS)
+    for stream, obj in _USUAL.items():
+        fast = _fast(stream, json.dumps(obj, ensure_ascii=False), H, None)
+        assert fast is not None and fast == _readable(stream, obj, H, None), stream
+
+
+def test_evt011_one_field_changed_both_validators_agree():
+    """Each field of each usual event set to each edge value (or dropped): the compiled validator
+    accepts exactly the same Event or passes it on; and what validate says is the readable word."""
+    accepted = 0
+    for stream, obj in _USUAL.items():
+        for name in {**COMMON, **SPECS[stream], "person_id_hash": 0}:
+            for value in [*_EDGES, ...]:
+                changed = {k: v for k, v in obj.items() if k != name} | ({} if value is ... else {name: value})
+                raw = json.dumps(changed, ensure_ascii=False)
+                fast, readable = _fast(stream, raw, H, None), _outcome(_readable, stream, raw, H, None)
+                assert fast is None or fast == readable, (stream, name, value)
+                assert _outcome(validate, stream, raw, H, None) == readable
+                accepted += fast is not None
+    assert accepted > 200  # the compiled path is exercised, not only passed over
