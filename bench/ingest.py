@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _pg import PG, pg_schema_url
 
 from data import streams
-from data.ingest import Worker, pending_total
+from data.ingest import Worker, pending_total, settle_heap
 from data.loader import load_street
 from data.privacy import id_check_char
 from data.settings import PROJECT_ROOT, load
@@ -80,6 +80,7 @@ def bare(redis_url: str, gates: list[str], n: int) -> float:
 def consume(engine_url: str, redis_url: str, name: str, out: multiprocessing.Queue) -> None:
     """One worker process: consumes until nothing is pending; reports events handled and CPU seconds."""
     worker = Worker(make_engine(engine_url), streams.connect(redis_url), config(), consumer=name)
+    settle_heap()  # as Worker.run does
     cpu0, handled = time.process_time(), 0
     while pending_total(worker.client) > 0:  # filled before the workers start
         handled += worker.step(block_ms=50)
@@ -112,6 +113,7 @@ def paced(engine_url: str, redis_url: str, gates: list[str]) -> tuple[float, flo
     client.flushdb()
     streams.ensure_group(client)
     worker = Worker(make_engine(engine_url), client, config(), consumer="paced")
+    settle_heap()
     n = PACED_RATE * PACED_S
     producer = multiprocessing.Process(target=fill, args=(redis_url, gates, uuid.uuid4().hex[:6], n, PACED_RATE))
     producer.start()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import gc
 import hashlib
 import json
 import logging
@@ -97,42 +98,53 @@ def _count_key(stream: str, day: dt.date) -> str:
     return f"{{{stream_key(stream)}}}:count:{day.isoformat()}"
 
 
-@dataclass
+@dataclass(slots=True)
 class Effects:
-    """What a batch changes outside SQL, applied after commit: counters, feed, change notices."""
+    """What one event changes outside SQL, applied after commit: counters, feed, change notices.
+    Kept in the event's ledger row (``to_json``), so a crash before the Redis side replays it."""
 
-    counters: dict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
+    counters: dict[str, dict[str, int]] = field(default_factory=dict)  # hash key → field → n
     feed: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    added: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))  # table → ids inserted
+    added: dict[str, list[int]] = field(default_factory=dict)  # table → ids inserted
 
     def count(self, stream: str, day: dt.date, key: str, n: int = 1) -> None:
-        self.counters[(_count_key(stream, day), key)] += n
+        fields = self.counters.setdefault(_count_key(stream, day), {})
+        fields[key] = fields.get(key, 0) + n
 
     def say(self, stream: str, ts: dt.datetime, kind: str, text: str, **extra: Any) -> None:
         self.feed.append((stream, {"ts": _iso(ts), "kind": kind, "text": text, **extra}))
 
     def inserted(self, table: str, row_id: int) -> None:
         """A row of a growing layer's table (layers.base.Growing): its version names it."""
-        self.added[table].append(row_id)
+        self.added.setdefault(table, []).append(row_id)
 
     def to_json(self) -> dict[str, Any]:
-        return {"counters": [[k, f, n] for (k, f), n in self.counters.items()], "feed": self.feed,
-                "added": self.added}
+        doc: dict[str, Any] = {"counters": self.counters}
+        if self.feed:
+            doc["feed"] = self.feed
+        if self.added:
+            doc["added"] = self.added
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict[str, Any] | None) -> Effects:
-        eff = cls()
-        for k, f, n in (doc or {}).get("counters", []):
-            eff.counters[(k, f)] += n
-        eff.feed = [(stream, item) for stream, item in (doc or {}).get("feed", [])]
-        for table, ids in (doc or {}).get("added", {}).items():
-            eff.added[table] += ids
+        doc = doc or {}
+        counters = doc.get("counters", {})
+        if isinstance(counters, list):  # a ledger row written before counters were keyed by hash
+            eff = cls()
+            for k, f, n in counters:
+                fields = eff.counters.setdefault(k, {})
+                fields[f] = fields.get(f, 0) + n
+        else:
+            eff = cls(counters={k: dict(v) for k, v in counters.items()})
+        eff.feed = [(stream, item) for stream, item in doc.get("feed", [])]
+        eff.added = {table: list(ids) for table, ids in doc.get("added", {}).items()}
         return eff
 
 
 @dataclass(frozen=True)
 class GateInfo:
-    """What check-ins need of a gate; static facts are cached per worker, status read per batch."""
+    """What check-ins need of a gate, cached per worker (whether it is closed is read per batch)."""
 
     id: str
     name: str
@@ -140,11 +152,23 @@ class GateInfo:
     committee_id: str
     street_id: str
     geom: Point
-    status: str = ""
 
     @property
     def where(self) -> Where:
         return Where(self.name, self.street_id, self.committee_id)
+
+    @functools.cached_property
+    def counters_in(self) -> tuple[str, ...]:
+        """The daily counters a scan in counts in: the gate's, its compound's, committee's, street's."""
+        return self._counters("in")
+
+    @functools.cached_property
+    def counters_out(self) -> tuple[str, ...]:
+        return self._counters("out")
+
+    def _counters(self, direction: str) -> tuple[str, ...]:
+        return (f"gate:{self.id}:{direction}", f"compound:{self.compound_id}:{direction}",
+                f"committee:{self.committee_id}:{direction}", f"street:{self.street_id}:checkins")
 
 
 @dataclass(frozen=True)
@@ -186,7 +210,9 @@ class Batch:
         self.effects = Effects()  # of the event being handled; see ``handle``
         self._gate_cache = gate_cache
         self._gates: dict[str, GateInfo] = {}
+        self._closed: set[str] = set()  # of the gates in this batch
         self.checkin_rows: list[dict[str, Any]] = []  # inserted together by ``flush``
+        self.alert_rows: list[dict[str, Any]] = []  # likewise
         self._observed: set[str] = set()
         self._observed_complete = False
         self.seq = ""  # of the event being handled
@@ -206,8 +232,9 @@ class Batch:
                                         .options(selectinload(Gate.compound))):
                     self._gate_cache[g.id] = GateInfo(g.id, g.name, g.compound_id, g.compound.committee_id,
                                                       g.compound.street_id, g.geom)
-            statuses = self.s.execute(select(Gate.id, Gate.status).where(Gate.id.in_(ids)))
-            self._gates = {gid: replace(self._gate_cache[gid], status=status) for gid, status in statuses}
+            statuses = self.s.execute(select(Gate.id, Gate.status).where(Gate.id.in_(ids))).all()
+            self._gates = {gid: self._gate_cache[gid] for gid, _ in statuses}
+            self._closed = {gid for gid, status in statuses if status == "closed"}
         out = {e.data["person_id_hash"] for e in checkins if e.data["direction"] == "out"}
         if out:
             self._observed = set(self.s.scalars(
@@ -247,32 +274,38 @@ class Batch:
     def alert(self, ev: Event, kind: str, severity: str, message: str, entity: tuple[str, str] | None,
               geom: Point | None, where: Where) -> None:
         """Raise an alert: ``message`` may name the person (masked); its public form names only the place."""
-        self.s.add(Alert(event_id=ev.event_id, kind=kind, severity=severity, ts=ev.ts,
-                         entity_kind=entity[0] if entity else None, entity_id=entity[1] if entity else None,
-                         geom=geom, message=message, place=where.place, committee_id=where.committee_id))
+        self.alert_rows.append({"event_id": ev.event_id, "kind": kind, "severity": severity, "ts": ev.ts,
+                                "entity_kind": entity[0] if entity else None,
+                                "entity_id": entity[1] if entity else None, "geom": geom, "message": message,
+                                "place": where.place, "committee_id": where.committee_id})
         extra = {"lng": geom.x, "lat": geom.y} if geom is not None else {}
         self.effects.say("alerts", ev.ts, f"alert:{kind}", message, severity=severity,
                          entity=f"{entity[0]}:{entity[1]}" if entity else None,
                          public=public_alert(kind, where.place), **where.feed(), **extra)
         self.effects.count("alerts", rules.local_day(ev.ts), f"alert:{kind}")
 
-    def handle(self, ev: Event, entry_id: str = "") -> Effects:
-        """Apply one event (``entry_id``: its stream entry, which orders steps at the same ts);
+    def handle(self, ev: Event, seq: str = "") -> Effects:
+        """Apply one event (``seq``: its stream entry's ``sequence``, which orders steps at the same ts);
         returns what it changes outside SQL. Rejected leaves no trace; a step the work-order fold
         refuses is kept in the order's history and named in ``refused``."""
-        self.effects, self.seq, self.refused = Effects(), sequence(entry_id), None
-        if ev.stream == "checkins":  # hot path: its handler checks everything before writing
-            self.checkins(ev)
-        else:
-            with self.s.begin_nested():
-                getattr(self, ev.stream)(ev)
+        self.effects, self.seq, self.refused = Effects(), seq, None
+        buffered = len(self.checkin_rows), len(self.alert_rows)
+        try:
+            if ev.stream == "checkins":  # hot path: its handler checks everything before writing
+                self.checkins(ev)
+            else:
+                with self.s.begin_nested():
+                    getattr(self, ev.stream)(ev)
+        except BaseException:  # its rows go with its savepoint
+            del self.checkin_rows[buffered[0]:], self.alert_rows[buffered[1]:]
+            raise
         return self.effects
 
     def flush(self) -> None:
-        """Write the rows buffered for bulk insertion (one round trip for all check-ins)."""
-        if self.checkin_rows:
-            bulk_insert(self.s, CheckIn.__table__, self.checkin_rows)
-            self.checkin_rows = []
+        """Write the rows buffered for bulk insertion (one round trip each for all check-ins and alerts)."""
+        for table, rows in ((CheckIn.__table__, self.checkin_rows), (Alert.__table__, self.alert_rows)):
+            bulk_insert(self.s, table, rows)
+            rows.clear()
 
     # --- handlers, one per stream ---------------------------------------------------------------
 
@@ -294,17 +327,15 @@ class Batch:
             colour = {"yellow": "黄码", "red": "红码"}[d["health_code"]]
             self.alert(ev, "health_code", rules.ALERT_CODES[d["health_code"]], f"{colour}：{gate.name}（{who}）",
                        ("gate", gate.id), gate.geom, gate.where)
-        if gate.status == "closed":
+        if gate.id in self._closed:
             self.alert(ev, "closed_gate_scan", "medium", f"关闭出入口扫码：{gate.name}（{who}）",
                        ("gate", gate.id), gate.geom, gate.where)
         if d["direction"] == "out" and (d["person_id_hash"] in self._observed or not self._observed_complete):
             obs = self.active_observation(d["person_id_hash"], ev.ts)
             if obs is not None:
                 self._quarantine_violation(ev, gate, obs)
-        day = rules.local_day(ev.ts)
-        for key in (f"gate:{gate.id}:{d['direction']}", f"compound:{gate.compound_id}:{d['direction']}",
-                    f"committee:{gate.committee_id}:{d['direction']}", f"street:{gate.street_id}:checkins"):
-            self.effects.count("checkins", day, key)
+        self.effects.counters[_count_key("checkins", rules.local_day(ev.ts))] = dict.fromkeys(
+            gate.counters_in if d["direction"] == "in" else gate.counters_out, 1)
 
     def _registration(self, ev: Event, gate: GateInfo) -> int:
         since = ev.ts - dt.timedelta(days=14)
@@ -578,8 +609,10 @@ class Batch:
             if isinstance(entity, Gate):
                 entity.confirmed_at = ev.ts
                 entity.guards_on_duty = d.get("guards_on_duty", entity.guards_on_duty)
-                if fid in self._gates:  # later scans in this batch must see the new status
-                    self._gates[fid] = replace(self._gates[fid], status=d["status"])
+                if d["status"] == "closed":  # later scans in this batch must see it
+                    self._closed.add(fid)
+                else:
+                    self._closed.discard(fid)
             if isinstance(entity, Shop):
                 entity.last_report_at = ev.ts
         record_changes(self.s, kind, [(fid, ev.ts, change)], source="event", event_id=ev.event_id)
@@ -748,6 +781,18 @@ def waiting(client: redis.Redis, cap_s: float) -> list[dict[str, Any]]:
     return out
 
 
+def settle_heap() -> None:
+    """Make the garbage collector's work proportional to what a batch allocates. Why: a batch
+    holds ~10 objects per event until it commits; at the default thresholds that set off
+    collections of the young generations hundreds of times per batch and full ones over the
+    whole heap (ORM, geometries, caches) every few batches — a quarter of the worker's CPU in
+    ``bench/ingest.py``. What the process holds once started is frozen out of collection; the
+    young generations are collected every 100,000 allocations (still many times a minute)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 class Worker:
     """One ingest consumer in the ``opsmap-ingest`` group."""
 
@@ -779,6 +824,7 @@ class Worker:
         """Consume until ``stop`` is set. An outage of the database or Redis is waited out
         (capped backoff, shown in /healthz), never counted against the events."""
         log.info("ingest worker %s started", self.consumer)
+        settle_heap()
         while not stop.is_set():
             try:
                 self.step(block_ms)
@@ -903,7 +949,8 @@ class Worker:
             batch.preload([ev for _, _, ev in fresh])
             stored: dict[tuple[str, str], tuple[str, str]] = {}  # (stream, event_id) → digest, entry id
             now = dt.datetime.now(dt.UTC)
-            for key, entry_id, ev in sorted(fresh, key=lambda x: (x[2].ts, sequence(x[1]))):
+            for _, seq, key, entry_id, ev in sorted((ev.ts, sequence(entry_id), key, entry_id, ev)
+                                                    for key, entry_id, ev in fresh):
                 content, same = digest(ev), stored.get((ev.stream, ev.event_id))
                 if same is not None:  # a second copy in this batch: the first was stored
                     if same[0] == content:
@@ -912,7 +959,7 @@ class Worker:
                         dead.append((key, entry_id, sealed(ev), _conflict(same[1])))
                     continue
                 try:
-                    effects = batch.handle(ev, entry_id)
+                    effects = batch.handle(ev, seq)
                 except NotYet as exc:
                     later.append(((key, entry_id, ev), exc))
                     continue
@@ -927,8 +974,8 @@ class Worker:
             if applied:
                 bulk_insert(session, ProcessedEvent.__table__, [
                     {"stream": ev.stream, "event_id": ev.event_id, "digest": stored[(ev.stream, ev.event_id)][0],
-                     "entry_id": entry_id, "processed_at": now, "effects": eff.to_json()}
-                    for (_, entry_id, ev), eff in applied])
+                     "entry_id": entry_id, "effects": eff.to_json()}
+                    for (_, entry_id, ev), eff in applied], processed_at=now)
         out.applied += [item for item, _ in applied]
         out.effects += [((key, entry_id), eff) for (key, entry_id, _), eff in applied]
         out.effects += list(zip(replayed_entries, replayed, strict=True))
@@ -987,8 +1034,8 @@ class Worker:
             acks[key].append(entry_id)
         plan = streams.Plan(streams.is_cluster(self.client), out.acked())
         for entry, eff in out.effects:
-            for (hkey, hfield), n in eff.counters.items():
-                plan.incr(entry, hkey, hfield, n, COUNTER_TTL_S)
+            for hkey, fields in eff.counters.items():
+                plan.incr(entry, hkey, fields, COUNTER_TTL_S)
             for stream, item in eff.feed:
                 plan.push(entry, streams.feed_key(stream), streams.to_json(item), self.config.feed_length)
         for key, entry_id, redacted, reason in out.dead:

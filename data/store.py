@@ -120,16 +120,19 @@ def states_as_of(session: Session, kind: str, at: dt.datetime,
     return states
 
 
-def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT ``rows`` (all with the same keys) in one executemany of the driver, in the session's
-    transaction, each value through its column type's bind processor as SQLAlchemy would. Why:
-    building parameters row by row through the ORM's machinery was a fifth of ingest's time for
-    check-ins and their ledger rows; the statement and processors are worked out once here."""
+def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], **same: Any) -> None:
+    """INSERT ``rows`` (all with the same keys; ``same``: values every row shares, converted once)
+    in one executemany of the driver, in the session's transaction, each value through its
+    column type's bind processor as SQLAlchemy would. Why: building parameters row by row
+    through the ORM's machinery was a fifth of ingest's time for check-ins and their ledger
+    rows; the statement and processors are worked out once here."""
     if not rows:
         return
     conn = session.connection()
-    sql, keys, processors, positional = _insert_plan(table, conn.dialect, tuple(rows[0]))
-    values = [[p(row[k]) if p else row[k] for k, p in zip(keys, processors, strict=True)] for row in rows]
+    sql, keys, processors, positional = _insert_plan(table, conn.dialect, (*rows[0], *same))
+    shared = {k: p(same[k]) if p else same[k] for k, p in zip(keys, processors, strict=True) if k in same}
+    values = [[shared[k] if k in shared else p(row[k]) if p else row[k]
+               for k, p in zip(keys, processors, strict=True)] for row in rows]
     conn.exec_driver_sql(sql, [tuple(v) for v in values] if positional
                          else [dict(zip(keys, v, strict=True)) for v in values])
 

@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -370,9 +370,11 @@ class Plan:
         step = self._step(key)
         self._ops(step, self._guard(entry, key), key).append([command, step.key(key), *map(str, args)])
 
-    def incr(self, entry: tuple[str, str], key: str, field_name: str, n: int, ttl_s: int) -> None:
-        """HINCRBY of a hash kept ``ttl_s`` seconds, merged with the batch's others."""
-        self._counts[(self._guard(entry, key), key)][field_name] += n
+    def incr(self, entry: tuple[str, str], key: str, fields: Mapping[str, int], ttl_s: int) -> None:
+        """HINCRBY of each field of a hash kept ``ttl_s`` seconds, merged with the batch's others."""
+        counts = self._counts[(self._guard(entry, key), key)]
+        for name, n in fields.items():
+            counts[name] += n
         self._ttl[key] = ttl_s
 
     def push(self, entry: tuple[str, str], key: str, item: str, keep: int) -> None:

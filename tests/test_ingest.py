@@ -22,7 +22,7 @@ from sqlalchemy import func, select, text
 from data import streams
 from data.dead import iter_dead
 from data.events import DEAD
-from data.ingest import Worker, pending_total
+from data.ingest import Effects, Worker, pending_total
 from data.models import (
     Alert,
     Case,
@@ -492,3 +492,15 @@ def test_ing017_a_scan_after_a_closing_report_in_the_same_batch_sees_the_gate_cl
     with session_factory(engine)() as s:
         raised = s.scalar(select(Alert.kind).where(Alert.event_id == f"{t}-c"))
     assert raised == ("closed_gate_scan" if new == "closed" else None)
+
+
+def test_ing018_a_ledger_row_of_the_earlier_form_replays_the_same_counters():
+    """Counters in ledger rows were once a list of [hash, field, n]: a row written then, replayed
+    after an upgrade (its commit done, its Redis side not), counts what it counted."""
+    key = "{opsmap:checkins}:count:2022-04-10"
+    earlier = {"counters": [[key, "gate:G1:in", 1], [key, "street:S:checkins", 1], [key, "gate:G1:in", 2]],
+               "feed": [["alerts", {"kind": "alert:fever"}]], "added": {"case": [7]}}
+    eff = Effects.from_json(earlier)
+    assert eff.counters == {key: {"gate:G1:in": 3, "street:S:checkins": 1}}
+    assert eff.feed == [("alerts", {"kind": "alert:fever"})] and eff.added == {"case": [7]}
+    assert Effects.from_json(json.loads(json.dumps(eff.to_json()))) == eff
