@@ -4,8 +4,8 @@ Loads 南京东路 into a throwaway SQLite database, adds N (default 100,000) ca
 the last week at random points of the street, starts the real app (``opsmap serve``, its
 own embedded Redis) and measures
 - first paint: from navigation until the clustered cases and the compounds are on the map,
-  in headless Debian chromium — the first load after the start (its layers may still be
-  computing) on its own, then the median of 6 more;
+  in headless Debian chromium — the first load once the start says it is ready (/healthz 200:
+  its layers computed) on its own, then the median of 6 more;
 - API latency: 20 concurrent clients requesting every layer and the summary, p50/p95;
 - new cases on that map, posted one by one: bytes of the patch the page receives against
   the whole layer, and the time from each POST until the page has merged and drawn it
@@ -14,7 +14,8 @@ Every request is signed in (a commander's session; the intake with a producer to
 guard's own cost per request is measured in-process on the same database, then multiplied by
 the requests one first paint makes: what sign-in adds to first paint.
 With N = 0 it measures the real street alone (its few hundred published cases are in
-another window). Goals (issue): first paint ≤ 1.5 s, API p95 ≤ 100 ms, event → map p95 ≤ 300 ms.
+another window). Goals (issue 17): first paint ≤ 1.2 s (the first after a start ≤ 1.5 s), API p95 ≤ 100 ms,
+event → map p95 ≤ 250 ms (on the real street ≤ 200 ms).
 Run: ``make bench`` or ``.venv/bin/python bench/map.py [N]``.
 """
 
@@ -229,16 +230,19 @@ def main(n: int = 100_000) -> None:
         env.pop("REDIS_URL", None)
         app = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py"), "serve"], env=env)
         url = f"http://127.0.0.1:{port}"
+        started = time.perf_counter()
         try:
-            for _ in range(300):
+            for _ in range(600):  # 503 until the start has computed the street's layers (dashboard.app.warm)
                 try:
                     urllib.request.urlopen(url + "/healthz", timeout=1).read()
                     break
                 except OSError:
                     time.sleep(0.1)
+            ready = time.perf_counter() - started
             (cold, *paint), made = first_paint(url, n > 0)
             print(f"first paint with {n:,} case points: median {statistics.median(paint):.2f} s "
-                  f"(loads: {', '.join(f'{t:.2f}' for t in paint)}; first after the start {cold:.2f} s)  goal ≤ 1.5 s")
+                  f"(loads: {', '.join(f'{t:.2f}' for t in paint)})  goal ≤ 1.2 s; the first after the start "
+                  f"{cold:.2f} s  goal ≤ 1.5 s (the start said ready after {ready:.1f} s)")
             per = guard_cost(Path(var) / "opsmap.db", url, street)
             print(f"sign-in: the guard takes {per * 1e6:.0f} µs per request (median of 2,000, session looked up in "
                   f"SQLite); a first paint makes {made} requests: ≤ {per * made * 1000:.1f} ms of CPU added "
@@ -250,7 +254,8 @@ def main(n: int = 100_000) -> None:
             took, patch_bytes, whole_bytes = live_case(url, street, compound, n > 0)
             q = statistics.quantiles(took, n=20)
             print(f"a new case on the {n:,}-point map, drawn after its POST: p50 {q[9] * 1000:.0f} ms  "
-                  f"p95 {q[18] * 1000:.0f} ms  max {max(took) * 1000:.0f} ms ({len(took)} cases)  goal p95 ≤ 300 ms; "
+                  f"p95 {q[18] * 1000:.0f} ms  max {max(took) * 1000:.0f} ms ({len(took)} cases)  "
+                  f"goal p95 ≤ {250 if n else 200} ms; "
                   f"patch {patch_bytes:,} bytes, whole layer {whole_bytes:,} bytes (gzip)")
         finally:
             app.send_signal(signal.SIGTERM)

@@ -369,7 +369,8 @@ def live_feed() -> Response:
 @api.get("/healthz")
 def healthz() -> tuple[Response, int]:
     """Database and Redis reachability, ingest lag and workers waiting out an outage (with the
-    cause); 503 when either is down or a worker waits."""
+    cause), and whether the shown street's layers are computed yet; 503 when either is down,
+    a worker waits or the layers are still being computed after a start."""
     checks: dict[str, str] = {}
     messages: dict[str, Any] = {}
     try:
@@ -396,6 +397,8 @@ def healthz() -> tuple[Response, int]:
     finally:
         if client is not None:
             client.close()
+    warmed = current_app.config.get("OPSMAP_WARMED")  # set by dashboard.app.warm where a start warms the layers
+    checks["layers"] = "computing" if warmed is not None and not warmed.is_set() else "ok"
     healthy = checks["database"] != "empty" and all(v == "ok" or v == "empty" for v in checks.values()) \
         and not ingest.get("waiting")
     body: dict[str, Any] = {"status": "ok" if healthy else "degraded", **checks,

@@ -130,18 +130,26 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
 def warm(app: Dash, config: Config) -> None:
     """Compute the shown street's live layers and numbers in the background, through the
     same routes and cache as the pages, so the first page after a start does not wait for
-    them (the cases layer can hold 100,000 points)."""
+    them (the cases layer can hold 100,000 points). Until they are, /healthz answers 503
+    ``layers: computing``: a start is ready when its first page is as fast as the next."""
+    warmed = app.server.config["OPSMAP_WARMED"] = threading.Event()
+
     def run() -> None:
         server = app.server
-        with server.config["OPSMAP_SESSIONS"]() as session:
-            street = queries.shown_street(queries.streets(session), config.street)
-        if street is None:
-            return
-        for path in [f"/api/v1/layers/{layer.id}" for layer in layers.LAYERS] + ["/api/v1/summary"]:
-            with server.test_request_context(f"{path}?street={street.id}"):
-                access.act_as(Actor("system", "warm", (Role("commander", street.id),)))
-                answer = server.full_dispatch_request()
-            if answer.status_code != 200:
-                logging.getLogger(__name__).warning("warming %s: HTTP %s", path, answer.status_code)
+        try:
+            with server.config["OPSMAP_SESSIONS"]() as session:
+                street = queries.shown_street(queries.streets(session), config.street)
+            if street is None:
+                return
+            for path in [f"/api/v1/layers/{layer.id}" for layer in layers.LAYERS] + ["/api/v1/summary"]:
+                with server.test_request_context(f"{path}?street={street.id}"):
+                    access.act_as(Actor("system", "warm", (Role("commander", street.id),)))
+                    answer = server.full_dispatch_request()
+                if answer.status_code != 200:
+                    logging.getLogger(__name__).warning("warming %s: HTTP %s", path, answer.status_code)
+        except Exception:  # a database that cannot answer yet: /healthz then says why, pages compute their own
+            logging.getLogger(__name__).exception("warming the layers failed")
+        finally:
+            warmed.set()
 
     threading.Thread(target=run, name="opsmap-warm", daemon=True).start()

@@ -226,7 +226,7 @@ def shared_deployment(tmp_path: Path, redis_url: str) -> dict[str, str]:
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
-    """Poll /healthz until it answers; fail fast if the process dies."""
+    """Poll /healthz until the start has computed its layers; fail fast if the process dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -234,8 +234,11 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
                 return json.load(resp)
-        except urllib.error.HTTPError as err:  # 503: up but degraded — show why
-            return json.load(err)
+        except urllib.error.HTTPError as err:  # 503: up but degraded — show why (unless still starting)
+            health = json.load(err)
+            if health.get("layers") != "computing":
+                return health
+            time.sleep(0.1)
         except OSError:
             time.sleep(0.2)
     raise TimeoutError("app did not become healthy")

@@ -9,11 +9,13 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from dashboard.app import create_app, warm
 from data.access import accounts
 from data.access.policy import Role
 from data.redis_server import redis_url as resolve_redis
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine
+from layers import LAYERS
 from tests.conftest import free_port, shared_deployment, wait_healthy
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
@@ -50,3 +52,25 @@ def test_srv002_gunicorn_serves_app_server_on_shared_engines(tmp_path, redis_url
         proc.terminate()
         proc.wait(timeout=30)
     assert not (tmp_path / "redis").exists()
+
+
+def test_srv003_a_start_is_ready_when_the_shown_streets_layers_are_computed(loaded, redis_url, client, tmp_path):
+    """opsmap serve warms every layer of the shown street and the summary through the routes
+    the pages use; until it has, /healthz answers 503 ``layers: computing`` (so a first page
+    after a start does not wait for a 100,000-point layer), then 200 with the layers in the cache."""
+    engine, _ = loaded
+    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "DATABASE_URL": engine.url.render_as_string(False)})
+    app = create_app(cfg, redis_url)
+    web, cache = app.server.test_client(), app.server.config["OPSMAP_CACHE"]
+    assert web.get("/healthz").get_json()["layers"] == "ok"  # nothing to warm (gunicorn workers warm too)
+    with cache._lock:  # the warming requests wait at the cache, as on a start with a large street
+        warm(app, cfg)
+        held = web.get("/healthz")
+        assert (held.status_code, held.get_json()["layers"], held.get_json()["status"]) == \
+            (503, "computing", "degraded")
+    assert app.server.config["OPSMAP_WARMED"].wait(120)
+    ready = web.get("/healthz")
+    assert (ready.status_code, ready.get_json()["layers"]) == (200, "ok")
+    with cache._lock:
+        kept = {key[1] for key in cache._items if key[0] == "layer"}
+    assert kept == {layer.id for layer in LAYERS} and any(key[0] == "summary" for key in cache._items)
