@@ -14,13 +14,19 @@
    Clustered layers (sources.cluster: the cases, up to 100,000 points) are loaded, patched
    and indexed by the cluster worker (assets/worker/clusters.js), off the main thread; their
    GeoJSON component receives only the clusters and points of the map's view, asked again
-   whenever the view moves (view(), from the same callback as show()).
+   whenever the view moves (view(), from the same callback as show()). A patch is drawn before
+   the worker re-indexes the layer (its new points on their own), then again clustered.
 
    First paint: the page's HTML carries the sources it opens on (<script id="opsmap-prefetch">,
    dashboard/app.py), and they are fetched and parsed as soon as this file runs, while Dash
    is still booting; show() then takes them instead of asking again. Such an answer may be
    older than the notice the page's live stream starts from, so on a live page it is
-   followed at once by a patch step. */
+   followed at once by a patch step.
+
+   Timings: each change notice's way to the screen, stage by stage, is kept for the newest
+   TIMINGS notices in window.opsmap.timings (epoch ms): read and committed by ingest, sent by
+   the server's change stream (from the notice), received here, and per layer its patch fetched, merged (and indexed, by the
+   worker) and drawn (two frames after the map got it). bench/map.py prints them. */
 (function () {
     "use strict";
     var geo = window.opsmapGeo;  // assets/geojson.js
@@ -34,6 +40,8 @@
     var worker = null;
     var calls = {};
     var lastCall = 0;
+    var TIMINGS = 50;
+    var timings = [];
 
     function ask(op, args, transfer) {  // a message to the cluster worker; a promise of its answer
         if (!worker) {
@@ -99,6 +107,7 @@
             entry.version = null;  // the next step loads the layer whole
             console.warn("opsmap layer " + entry.key + ": " + err.message);
         });
+        return entry.queue;
     }
 
     function accept(entry, fc, version) {
@@ -129,26 +138,49 @@
         });
     }
 
-    function patch(entry, version) {
+    function drawn(timing) {  // two frames after the map got the layer: it is on the screen
+        if (timing) {
+            requestAnimationFrame(function () {
+                requestAnimationFrame(function () { timing.drawn = Date.now(); });
+            });
+        }
+    }
+
+    function patch(entry, version, timing) {  // timing: this layer's record of the notice that asked, if any
         if (!entry.version) {
             return whole(entry);
         }
         var url = entry.url + "&base=" + encodeURIComponent(entry.version) + (version ? "&v=" + version : "");
+        var t = timing || {};
         if (entry.cluster) {
             return ask("patch", {url: entry.url, from: url}).then(function (got) {
                 entry.version = got.version;
-                return got.changed && entry.generation === generation ? draw(entry) : null;
+                t.fetched = got.fetched;
+                t.merged = got.merged;
+                if (got.changed && entry.generation === generation) {
+                    return draw(entry).then(function () {  // the change first, then clustered with the rest
+                        drawn(timing);
+                        return ask("settle", {url: entry.url});
+                    }).then(function (reindexed) {
+                        return reindexed && entry.generation === generation ? draw(entry) : null;
+                    });
+                }
+                drawn(timing);  // an earlier step had drawn this version
             });
         }
         return geo.fetchAnswer(url, {cache: "no-store"}).then(function (got) {
+            t.fetched = Date.now();
             if (entry.generation !== generation) {
                 return;
             }
             var next = geo.applied(entry.fc, entry.version, got);
+            t.merged = Date.now();
             if (next.changed) {
                 accept(entry, next.fc, next.version);
+                drawn(timing);
             } else {
                 entry.version = next.version;
+                drawn(timing);
             }
         });
     }
@@ -230,19 +262,26 @@
         });
     }
 
-    function update(key, version) {
+    function update(key, version, timing) {
         var entry = current && current.live && current.layers[key];
         if (entry && entry.url) {
-            enqueue(entry, function () { return patch(entry, version); });
+            return enqueue(entry, function () { return patch(entry, version, timing); });
         }
     }
 
-    function notice(message) {
-        (message.layers || []).forEach(function (key) { update(key, message.version); });
+    function notice(message) {  // a promise: settled when every layer it names is patched (or failed)
+        var timing = {version: message.version, read: message.read * 1000, committed: message.at * 1000,
+                      sent: message.sent * 1000, received: Date.now(), layers: {}};
+        timings.push(timing);
+        timings.splice(0, timings.length - TIMINGS);
+        return Promise.all((message.layers || []).map(function (key) {
+            timing.layers[key] = {};
+            return update(key, message.version, timing.layers[key]);
+        }));
     }
 
     prefetch();
-    window.opsmap = Object.assign({}, window.opsmap, {layers: {show: show, notice: notice}});
+    window.opsmap = Object.assign({}, window.opsmap, {layers: {show: show, notice: notice}, timings: timings});
     window.dash_clientside = window.dash_clientside || {};
     window.dash_clientside.opsmap = Object.assign({}, window.dash_clientside.opsmap, {
         showLayers: function (sources, bounds, zoom) {

@@ -8,7 +8,10 @@
    named by data-store (panels' callbacks read it) and goes to assets/layers.js (which patches
    the layers it names). The browser's own reconnects resume via Last-Event-ID.
 
-   Layers are patched on every message; the store — whose callbacks redraw the panels,
+   Layers are patched on every message, and the message goes to the store once they are (or
+   after LAYERS_FIRST_MS): the panels' callbacks are the heaviest requests a notice causes
+   (a summary each), and sent beside the patches they slowed the map's change by a third
+   at 100,000 points (bench/map.py, stage "fetch"). The store — whose callbacks redraw the panels,
    numbers and feed, a server round trip and a summary each — is set at most once per
    PANELS_MS (the first message after a quiet spell at once, a message with an urgent alert
    at once, the newest of a busy spell at the end of it) and never while the callbacks are
@@ -23,6 +26,7 @@
     "use strict";
     var PANELS_MS = 1000;
     var ANSWER_MAX_MS = 20000;  // an answer lost on the way (a reload of the server): send anyway
+    var LAYERS_FIRST_MS = 500;  // the panels wait at most this long for the map's patches
     var open = {};
     var pending = null;
 
@@ -92,18 +96,22 @@
         var store = el.getAttribute("data-store");
         var url = el.getAttribute("data-opsmap-stream") + (since ? "?since=" + encodeURIComponent(since) : "");
         var entry = {source: new EventSource(url), el: el, last: since, store: store, storeAt: 0, timer: null,
-                     held: null, waiting: 0, ack: el.getAttribute("data-ack"),
+                     held: null, waiting: 0, ack: el.getAttribute("data-ack"), order: Promise.resolve(),
                      pausedBy: el.getAttribute("data-paused-by")};
         entry.source.onmessage = function (e) {
             var message = JSON.parse(e.data);
+            var patched = null;
             entry.last = e.lastEventId || entry.last;
             if (window.opsmap && window.opsmap.layers) {
-                window.opsmap.layers.notice(message);  // assets/layers.js: patch the named layers
+                patched = window.opsmap.layers.notice(message);  // assets/layers.js: patch the named layers
             }
             if ((message.urgent || []).length) {  // assets/screen.js queues them for its banner
                 document.dispatchEvent(new CustomEvent("opsmap:urgent", {detail: message.urgent}));
             }
-            toStore(entry, e.data);
+            var later = new Promise(function (resolve) { setTimeout(resolve, LAYERS_FIRST_MS); });
+            entry.order = entry.order.then(function () {  // in the order they came
+                return Promise.race([patched, later]);
+            }).then(function () { toStore(entry, e.data); });
         };
         open[store] = entry;
     }

@@ -347,7 +347,8 @@ def change_stream() -> Response:
             last = notices[-1][0]
             merged = streams.merge_notices([n for _, n in notices])
             merged["urgent"] = policy.feed_items(who, merged.get("urgent") or [])
-            yield f"id: {last}\ndata: {json.dumps({**merged, 'layers': layers.affected(merged)})}\n\n"
+            sent = {**merged, "layers": layers.affected(merged), "sent": time.time()}  # "sent": stage timing
+            yield f"id: {last}\ndata: {json.dumps(sent)}\n\n"
             time.sleep(COALESCE_S)  # a busy ingest: the next message merges what came meanwhile
 
     response = Response(events(), mimetype="text/event-stream",

@@ -673,6 +673,7 @@ class Outcome:
     raw: set[tuple[str, str]] = field(default_factory=set)  # entries not sealed: deleted when acknowledged
     redelivered: set[tuple[str, str]] = field(default_factory=set)  # may have tries counted: forgotten at ack
     failing: list[tuple[tuple[str, str, Event], Exception]] = field(default_factory=list)  # own failures
+    read_at: float = 0.0  # when the batch was read (epoch s): the change notice's "read"
 
     def acked(self) -> list[tuple[str, str]]:
         return [(k, i) for k, i, *_ in (*self.applied, *self.dead)] + [*self.replayed, *self.duplicates]
@@ -881,7 +882,7 @@ class Worker:
     def handle(self, entries: list[streams.Entry], redelivered: bool = False) -> Outcome:
         """Validate each entry, apply the valid ones in one transaction (one by one when that
         fails), then the Redis side. Whatever one entry holds, it is parked alone, with the reason."""
-        out = Outcome()
+        out = Outcome(read_at=time.time())
         valid: list[tuple[str, str, Event]] = []
         for key, entry_id, fields in entries:
             if redelivered:
@@ -1054,7 +1055,8 @@ class Worker:
                       for i in fed
                       if i.get("severity") == "urgent"]
             streams.announce(plan, {"applied": len(out.applied), "dead": len(out.dead), "streams": changed,
-                                    "kinds": kinds, "urgent": urgent, "version": version, "at": time.time()})
+                                    "kinds": kinds, "urgent": urgent, "version": version, "read": out.read_at,
+                                    "at": time.time()})
         return plan
 
     @staticmethod

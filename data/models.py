@@ -308,6 +308,8 @@ class Case(Base):
     """A case report by category (确诊/疑似/密接/居家观察/解除观察), at a compound or address."""
 
     __tablename__ = "case_report"
+    #: each compound's newest positive case in one seek (queries.newest_positive; migration 0009)
+    __table_args__ = (Index("ix_case_report_compound_category_reported", "compound_id", "category", "reported_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str | None] = mapped_column(String(DERIVED_ID), unique=True)

@@ -55,12 +55,14 @@ def compound_tiers(session: Session, street_id: str, at: dt.datetime) -> dict[st
 
 def newest_positive(session: Session, street_id: str, since: dt.datetime, at: dt.datetime) -> dict[str, dt.datetime]:
     """Each compound's newest positive case (rules.POSITIVE) reported in [since, at]: the tier goes by
-    the youngest case's age, so one row per compound, not one per case — a street with 100,000
-    case reports answers in milliseconds."""
-    return dict(session.execute(  # type: ignore[arg-type]
-        select(Case.compound_id, func.max(Case.reported_at)).join(Compound)
-        .where(Compound.street_id == street_id, Case.category.in_(rules.POSITIVE),
-               Case.reported_at >= since, Case.reported_at <= at).group_by(Case.compound_id)).all())
+    the youngest case's age, so one index seek per compound (a max in a correlated subquery over
+    ix_case_report_compound_category_reported), not a grouping of every case — a street with
+    100,000 case reports answers in milliseconds."""
+    newest = select(func.max(Case.reported_at)).where(
+        Case.compound_id == Compound.id, Case.category.in_(rules.POSITIVE), Case.reported_at >= since,
+        Case.reported_at <= at).correlate(Compound).scalar_subquery()
+    rows = session.execute(select(Compound.id, newest).where(Compound.street_id == street_id))
+    return {cid: t for cid, t in rows if t is not None}
 
 
 def order_clocks(order: WorkOrder, state: dict[str, Any], at: dt.datetime, policy: Deadlines) -> list[rules.Clock]:

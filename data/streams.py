@@ -270,7 +270,7 @@ def merge_notices(notices: list[dict[str, Any]]) -> dict[str, Any]:
             merged[key] = sorted(set(merged[key]) | set(more[key]))
         merged["urgent"] = merged["urgent"] + more["urgent"]
         merged["version"] = max(merged.get("version") or 0, more.get("version") or 0)
-        merged["at"] = more["at"]
+        merged["at"], merged["read"] = more["at"], more.get("read")
     return merged
 
 

@@ -404,6 +404,13 @@ def test_map011_a_burst_patches_the_map_per_message_and_redraws_panels_at_most_o
     assert len(upserted) == 8, "not every case reached the map"
     page.wait_for_function(f"{drawn} === {before + 8}", timeout=5000)
     assert 1 <= len(redraws) <= 1 + math.ceil((messages[-1] - messages[0]) / 1000), (len(redraws), messages)
+    # each notice's way to the screen, stage by stage (what bench/map.py prints): complete and in order
+    page.wait_for_function("window.opsmap.timings.filter(t => t.layers.cases).length >= 1 && "
+                           "window.opsmap.timings.every(t => !t.layers.cases || t.layers.cases.drawn)", timeout=5000)
+    timed = [(t, t["layers"]["cases"]) for t in page.evaluate("window.opsmap.timings") if "cases" in t["layers"]]
+    assert len(timed) >= len(messages)  # every message of the burst named the cases layer: each one timed
+    assert all(t["read"] <= t["committed"] <= t["sent"] and t["received"] <= c["fetched"] <= c["merged"] <= c["drawn"]
+               for t, c in timed), timed
     assert errors == []
 
 
