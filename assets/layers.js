@@ -18,8 +18,9 @@
    the worker re-indexes the layer (its new points on their own), then again clustered.
 
    First paint: the page's HTML carries the sources it opens on (<script id="opsmap-prefetch">,
-   dashboard/app.py), and they are fetched and parsed as soon as this file runs, while Dash
-   is still booting; show() then takes them instead of asking again. Such an answer may be
+   dashboard/app.py) and runs this file in its head, so they are fetched (a clustered layer
+   by the worker, which also indexes it) while Dash's scripts load and boot; show() then
+   takes them instead of asking again. Such an answer may be
    older than the notice the page's live stream starts from, so on a live page it is
    followed at once by a patch step.
 
@@ -43,7 +44,7 @@
     var TIMINGS = 50;
     var timings = [];
 
-    function ask(op, args, transfer) {  // a message to the cluster worker; a promise of its answer
+    function ask(op, args) {  // a message to the cluster worker; a promise of its answer
         if (!worker) {
             worker = new Worker(WORKER_URL);
             worker.onmessage = function (e) {
@@ -67,17 +68,12 @@
         return new Promise(function (resolve, reject) {
             lastCall += 1;
             calls[lastCall] = {resolve: resolve, reject: reject};
-            worker.postMessage(Object.assign({id: lastCall, op: op}, args), transfer || []);
+            worker.postMessage(Object.assign({id: lastCall, op: op}, args));
         });
     }
 
     function load(url, cluster) {  // a layer whole: {body, version}, or {version} when the worker keeps it
-        if (!cluster) {
-            return geo.fetchAnswer(url);
-        }
-        return geo.fetchAnswer(url, {}, "arrayBuffer").then(function (got) {  // parsed by the worker, not here
-            return ask("load", {url: url, version: got.version, bytes: got.body, options: cluster}, [got.body]);
-        });
+        return cluster ? ask("load", {url: url, options: cluster}) : geo.fetchAnswer(url);  // fetched by the worker
     }
 
     function draw(entry) {  // a clustered layer: what the worker has in the map's view

@@ -179,7 +179,8 @@ class LayerRows:
 @api.get("/api/v1/layers/<layer_id>")
 def layer_features(layer_id: str) -> Response:
     """A layer's GeoJSON for a street at ``as_of`` (default now), optionally one committee;
-    with ``base=<version>`` (the X-Opsmap-Version of an earlier answer), a patch of what changed."""
+    with ``base=<version>`` (the X-Opsmap-Version of an earlier answer), a patch of what changed;
+    with ``form=columns``, a layer of points whole in columns (dashboard.answers.columnar)."""
     layer = layers.BY_ID.get(layer_id)
     if layer is None:
         fail(404, f"no layer {layer_id[:40]!r}")
@@ -215,6 +216,8 @@ def layer_features(layer_id: str) -> Response:
         patch = cache.get(("patch", base, encoded.etag), 600, lambda: encoded.patch(base))
         if patch is not None:
             response = patch.response(None)
+    if response is None and request.args.get("form") == "columns" and encoded.columns is not None:
+        encoded = encoded.columns  # a clustered layer as the cluster worker loads it whole
     # a past moment never changes: browsers may keep it; the present is revalidated by its ETag
     response = response or encoded.response(3600 if past else 0)
     if personal:  # persons in it: no copy in any cache (a page patches by version, not by the browser's cache)

@@ -129,3 +129,32 @@ def test_grw004_added_since_says_when_it_no_longer_knows(client, monkeypatch):
     client.delete(cache.VERSION_KEY)  # a counter reset (the stream is of other versions now)
     again = cache.bump_version(client, {"stream:cases"}, {"case": [99]})
     assert again == 1 and cache.added_since(client, 0, again, "case") == [99]
+
+
+def _from_columns(body: dict) -> dict[str, dict]:
+    """The features a layer in columns stands for, read as dashboard.answers.columnar describes
+    (assets/worker/clusters.js reads it the same way)."""
+    props = body["properties"]
+    return {fid: {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [lng, lat]},
+                  "properties": {name: col["values"][col["codes"][i]] if isinstance(col, dict) else col[i]
+                                 for name, col in props.items()}}
+            for i, (fid, lng, lat) in enumerate(zip(body["ids"], body["lng"], body["lat"], strict=True))}
+
+
+def test_grw004_the_case_layer_in_columns_is_the_same_layer(loaded, app, client, config):
+    """What the cluster worker loads (form=columns) is the GeoJSON answer feature for feature,
+    under the same layer version (patches go on from it) but its own ETag; repeated texts (the
+    compound's name, the category) travel once; a layer of polygons stays GeoJSON."""
+    engine, data = loaded
+    web, street, t = signed_in(app), data.street.id, tag()
+    now = dt.datetime.now(dt.UTC)
+    post_cases(engine, client, config, [case(t, i, data.compounds[i % 3].id, now - dt.timedelta(minutes=i), c)
+                                        for i, c in enumerate(["confirmed", "suspected", "close_contact"] * 10)])
+    url = f"/api/v1/layers/cases?street={street}"
+    geo, cols = web.get(url), web.get(f"{url}&form=columns")
+    assert cols.get_json()["type"] == "Columns" and len(geo.get_json()["features"]) >= 30
+    assert _from_columns(cols.get_json()) == {f["id"]: f for f in geo.get_json()["features"]}
+    assert cols.headers["X-Opsmap-Version"] == geo.headers["X-Opsmap-Version"]
+    assert cols.headers["ETag"] != geo.headers["ETag"]
+    assert isinstance(cols.get_json()["properties"]["kind"], dict)  # given once per value, with codes
+    assert web.get(f"/api/v1/layers/boundaries?street={street}&form=columns").get_json()["type"] == "FeatureCollection"

@@ -4,9 +4,9 @@
    and points of its view (a few hundred features) — assets/layers.js.
 
    Messages {id, op, ...} are answered {id, result} or {id, error}:
-   - load {url, version, bytes, options}: the layer whole, as the page fetched it (the body's
-     bytes, transferred: the page's fetch can use the preload its HTML started), parsed and
-     indexed → {version}
+   - load {url, options}: fetch the layer whole (in columns: dashboard/answers.columnar), parse
+     and index it → {version} (the page asks as its HTML is read, so this runs while Dash's
+     scripts load and boot)
    - patch {url, from}: fetch the patch at ``from`` (or the whole layer, when the server no
      longer knows the version it is from) and apply it → {version, changed, fetched, merged}
      (epoch ms: when the answer had arrived, and when it was merged). A patch is not indexed
@@ -41,6 +41,26 @@ function unindexed(layer, patch) {  // a patch's changes, kept beside the index 
         layer.gone.add(String(f.id));
         layer.fresh.set(String(f.id), f);
     });
+}
+
+// A layer in columns (dashboard/answers.columnar) as the GeoJSON it stands for.
+function collection(body) {
+    if (body.type !== "Columns") {
+        return body;  // a layer the server would not put in columns
+    }
+    var names = Object.keys(body.properties);
+    var columns = names.map(function (name) { return body.properties[name]; });
+    var features = new Array(body.ids.length);
+    for (var i = 0; i < features.length; i++) {
+        var properties = {};
+        for (var k = 0; k < names.length; k++) {
+            var column = columns[k];
+            properties[names[k]] = column.codes ? column.values[column.codes[i]] : column[i];
+        }
+        features[i] = {type: "Feature", id: body.ids[i],
+                       geometry: {type: "Point", coordinates: [body.lng[i], body.lat[i]]}, properties: properties};
+    }
+    return {type: "FeatureCollection", features: features};
 }
 
 function inside(bbox, f) {
@@ -80,9 +100,10 @@ function worstLeaf(layer, clusterId) {
 
 var ops = {
     load: function (msg) {
-        var fc = JSON.parse(new TextDecoder().decode(msg.bytes));
-        layers[msg.url] = indexed({fc: fc, version: msg.version, options: msg.options});
-        return {version: msg.version};
+        return opsmapGeo.fetchAnswer(msg.url + "&form=columns").then(function (got) {
+            layers[msg.url] = indexed({fc: collection(got.body), version: got.version, options: msg.options});
+            return {version: got.version};
+        });
     },
     patch: function (msg) {
         var layer = known(msg.url);
