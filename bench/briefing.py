@@ -1,5 +1,5 @@
 """How long the morning briefing takes for one street: the frozen report, the A4 PDF and the
-workbook, on SQLite and PostgreSQL. Goal: one street ≤ 3 s.
+workbook, on SQLite and PostgreSQL. Goal (issue 17): the PDF of one street ≤ 1.5 s.
 
 The street is 南京东路 with the published 2022 case lists of 03-19 … 05-31 replayed (the
 longest real history the data has) and a few hundred observations and work orders, all
