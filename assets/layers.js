@@ -115,7 +115,10 @@
     function prefetch() {
         var named = document.getElementById("opsmap-prefetch");
         var sources = JSON.parse(named ? named.textContent : "null");
-        Object.keys((sources && sources.layers) || {}).forEach(function (key) {
+        var clustered = function (key) { return Boolean(sources.cluster && sources.cluster[key]); };
+        Object.keys((sources && sources.layers) || {}).sort(function (a, b) {  // the worker's first: its
+            return clustered(b) - clustered(a);  // scripts and the largest layer then queue behind no others
+        }).forEach(function (key) {
             var url = sources.layers[key];
             var cluster = sources.cluster && sources.cluster[key];
             if (url) {

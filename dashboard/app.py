@@ -59,11 +59,8 @@ class OpsmapDash(Dash):
         sources = self._opening(request.path)
         named = json.dumps(sources).replace("</", "<\\/")
         tag = f'<script type="application/json" id="{PREFETCH_ID}">{named}</script>'
-        # the browser starts the downloads with the HTML; layers.js's fetch() then takes them (a
-        # clustered layer is fetched by the cluster worker, which a document's preload cannot serve)
-        clustered = (sources or {}).get("cluster") or {}
-        tag += "".join(f'<link rel="preload" as="fetch" crossorigin="anonymous" href="{html_text.escape(url)}">'
-                       for key, url in (sources or {}).get("layers", {}).items() if url and key not in clustered)
+        # no <link rel=preload> for the layers: layers.js asks for them from the head, the cluster
+        # worker's first (six connections per host: preloads queued its scripts behind them)
         tag += "".join(f'<script src="{html_text.escape(self._early_url(name))}"></script>' for name in EARLY_SCRIPTS)
         kwargs["metas"] = kwargs.get("metas", "") + tag
         kwargs["scripts"] = POLYFILL.sub("", kwargs.get("scripts", ""))
