@@ -159,9 +159,9 @@
                 if (got.changed && entry.generation === generation) {
                     return draw(entry).then(function () {  // the change first, then clustered with the rest
                         drawn(timing);
-                        return ask("settle", {url: entry.url});
-                    }).then(function (reindexed) {
-                        return reindexed && entry.generation === generation ? draw(entry) : null;
+                        ask("settle", {url: entry.url}).then(function (reindexed) {
+                            return reindexed && entry.generation === generation ? draw(entry) : null;
+                        }).catch(function (err) { console.warn("opsmap layer " + entry.key + ": " + err.message); });
                     });
                 }
                 drawn(timing);  // an earlier step had drawn this version
@@ -273,10 +273,19 @@
                       sent: message.sent * 1000, received: Date.now(), layers: {}};
         timings.push(timing);
         timings.splice(0, timings.length - TIMINGS);
-        return Promise.all((message.layers || []).map(function (key) {
-            timing.layers[key] = {};
-            return update(key, message.version, timing.layers[key]);
-        }));
+        var named = message.layers || [];
+        var clustered = function (key) {
+            return Boolean(current && current.layers[key] && current.layers[key].cluster);
+        };
+        var patched = function (keys) {
+            return Promise.all(keys.map(function (key) { return update(key, message.version, timing.layers[key]); }));
+        };
+        named.forEach(function (key) { timing.layers[key] = {}; });
+        // the clustered layers' patches first, the others once they are drawn: asked together, the
+        // server computed them side by side (one interpreter) and the case layer's took twice as long
+        return patched(named.filter(clustered)).then(function () {
+            return patched(named.filter(function (key) { return !clustered(key); }));
+        });
     }
 
     prefetch();
