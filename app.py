@@ -15,14 +15,14 @@ import sys
 from typing import Any
 
 from data import settings
-from data.events import STREAMS
+from data.pipeline.events import STREAMS
 
 log = logging.getLogger("opsmap")
 
 
 def _load(config: settings.Config, args: argparse.Namespace) -> int:
-    from data.geodata import DatasetError, UnknownStreet
-    from data.loader import load_street
+    from data.sources.geodata import DatasetError, UnknownStreet
+    from data.sources.loader import load_street
     from data.store import is_empty, make_engine
 
     engine = make_engine(config.sqlalchemy_url)
@@ -64,7 +64,7 @@ def _demo_users(config: settings.Config, engine: Any, street_id: str, committees
 
 
 def _streets(config: settings.Config, args: argparse.Namespace) -> int:
-    from data.geodata import read_townships
+    from data.sources.geodata import read_townships
 
     for t in sorted(read_townships(settings.datasets_path(config)), key=lambda t: (t.district, t.name)):
         print(f"{t.district}\t{t.name}")
@@ -83,9 +83,10 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     import threading
 
     from dashboard.app import create_app, warm
-    from data import notify, retention
-    from data.ingest import run_workers
-    from data.redis_server import redis_url
+    from data import retention
+    from data.pipeline import notify
+    from data.pipeline.ingest import run_workers
+    from data.pipeline.redis_server import redis_url
 
     _exit_on_signals()
     stop = threading.Event()
@@ -110,9 +111,9 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
 
 def _how_to_sign_in(config: settings.Config, engine: Any) -> None:
     """On the terminal (never in a log): a first start makes an admin and prints its one-time link."""
-    from data import queries
     from data.access import accounts
     from data.access.policy import Role
+    from data.read import queries
     from data.store import session_factory
 
     if accounts.has_accounts(engine):
@@ -239,7 +240,7 @@ def _purge(config: settings.Config, args: argparse.Namespace) -> int:
 
     from data import retention
     from data.access import audit
-    from data.rules import SHANGHAI
+    from data.domain.rules import SHANGHAI
     from data.store import make_engine, migrate
 
     try:
@@ -258,9 +259,9 @@ def _purge(config: settings.Config, args: argparse.Namespace) -> int:
 def _ingest(config: settings.Config, args: argparse.Namespace) -> int:
     import threading
 
-    from data import notify, streams
-    from data.ingest import Worker
-    from data.redis_server import redis_url
+    from data.pipeline import notify, streams
+    from data.pipeline.ingest import Worker
+    from data.pipeline.redis_server import redis_url
     from data.store import make_engine, migrate
 
     _exit_on_signals()
@@ -281,8 +282,9 @@ def _dead(config: settings.Config, args: argparse.Namespace) -> int:
     """``opsmap dead list|replay``: what was parked and why; feed it back once the cause is fixed."""
     import datetime as dt
 
-    from data import dead, rules, streams
-    from data.redis_server import redis_url
+    from data.domain import rules
+    from data.pipeline import dead, streams
+    from data.pipeline.redis_server import redis_url
 
     with redis_url(config) as url:
         client = streams.connect(url)
@@ -302,8 +304,8 @@ def _notify(config: settings.Config, args: argparse.Namespace) -> int:
 
     from sqlalchemy import select
 
-    from data import notify
     from data.models import Committee, Notification, NotifyTarget
+    from data.pipeline import notify
     from data.store import make_engine, migrate, session_factory
 
     engine = make_engine(config.sqlalchemy_url)
@@ -346,9 +348,10 @@ def _roster(config: settings.Config, args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from data import roster, streams
-    from data.privacy import Hasher
-    from data.redis_server import redis_url
+    from data.domain.privacy import Hasher
+    from data.pipeline import streams
+    from data.pipeline.redis_server import redis_url
+    from data.sources import roster
 
     path = Path(args.file)
     try:
@@ -363,9 +366,9 @@ def _roster(config: settings.Config, args: argparse.Namespace) -> int:
 
 
 def _simulate(config: settings.Config, args: argparse.Namespace) -> int:
-    from data import streams
-    from data.redis_server import redis_url
-    from data.simulator import simulate
+    from data.pipeline import streams
+    from data.pipeline.redis_server import redis_url
+    from data.sources.simulator import simulate
     from data.store import make_engine
 
     _exit_on_signals()
@@ -379,9 +382,9 @@ def _simulate(config: settings.Config, args: argparse.Namespace) -> int:
 def _replay(config: settings.Config, args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from data import streams
-    from data.redis_server import redis_url
-    from data.simulator import replay_2022
+    from data.pipeline import streams
+    from data.pipeline.redis_server import redis_url
+    from data.sources.simulator import replay_2022
     from data.store import make_engine
 
     _exit_on_signals()
@@ -403,7 +406,7 @@ def _export(config: settings.Config, args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dashboard import briefing
-    from data.report import cutoff_at
+    from data.read.report import cutoff_at
     from data.store import make_engine, migrate
 
     try:
@@ -555,7 +558,7 @@ def _cannot(config: settings.Config, exc: BaseException) -> tuple[str, str] | No
     import redis
     from sqlalchemy import exc as sa_exc
 
-    from data.redis_server import EmbeddedRedisError, shown
+    from data.pipeline.redis_server import EmbeddedRedisError, shown
 
     if isinstance(exc, PermissionError | OSError) and getattr(exc, "filename", None) and exc.errno in (1, 13, 30):
         return (f"{exc.filename} is not writable ({exc.strerror})",

@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _pg import PG, pg_schema_url
 
 from dashboard import briefing
-from data import streams
-from data.ingest import Worker
-from data.loader import load_street
-from data.privacy import id_check_char
-from data.report import cutoff_at
+from data.domain.privacy import id_check_char
+from data.pipeline import streams
+from data.pipeline.ingest import Worker
+from data.read.report import cutoff_at
 from data.settings import PROJECT_ROOT, load
-from data.simulator import replay_2022
+from data.sources.loader import load_street
+from data.sources.simulator import replay_2022
 from data.store import make_engine
 
 DATASETS = PROJECT_ROOT / "data" / "datasets"

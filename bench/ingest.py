@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _pg import PG, pg_schema_url
 
-from data import streams
-from data.ingest import Worker, pending_total, settle_heap
-from data.loader import load_street
-from data.privacy import id_check_char
+from data.domain.privacy import id_check_char
+from data.pipeline import streams
+from data.pipeline.ingest import Worker, pending_total, settle_heap
 from data.settings import PROJECT_ROOT, load
+from data.sources.loader import load_street
 from data.store import make_engine
 
 PACED_RATE = 10_000  # events/s offered in the latency run

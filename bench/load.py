@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _pg import PG, pg_schema_url
 
-from data.loader import build, load_street
 from data.settings import PROJECT_ROOT
+from data.sources.loader import build, load_street
 from data.store import make_engine
 
 DATASETS = PROJECT_ROOT / "data" / "datasets"

@@ -44,10 +44,10 @@ from sqlalchemy import insert
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from data.loader import load_street
+from data.domain.privacy import id_check_char
 from data.models import Case
-from data.privacy import id_check_char
 from data.settings import PROJECT_ROOT
+from data.sources.loader import load_street
 from data.store import make_engine, transaction
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -80,7 +80,7 @@ AUTH: dict[str, str] = {}
 def sign_up(db: Path, street: str) -> None:
     from data.access import accounts, devices
     from data.access.policy import Role
-    from data.events import STREAMS
+    from data.pipeline.events import STREAMS
 
     engine = make_engine(f"sqlite:///{db}")
     account = accounts.add_user(engine, "bench", [Role("commander", street)])

@@ -24,11 +24,11 @@ from flask import Flask, Response, abort, current_app, g, jsonify, redirect, req
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from data import queries
 from data.access import accounts, audit, devices, policy
 from data.access.policy import Actor, Place
-from data.events import STREAMS
 from data.models import Street
+from data.pipeline.events import STREAMS
+from data.read import queries
 from data.settings import Config
 from layers.base import Query
 

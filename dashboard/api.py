@@ -25,15 +25,16 @@ from sqlalchemy.orm import sessionmaker
 import layers
 from dashboard import access
 from dashboard.answers import GZIP_MIN_BYTES, Encoded, Growth
-from data import deadlines, notify, streams
 from data.access import policy
-from data.cache import Cache, added_since, data_version
-from data.crs import to_gcj02
-from data.events import DEAD, STREAMS, EventError, sealed, validate
-from data.ingest import waiting as waiting_workers
+from data.domain import deadlines
+from data.domain.crs import to_gcj02
+from data.pipeline import notify, streams
+from data.pipeline.events import DEAD, STREAMS, EventError, sealed, validate
+from data.pipeline.ingest import waiting as waiting_workers
+from data.read.cache import Cache, added_since, data_version
+from data.read.summary import summary
 from data.settings import Config, datasets_path
 from data.store import is_empty
-from data.summary import summary
 from layers.base import Growing, Query
 
 api = Blueprint("opsmap_api", __name__)
@@ -105,7 +106,7 @@ def _json(obj: Any) -> bytes:
 
 def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callable[[int], T],
            min_version: int = 0, topics: frozenset[str] | None = None) -> T:
-    """A computed answer from the cache: past moments for an hour, live ones as data/cache.py
+    """A computed answer from the cache: past moments for an hour, live ones as data/read/cache.py
     describes (at most a second behind the data). An answer that depends on change-notice
     ``topics`` alone is keyed by their version; unless it changes with the clock, it then
     stays fresh for UNTIMED_MAX_AGE_S. ``compute`` is given the data version the answer is
@@ -124,7 +125,7 @@ def cached(kind: str, params: tuple[Any, ...], at_is_past: bool, compute: Callab
 
 
 def summary_at(street: str, at: dt.datetime, at_is_past: bool, min_version: int = 0) -> dict[str, Any]:
-    """The panel numbers (data.summary), shared through the cache by the API and the pages."""
+    """The panel numbers (data.read.summary), shared through the cache by the API and the pages."""
     config = _config()
 
     def compute(_version: int) -> dict[str, Any]:

@@ -21,10 +21,10 @@ from dashboard import access, admin, briefing, hardening, map_page, officer_page
 from dashboard.answers import Growth
 from dashboard.api import StreamSlots, api
 from dashboard.i18n import tr
-from data import queries
 from data.access.policy import Actor, Role
-from data.cache import LIVE_MAX_AGE_S, Cache
-from data.privacy import Hasher, secret_file
+from data.domain.privacy import Hasher, secret_file
+from data.read import queries
+from data.read.cache import LIVE_MAX_AGE_S, Cache
 from data.settings import PROJECT_ROOT, Config
 from data.store import make_engine, migrate, session_factory
 

@@ -1,7 +1,7 @@
 """The 8 a.m. morning briefing: HTML (``/briefing``, print styles), A4 PDF and the summary workbook.
 
 Why one HTML for page and PDF: what the street reads on screen at 8:00 and what it prints
-are the same document, so they cannot differ. The numbers come from ``data.report`` (frozen
+are the same document, so they cannot differ. The numbers come from ``data.read.report`` (frozen
 at the cut-off); this module only lays them out. Only masked personal data reaches it.
 """
 
@@ -22,12 +22,13 @@ from sqlalchemy import Engine, select
 
 from dashboard import access
 from dashboard.i18n import tr
-from data import deadlines, queries, report, rules
-from data.events import CASE_LABELS
-from data.labels import CODED
-from data.labels import label as name_of
+from data.domain import deadlines, rules
+from data.domain.labels import CODED
+from data.domain.labels import label as name_of
 from data.models import Committee
-from data.report import COMMITTEE_COLUMNS, Report
+from data.pipeline.events import CASE_LABELS
+from data.read import queries, report
+from data.read.report import COMMITTEE_COLUMNS, Report
 from data.settings import Config, datasets_path
 from data.store import session_factory
 from layers import basemap, boundaries, cases, gates, observations, workorders
@@ -106,7 +107,7 @@ def words(lang: str) -> Callable[..., str]:
     return t
 
 
-#: words the report's rows carry (data/report.py writes them in Chinese), as the reader's language names them
+#: words the report's rows carry (data/read/report.py writes them in Chinese), as the reader's language names them
 DURATION = re.compile(r"(\d+) (天|小时|分钟|分)")
 WORKING_DAYS = re.compile(r"剩余 (\d+) 个工作日")
 
@@ -129,7 +130,7 @@ def _cell(value: Any, lang: str) -> str:
 
 
 def named(df: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
-    """The frame with every coded column (status, category, state …) in words (data/labels.py)."""
+    """The frame with every coded column (status, category, state …) in words (data/domain/labels.py)."""
     coded = [c for c in df.columns if c in CODED]
     if not coded:
         return df

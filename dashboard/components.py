@@ -1,4 +1,4 @@
-"""Panels beside the map, rendered from plain data (data.summary, the feed, a drill-down).
+"""Panels beside the map, rendered from plain data (data.read.summary, the feed, a drill-down).
 
 Why components take plain dicts: the same numbers serve the API and the briefing; these
 functions only lay them out. All text goes into Dash components as text, never as HTML.
@@ -15,11 +15,12 @@ from typing import Any
 from dash import html
 
 from dashboard.i18n import tr
-from data import rules, streams
-from data.events import CASE_LABELS
-from data.ingest import waiting as waiting_workers
-from data.labels import CODED
-from data.labels import label as name_of
+from data.domain import rules
+from data.domain.labels import CODED
+from data.domain.labels import label as name_of
+from data.pipeline import streams
+from data.pipeline.events import CASE_LABELS
+from data.pipeline.ingest import waiting as waiting_workers
 from data.settings import Config
 
 UNIT_LABELS = {"households": "户", "masks": "只", "places": "处", "persons": "人"}

@@ -9,7 +9,7 @@ event feed at ingest time stay as written.
 from __future__ import annotations
 
 EN: dict[str, str] = {
-    # the names of contract codes (data/labels.py)
+    # the names of contract codes (data/domain/labels.py)
     "一般": "Normal", "中": "Medium", "低": "Low", "便利店": "Convenience store", "公园": "Park",
     "关闭出入口扫码": "Scan at a closed gate", "养老机构": "Elderly care", "出": "Out", "创建": "Create",
     "办公楼": "Office building", "升级": "Escalate", "发热": "Fever", "咖啡馆": "Café", "商铺": "Shop",
@@ -23,7 +23,7 @@ EN: dict[str, str] = {
     "菜场": "Food market", "访客": "Visitor", "超市": "Supermarket", "返沪人员": "Returnee", "进": "In",
     "重办": "Reopened", "餐饮": "Restaurant", "高": "High", "黄/红码": "Yellow/red code",
     "黄码": "Yellow code",
-    # the morning briefing (dashboard/briefing.py) and the words of its rows (data/report.py)
+    # the morning briefing (dashboard/briefing.py) and the words of its rows (data/read/report.py)
     "{street} 疫情防控晨报": "{street} — morning briefing", "{street} 晨报 {day}": "{street} briefing {day}",
     "{district} · {day} · 数据截至 {cut}（此后的事件不计入，重新生成结果相同） · 生成于 {made}":
         "{district} · {day} · data up to {cut} (later events do not count: regenerated, it is the same) · made {made}",

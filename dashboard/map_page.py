@@ -27,10 +27,12 @@ import layers
 from dashboard import access, components
 from dashboard.api import shown, summary_at
 from dashboard.i18n import tr
-from data import queries, rules, streams
 from data.access import policy
-from data.crs import wgs84_to_gcj02
+from data.domain import rules
+from data.domain.crs import wgs84_to_gcj02
 from data.models import Committee, Compound, Street
+from data.pipeline import streams
+from data.read import queries
 from data.settings import Config
 
 ns = Namespace("opsmap", "map")

@@ -2,7 +2,7 @@
 one tap to act on them.
 
 Phone first (360×800): a list, a small map of the same points, and under a tapped point
-its facts and the actions it allows. Every action goes through ``data.actions`` — the
+its facts and the actions it allows. Every action goes through ``data.pipeline.actions`` — the
 event contract and the ingest pipeline — so the big screen sees it live. A refused action
 shows why and leaves the form as typed (only the message is redrawn).
 """
@@ -33,9 +33,9 @@ from dashboard.map_page import (
     signed_in_as,
     source_stores,
 )
-from data import actions, streams
 from data.access import policy
 from data.models import Committee, WorkOrder
+from data.pipeline import actions, streams
 from data.settings import Config
 from layers.base import Query
 from layers.worklist import worklist

@@ -33,9 +33,10 @@ from dashboard.map_page import (
     source_stores,
     street_viewport,
 )
-from data import rules, streams
 from data.access import policy
+from data.domain import rules
 from data.models import Committee, Street
+from data.pipeline import streams
 from data.settings import Config
 
 PAGE = "screen"

@@ -307,7 +307,7 @@ def _claim_roles(session: Any, value: str) -> list[Any]:
 def limiter_for(server: Flask, config: Config, redis_url: str | None) -> Limiter:
     """Rate limits with their counters in the app's Redis (in memory without one): sign-in
     attempts (see ``blueprint``) and the intake per producer token."""
-    from data import streams
+    from data.pipeline import streams
 
     storage = "memory://"
     if redis_url:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.rules import parse_sla
+from data.domain.rules import parse_sla
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,8 +38,8 @@ def _choice(*options: str) -> Callable[[str], str]:
 def _checked(kind: str) -> Callable[[str], str]:
     """A value the deadlines module parses (checked at start-up, so a typo names its setting)."""
     def parse(value: str) -> str:
-        from data import deadlines
-        from data.events import WORK_ORDER_CATEGORIES
+        from data.domain import deadlines
+        from data.pipeline.events import WORK_ORDER_CATEGORIES
 
         {"sla": parse_sla, "deadlines": lambda v: deadlines.parse_rules(v, WORK_ORDER_CATEGORIES),
          "span": deadlines.parse_span, "office": deadlines.OfficeHours.parse}[kind](value)

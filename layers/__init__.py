@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from data.streams import topics
+from data.pipeline.streams import topics
 from layers import alerts, basemap, boundaries, cases, compounds, gates, observations, shops, sites, workorders
 from layers.base import Layer
 
@@ -19,7 +19,7 @@ BY_ID: dict[str, Layer] = {layer.id: layer for layer in LAYERS}
 
 
 def affected(notice: Mapping[str, Any]) -> list[str]:
-    """The layers a change notice (``data.streams.announce``) may have changed, in drawing order."""
+    """The layers a change notice (``data.pipeline.streams.announce``) may have changed, in drawing order."""
     changed = topics(notice.get("streams", ()), notice.get("kinds", ()))
     return [layer.id for layer in LAYERS if layer.changed_by & changed]
 

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data.events import ALERT_LABELS, public_alert
 from data.models import Alert, Committee
+from data.pipeline.events import ALERT_LABELS, public_alert
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, street_boundary
 
 id = "alerts"

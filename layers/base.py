@@ -17,8 +17,8 @@ from shapely.geometry.base import BaseGeometry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data import deadlines
-from data.deadlines import Deadlines, OfficeHours
+from data.domain import deadlines
+from data.domain.deadlines import Deadlines, OfficeHours
 from data.models import StateChange, Street
 from data.settings import Config, load
 from data.store import states_as_of
@@ -80,7 +80,7 @@ class Layer(Protocol):
 class Growing(Layer, Protocol):
     """A layer whose features are rows of one table that ingest only ever inserts, each shown
     until a moment (the end of its window). Ingest names the rows each data version added
-    (``data.cache.added_since``), so a new version is the previous one plus those rows, less
+    (``data.read.cache.added_since``), so a new version is the previous one plus those rows, less
     the features whose moment has passed: on a 100,000-point layer a new case costs its own
     row, not a rebuild of the layer (``dashboard.answers.Growth``)."""
 

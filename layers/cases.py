@@ -13,8 +13,8 @@ from shapely.geometry import Point
 from sqlalchemy import Text, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
-from data.events import CASE_LABELS
 from data.models import Case, Compound
+from data.pipeline.events import CASE_LABELS
 from layers.base import GeoJSON, LegendEntry, Query, collection, iso, street_boundary
 
 id = "cases"

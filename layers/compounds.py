@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from data import queries, rules
-from data.events import CASE_LABELS
+from data.domain import rules
 from data.models import Case, Compound, HomeObservation
+from data.pipeline.events import CASE_LABELS
+from data.read import queries
 from data.store import states_as_of
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 

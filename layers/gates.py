@@ -9,10 +9,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data import queries, rules
-from data.events import public_alert
-from data.labels import label
+from data.domain import rules
+from data.domain.labels import label
 from data.models import Alert, CheckIn, Compound, Gate
+from data.pipeline.events import public_alert
+from data.read import queries
 from data.store import states_as_of
 from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, feature, iso, parse_time, status_history
 

@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from data import queries, rules
+from data.domain import rules
 from data.models import Compound, HealthCheckIn, HomeObservation
+from data.read import queries
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso, street_boundary
 
 id = "observations"

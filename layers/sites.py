@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data.labels import label
+from data.domain.labels import label
 from data.models import Site
 from data.store import states_as_of
 from layers.base import GeoJSON, LegendEntry, Query, collection, entity_as_of, feature, status_history
@@ -16,7 +16,7 @@ id = "sites"
 title = "重点场所"
 #: notice topics that may change its features (facility reports of sites)
 changed_by = frozenset({"kind:site"})
-#: site kinds by name (data/labels.py) and colour
+#: site kinds by name (data/domain/labels.py) and colour
 KINDS = {k: (label(k), colour) for k, colour in (
     ("construction_site", "#d9480f"), ("elderly_care", "#ae3ec9"), ("office_building", "#1971c2"),
     ("market", "#2b8a3e"), ("metro_entrance", "#364fc7"), ("park", "#5c940d"))}

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from data import rules
-from data.labels import label
+from data.domain import rules
+from data.domain.labels import label
 from layers import alerts, gates, observations, workorders
 from layers.base import GeoJSON, Query
 

@@ -8,9 +8,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data import queries, rules
-from data.labels import ORDER_STATES, label, refusal
+from data.domain import rules
+from data.domain.labels import ORDER_STATES, label, refusal
 from data.models import Committee, WorkOrder
+from data.read import queries
 from data.store import states_as_of
 from layers.base import GeoJSON, LegendEntry, Query, collection, feature, iso
 
@@ -18,7 +19,7 @@ id = "workorders"
 title = "12345 工单"
 #: notice topics that may change its features (orders turn overdue with the clock)
 changed_by = frozenset({"stream:workorders", "clock"})
-#: the states an order shows on the map in, by name (data/labels.py) and colour
+#: the states an order shows on the map in, by name (data/domain/labels.py) and colour
 STATES = {s: (ORDER_STATES[s], colour) for s, colour in (
     ("created", "#f08c00"), ("dispatched", "#1c7ed6"), ("accepted", "#1098ad"), ("arrived", "#0ca678"),
     ("resolved", "#37b24d"), ("reopened", "#e8590c"), ("escalated", "#c2255c"))}

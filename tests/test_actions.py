@@ -9,10 +9,11 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
-from data import actions, queries, streams
-from data.ingest import Worker
-from data.loader import load_street
 from data.models import Case, Gate, HomeObservation, Shop, WorkOrder, WorkOrderEvent
+from data.pipeline import actions, streams
+from data.pipeline.ingest import Worker
+from data.read import queries
+from data.sources.loader import load_street
 from data.store import session_factory
 from tests.conftest import DATASETS, ENGINES, SEED, _engine, person_id
 

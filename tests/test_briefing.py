@@ -16,14 +16,14 @@ import pytest
 from sqlalchemy import select
 
 from dashboard import briefing
-from data import streams
-from data.geodata import read_case_addresses
-from data.ingest import Worker
-from data.loader import load_street
 from data.models import Compound, CompoundAddress
-from data.report import COMMITTEE_COLUMNS, cutoff_at
+from data.pipeline import streams
+from data.pipeline.ingest import Worker
+from data.read.report import COMMITTEE_COLUMNS, cutoff_at
 from data.settings import PROJECT_ROOT, load
-from data.simulator import replay_2022
+from data.sources.geodata import read_case_addresses
+from data.sources.loader import load_street
+from data.sources.simulator import replay_2022
 from data.store import session_factory
 from tests.conftest import DATASETS, ENGINES, SEED, _engine, person_id, phone, signed_in
 
@@ -249,7 +249,7 @@ def test_brf006_action_items_a_head_can_assign(replayed, tmp_path):
     """二、今日行动事项: the overdue order with its owner and how late; the compounds whose tier
     changes that day (by the published lists, read from the CSV here); per-committee categories
     with their 7-day lines; shops counted per committee, named only in the workbook."""
-    from data import rules
+    from data.domain import rules
 
     rp = replayed
     r = briefing.make(rp["engine"], rp["config"], rp["data"].street.id, CUTOFF)

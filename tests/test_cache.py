@@ -7,8 +7,8 @@ import time
 
 import redis
 
-from data import cache as cache_module
-from data.cache import TOPICS_KEY, VERSION_KEY, Cache, bump_version, data_version
+from data.read import cache as cache_module
+from data.read.cache import TOPICS_KEY, VERSION_KEY, Cache, bump_version, data_version
 
 
 def test_cch001_concurrent_misses_compute_once():

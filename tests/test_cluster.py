@@ -17,10 +17,11 @@ import redis
 from sqlalchemy import select
 
 from dashboard.app import create_app
-from data import cache, streams
-from data.dead import iter_dead
-from data.ingest import Worker, pending_total
 from data.models import Case, CheckIn
+from data.pipeline import streams
+from data.pipeline.dead import iter_dead
+from data.pipeline.ingest import Worker, pending_total
+from data.read import cache
 from data.settings import PROJECT_ROOT, load
 from layers import cases
 from tests.conftest import person_id, signed_in

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from data.crs import to_gcj02, wgs84_to_gcj02
+from data.domain.crs import to_gcj02, wgs84_to_gcj02
 
 # (WGS-84, GCJ-02) pairs from the 2022 address file of the shared data (Amap GCJ-02 originals
 # and their WGS-84 inversions): 中山南一路247弄 and 鲁班路721弄.

@@ -18,14 +18,17 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
-from data import clock, deadlines, queries, report, roster, streams
-from data.dead import iter_dead
-from data.ingest import Worker
-from data.loader import load_street
+from data.domain import deadlines
+from data.domain.privacy import Hasher
+from data.domain.rules import SHANGHAI, local_day
 from data.models import Alert, DutyShift, Gate, Notification, WorkOrder, WorkOrderEvent
-from data.privacy import Hasher
-from data.rules import SHANGHAI, local_day
+from data.pipeline import clock, streams
+from data.pipeline.dead import iter_dead
+from data.pipeline.ingest import Worker
+from data.read import queries, report
 from data.settings import load
+from data.sources import roster
+from data.sources.loader import load_street
 from data.store import session_factory
 from layers import gates, workorders
 from layers.base import Query

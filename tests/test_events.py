@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from data.events import COMMON, SPECS, STREAMS, EventError, Spec, _fast, _readable, seal_personal, validate
-from data.privacy import Hasher, id_problem, mask_id, mask_phone
+from data.domain.privacy import Hasher, id_problem, mask_id, mask_phone
+from data.pipeline.events import COMMON, SPECS, STREAMS, EventError, Spec, _fast, _readable, seal_personal, validate
 from tests.conftest import person_id, phone
 
 H = Hasher(b"k" * 32)

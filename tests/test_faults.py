@@ -21,12 +21,12 @@ from sqlalchemy import event, select, text
 from sqlalchemy.engine import make_url
 
 import layers
-from data import dead, streams
-from data.dead import iter_dead
-from data.ingest import STATUS_KEY, Worker, pending_total, waiting
-from data.labels import refusal
+from data.domain.labels import refusal
 from data.models import Alert, CheckIn, ProcessedEvent, WorkOrder
-from data.redis_server import EmbeddedRedis
+from data.pipeline import dead, streams
+from data.pipeline.dead import iter_dead
+from data.pipeline.ingest import STATUS_KEY, Worker, pending_total, waiting
+from data.pipeline.redis_server import EmbeddedRedis
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
 from layers.base import Query
@@ -219,7 +219,7 @@ def test_flt003_work_order_state_is_one_fold_whatever_the_arrival(loaded, client
 def test_flt004_sqlite_disk_full_is_an_outage_not_dead_letters(tmp_path, client, config):
     """A real SQLITE_FULL (the file capped with max_page_count on every connection of the
     worker's engine): the worker waits and says why; when space is back it resumes alone."""
-    from data.loader import load_street
+    from data.sources.loader import load_street
     from tests.conftest import DATASETS, SEED
 
     engine = make_engine(f"sqlite:///{tmp_path / 'full.db'}")
@@ -261,7 +261,7 @@ def test_flt004_sqlite_disk_full_is_an_outage_not_dead_letters(tmp_path, client,
 def test_flt005_postgresql_cut_off_mid_stream_loses_and_doubles_nothing(pg_url, redis_url, client, tmp_path):
     """Two ingest processes reach PostgreSQL through a relay that is cut off (connections closed,
     new ones refused) for OPSMAP_TEST_OUTAGE_S, then restored."""
-    from data.loader import load_street
+    from data.sources.loader import load_street
     from tests.conftest import DATASETS, SEED, _engine
 
     url = make_url(pg_url)
@@ -357,7 +357,7 @@ def test_flt006_a_worker_stalled_past_the_claim_time_doubles_no_redis_side(loade
 @pytest.mark.parametrize("version", ["6.2", "7"])
 def test_flt007_redis_killed_and_restarted_on_its_append_only_file(loaded, tmp_path, version):
     engine, data = loaded
-    from data.redis_server import binary
+    from data.pipeline.redis_server import binary
 
     server = servers.RedisServer(tmp_path / "redis", binary() if version == "6.2" else servers.DEBIAN_REDIS)
     url = server.start()

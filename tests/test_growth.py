@@ -12,9 +12,10 @@ from sqlalchemy import select
 
 from dashboard.answers import Encoded
 from dashboard.app import create_app
-from data import cache, streams
-from data.ingest import Worker
 from data.models import Case
+from data.pipeline import streams
+from data.pipeline.ingest import Worker
+from data.read import cache
 from data.settings import load
 from data.store import session_factory
 from layers import cases

@@ -8,10 +8,10 @@ import layers
 from dashboard import components
 from dashboard.i18n import EN, tr
 from dashboard.map_page import layer_control
-from data import deadlines
+from data.domain import deadlines
+from data.read.summary import summary
 from data.settings import load
 from data.store import session_factory
-from data.summary import summary
 from tests.conftest import DATASETS
 
 

@@ -19,10 +19,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
-from data import streams
-from data.dead import iter_dead
-from data.events import DEAD
-from data.ingest import Effects, Worker, pending_total
 from data.models import (
     Alert,
     Case,
@@ -35,6 +31,10 @@ from data.models import (
     WorkOrder,
     WorkReport,
 )
+from data.pipeline import streams
+from data.pipeline.dead import iter_dead
+from data.pipeline.events import DEAD
+from data.pipeline.ingest import Effects, Worker, pending_total
 from data.settings import PROJECT_ROOT, load
 from data.store import session_factory
 from tests.conftest import file_bytes, person_id, phone
@@ -429,7 +429,7 @@ def _stored_bytes(engine) -> bytes:
 
 
 def test_ing015_restart_of_embedded_redis_loses_no_appended_event(loaded, tmp_path, config):
-    from data.redis_server import EmbeddedRedis
+    from data.pipeline.redis_server import EmbeddedRedis
 
     engine, data = loaded
     t, gate = tag(), data.gates[11].id

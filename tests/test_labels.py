@@ -8,10 +8,10 @@ import json
 import re
 
 from dashboard import components
-from data import streams
-from data.events import codes
-from data.ingest import Worker
-from data.labels import label
+from data.domain.labels import label
+from data.pipeline import streams
+from data.pipeline.events import codes
+from data.pipeline.ingest import Worker
 from data.settings import load
 from data.store import session_factory
 from layers import gates, workorders

@@ -74,7 +74,7 @@ def test_liv003_no_contract_code_or_raw_id_in_the_chinese_pages(app_url, browser
     at each size it is read at (a screenshot of each is kept)."""
     import re
 
-    from data.events import codes
+    from data.pipeline.events import codes
 
     words = codes() - {"in", "out", "end"}  # too common inside ids to tell
     found: dict[str, set[str]] = {}

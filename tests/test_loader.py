@@ -15,8 +15,6 @@ import pytest
 from shapely.geometry import Point
 from sqlalchemy import Engine, func, select
 
-from data import geodata
-from data.loader import EPOCH, build, load_street
 from data.models import (
     Base,
     Committee,
@@ -30,8 +28,10 @@ from data.models import (
     WorkTarget,
 )
 from data.settings import PROJECT_ROOT
+from data.sources import geodata
+from data.sources.loader import EPOCH, build, load_street
+from data.sources.synthetic import metric
 from data.store import session_factory, states_as_of, transaction
-from data.synthetic import metric
 from tests.conftest import DATASETS, SEED
 
 # Stored coordinates keep 7 decimals (≈1 cm); edges shared with the street boundary may

@@ -152,7 +152,7 @@ def test_map006_posted_events_reach_map_and_feed_and_names_stay_text(app_url, ap
 def test_map007_replaying_2022_04_10_shows_the_real_compounds_with_cases(app_url, app_var, browser):
     import datetime as dt
 
-    from data.geodata import read_case_addresses
+    from data.sources.geodata import read_case_addresses
     from tests.conftest import DATASETS
 
     env = {**os.environ, "OPSMAP_VAR_DIR": str(app_var)}

@@ -8,7 +8,7 @@ import datetime as dt
 import sqlite3
 import time
 
-from data.rules import SHANGHAI
+from data.domain.rules import SHANGHAI
 from tests.conftest import BROWSER, person_id, post_event, sign_in
 
 pytestmark = BROWSER
@@ -114,7 +114,7 @@ def test_ord003_healthz_says_which_years_count_weekends_only_and_what_is_undeliv
     import json
     import urllib.request
 
-    from data.deadlines import CALENDAR
+    from data.domain.deadlines import CALENDAR
 
     with urllib.request.urlopen(app_url + "/healthz", timeout=10) as resp:
         health = json.load(resp)

@@ -26,12 +26,9 @@ from sqlalchemy import select
 
 from dashboard import briefing
 from dashboard.app import create_app
-from data import streams
 from data.access import accounts
 from data.access.policy import Role
-from data.dead import iter_dead
-from data.events import EventError, validate
-from data.ingest import Worker
+from data.domain.privacy import Hasher, mask_phone, normalise_id, scrub
 from data.models import (
     Alert,
     CheckIn,
@@ -42,7 +39,10 @@ from data.models import (
     ReturneeRegistration,
     WorkOrder,
 )
-from data.privacy import Hasher, mask_phone, normalise_id, scrub
+from data.pipeline import streams
+from data.pipeline.dead import iter_dead
+from data.pipeline.events import EventError, validate
+from data.pipeline.ingest import Worker
 from data.retention import GONE, anonymise
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
@@ -366,7 +366,7 @@ def test_pii012_the_hmac_key_can_come_from_a_file(tmp_path):
 
 
 def test_pii013_a_raw_entry_leaves_the_embedded_redis_files_too(loaded, tmp_path, config):
-    from data.redis_server import EmbeddedRedis
+    from data.pipeline.redis_server import EmbeddedRedis
 
     engine, data = loaded
     server = EmbeddedRedis(tmp_path / "redis")

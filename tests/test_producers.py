@@ -10,14 +10,16 @@ import pytest
 from sqlalchemy import select
 
 from dashboard.app import create_app
-from data import deadlines, queries, rules, streams
-from data.dead import iter_dead
-from data.geodata import read_case_addresses
-from data.ingest import Worker
-from data.loader import load_street
+from data.domain import deadlines, rules
 from data.models import Case, CompoundAddress, WorkOrder
+from data.pipeline import streams
+from data.pipeline.dead import iter_dead
+from data.pipeline.ingest import Worker
+from data.read import queries
 from data.settings import load
-from data.simulator import replay_2022, simulate
+from data.sources.geodata import read_case_addresses
+from data.sources.loader import load_street
+from data.sources.simulator import replay_2022, simulate
 from data.store import session_factory
 from layers import workorders
 from layers.base import Query
@@ -131,8 +133,8 @@ def test_prd006_sla_at_any_moment_from_history(loaded, client, config):
 
 
 def test_prd007_simulator_ids_are_valid_and_deterministic():
-    from data.privacy import id_problem
-    from data.simulator import resident_id, stable_id
+    from data.domain.privacy import id_problem
+    from data.sources.simulator import resident_id, stable_id
 
     rng = np.random.default_rng(1)
     assert all(id_problem(resident_id(rng)) is None for _ in range(200))

@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from data.redis_server import EmbeddedRedis
+from data.pipeline.redis_server import EmbeddedRedis
 from data.settings import PROJECT_ROOT
 
 
@@ -51,7 +51,7 @@ def test_rds004_a_killed_owners_server_is_adopted_not_duplicated(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, time; from pathlib import Path; from data.redis_server import EmbeddedRedis; "
+    code = ("import sys, time; from pathlib import Path; from data.pipeline.redis_server import EmbeddedRedis; "
             "print(EmbeddedRedis(Path(sys.argv[1])).start(), flush=True); time.sleep(60)")
     owner = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True,
                              cwd=str(PROJECT_ROOT))

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from data import rules
+from data.domain import rules
 
 T0 = dt.datetime(2022, 4, 10, 8, 0, tzinfo=rules.SHANGHAI)
 M = dt.timedelta(minutes=1)

@@ -12,7 +12,7 @@ from pathlib import Path
 from dashboard.app import create_app, warm
 from data.access import accounts
 from data.access.policy import Role
-from data.redis_server import redis_url as resolve_redis
+from data.pipeline.redis_server import redis_url as resolve_redis
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine
 from layers import LAYERS

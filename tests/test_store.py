@@ -9,8 +9,8 @@ from alembic.migration import MigrationContext
 from shapely.geometry import Point
 from sqlalchemy import inspect
 
-from data.loader import EPOCH
 from data.models import Base, Street
+from data.sources.loader import EPOCH
 from data.store import is_empty, migrate, session_factory, transaction
 
 

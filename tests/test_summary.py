@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from dashboard.app import create_app
-from data import deadlines
+from data.domain import deadlines
+from data.read.summary import DAILY, official, summary
 from data.settings import load
 from data.store import session_factory
-from data.summary import DAILY, official, summary
 from tests.conftest import DATASETS, signed_in
 
 
@@ -101,8 +101,8 @@ def test_sum005_large_layers_are_gzipped_for_clients_that_accept_it(api, scenari
 def test_sum006_a_cached_live_answer_changes_when_ingest_applies_a_batch(api, scenario, redis_url):
     import json as _json
 
-    from data import streams
-    from data.ingest import Worker
+    from data.pipeline import streams
+    from data.pipeline.ingest import Worker
     from tests.conftest import person_id
 
     scn = scenario
@@ -125,7 +125,7 @@ def test_sum006_a_cached_live_answer_changes_when_ingest_applies_a_batch(api, sc
 
 
 def test_sum007_change_stream_resumes_after_the_id_a_page_last_saw(api, client):
-    from data import streams
+    from data.pipeline import streams
 
     since = streams.changes_top(client)
     plan = streams.Plan(False, ())
@@ -150,7 +150,7 @@ def test_sum010_a_change_stream_outlives_quiet_seconds(api, client):
     """redis-py's default socket timeout (5 s) once ended the stream after 5 quiet seconds."""
     import threading
 
-    from data import streams
+    from data.pipeline import streams
 
     response = api.get(f"/api/v1/stream?since={streams.changes_top(client)}", buffered=False)
     chunks = iter(response.response)
@@ -167,8 +167,8 @@ def test_sum010_a_change_stream_outlives_quiet_seconds(api, client):
 
 
 def test_sum008_a_page_that_names_its_version_receives_only_the_changed_features(api, scenario, redis_url):
-    from data import streams
-    from data.ingest import Worker
+    from data.pipeline import streams
+    from data.pipeline.ingest import Worker
 
     scn = scenario
     street, gate = scn["data"].street.id, scn["data"].gates[41]

@@ -51,8 +51,8 @@ def test_wrk004_alerts_of_one_kind_at_one_place_are_one_line_in_shanghai_time(lo
     is Shanghai's (it read 01:54 for 09:54)."""
     import datetime as dt
 
-    from data import streams
-    from data.ingest import Worker
+    from data.pipeline import streams
+    from data.pipeline.ingest import Worker
     from data.settings import load
     from tests.conftest import person_id
     from tests.test_ingest import checkin, drain, tag

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from data.access.accounts import AccessError, digest, find_street
 from data.access.models import ProducerToken, ScreenDevice, WebSession
 from data.access.policy import Actor, Role
-from data.events import STREAMS
+from data.pipeline.events import STREAMS
 from data.store import session_factory, transaction
 
 TOKEN_PREFIX = "opsmap_"

@@ -20,7 +20,16 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 
-from data.privacy import Hasher, id_problem, mask_id, mask_phone, normalise_id, normalise_phone, phone_problem, scrub
+from data.domain.privacy import (
+    Hasher,
+    id_problem,
+    mask_id,
+    mask_phone,
+    normalise_id,
+    normalise_phone,
+    phone_problem,
+    scrub,
+)
 
 PREFIX = "opsmap:"
 STREAMS = ("checkins", "workorders", "cases", "health", "facilities", "work", "observations", "duty", "rules")
@@ -138,7 +147,7 @@ def _choice(*options: str) -> Callable[[Any], str]:
             raise ValueError(f"must be one of {', '.join(options)} (got {got})")
         return str(v)
     check.fast = Literal[options]  # type: ignore[attr-defined]
-    check.options = options  # type: ignore[attr-defined]  # the codes (data/labels.py names each)
+    check.options = options  # type: ignore[attr-defined]  # the codes (data/domain/labels.py names each)
     return check
 
 
@@ -267,7 +276,7 @@ COMMON = {"event_id": Spec(_ident(64)), "ts": Spec(parse_ts)}
 def codes() -> set[str]:
     """Every code the contract defines (the options of its choice fields, the states orders
     reach, the alert kinds): what a person must never read raw."""
-    from data.rules import TRANSITIONS
+    from data.domain.rules import TRANSITIONS
 
     options = {o for spec in SPECS.values() for s in spec.values() for o in getattr(s.check, "options", ())}
     return options | {target for _, target in TRANSITIONS.values()} | set(ALERT_LABELS)

@@ -18,9 +18,8 @@ import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from data import queries, rules
-from data.deadlines import Deadlines
-from data.events import CASE_CATEGORIES
+from data.domain import rules
+from data.domain.deadlines import Deadlines
 from data.models import (
     Alert,
     Case,
@@ -35,6 +34,8 @@ from data.models import (
     WorkReport,
     WorkTarget,
 )
+from data.pipeline.events import CASE_CATEGORIES
+from data.read import queries
 from data.store import states_as_of
 
 DAILY = "covid_daily_2022.csv.gz"

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from data import rules
-from data.deadlines import Deadlines
+from data.domain import rules
+from data.domain.deadlines import Deadlines
 from data.models import (
     Case,
     CheckIn,

@@ -14,8 +14,8 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from data import streams
-from data.events import DEAD, STREAMS
+from data.pipeline import streams
+from data.pipeline.events import DEAD, STREAMS
 
 #: re-append the event and remove its dead letter, only if the letter was still there
 _REPLAY = """if redis.call('XDEL', KEYS[1], ARGV[1]) == 1 then

@@ -17,7 +17,7 @@ from functools import cache
 import chinese_calendar
 from chinese_calendar import constants as calendar_data
 
-from data import rules
+from data.domain import rules
 from data.settings import Config
 
 log = logging.getLogger(__name__)
@@ -165,7 +165,7 @@ def of(config: Config) -> Deadlines:
 
 @cache
 def _of(urgent: str, normal: str, by_kind: str, supervise_after: str, office: str) -> Deadlines:
-    from data.events import WORK_ORDER_CATEGORIES
+    from data.pipeline.events import WORK_ORDER_CATEGORIES
 
     return Deadlines({"urgent": rules.parse_sla(urgent), "normal": rules.parse_sla(normal)},
                      parse_rules(by_kind, WORK_ORDER_CATEGORIES), parse_span(supervise_after),

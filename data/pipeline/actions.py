@@ -19,10 +19,12 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from data import events, ingest, queries, rules, streams
-from data.events import EventError
-from data.labels import label
-from data.privacy import Hasher
+from data.domain import rules
+from data.domain.labels import label
+from data.domain.privacy import Hasher
+from data.pipeline import events, ingest, streams
+from data.pipeline.events import EventError
+from data.read import queries
 from data.settings import Config
 
 REPLY_WAIT_S = 5.0

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 from redis.crc import key_slot
 
-from data.events import DEAD, GROUP, STREAMS, stream_key
+from data.pipeline.events import DEAD, GROUP, STREAMS, stream_key
 
 Entry = tuple[str, str, dict[bytes, bytes]]  # (stream key, entry id, fields)
 CHANGES = "opsmap:changes"  # capped stream of change notices, one per ingested batch

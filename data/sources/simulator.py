@@ -23,9 +23,11 @@ import redis
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
-from data import geodata, rules, streams
+from data.domain import rules
+from data.domain.privacy import id_check_char
 from data.models import Committee, Compound, CompoundAddress, Gate, Shop, Site, Street
-from data.privacy import id_check_char
+from data.pipeline import streams
+from data.sources import geodata
 from data.store import session_factory
 
 log = logging.getLogger(__name__)

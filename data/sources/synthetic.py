@@ -17,7 +17,7 @@ import shapely
 from shapely.geometry import MultiPoint, Point, Polygon
 from shapely.geometry.base import BaseGeometry
 
-from data.geodata import RealCompound, to_metric, to_wgs84
+from data.sources.geodata import RealCompound, to_metric, to_wgs84
 
 PLOT_RADIUS_M = 25.0  # a lane compound's plot when no outline is known
 MIN_GAP_M = 8.0  # synthetic points keep this far from compound plots

@@ -31,7 +31,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from data.privacy import secret_file
+from data.domain.privacy import secret_file
 from data.settings import Config
 
 log = logging.getLogger(__name__)

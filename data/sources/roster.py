@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 
-from data import rules
-from data.events import EventError, validate
-from data.privacy import Hasher
+from data.domain import rules
+from data.domain.privacy import Hasher
+from data.pipeline.events import EventError, validate
 
 #: the workbook's columns: gate id, shift start and end (Shanghai time), the guards' names
 COLUMNS = {"出入口编号": "gate_id", "开始": "starts_at", "结束": "ends_at", "值守人员": "guards"}

@@ -3,7 +3,7 @@
 Why from history only: the 8 a.m. briefing must give the same numbers when it is reopened
 a week later, so everything here is computed from events stamped up to the cut-off (state
 history, case reports, check-ins), never from current state. The headline numbers are
-``data.summary.summary`` at the cut-off — the same function the summary API answers with — and
+``data.read.summary.summary`` at the cut-off — the same function the summary API answers with — and
 the per-committee totals are computed once here for both the PDF and the workbook.
 """
 
@@ -18,9 +18,8 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from data import queries, rules
-from data.deadlines import Deadlines
-from data.events import CASE_CATEGORIES
+from data.domain import rules
+from data.domain.deadlines import Deadlines
 from data.models import (
     Alert,
     Case,
@@ -33,8 +32,10 @@ from data.models import (
     Shop,
     Street,
 )
+from data.pipeline.events import CASE_CATEGORIES
+from data.read import queries
+from data.read.summary import summary
 from data.store import states_as_of
-from data.summary import summary
 
 DAY = dt.timedelta(days=1)
 LONGEST = 10

@@ -23,7 +23,6 @@ from sqlalchemy import Engine, delete, inspect, select
 from sqlalchemy.orm import Session
 from tqdm import tqdm
 
-from data import geodata, synthetic
 from data.models import (
     Base,
     Committee,
@@ -39,6 +38,7 @@ from data.models import (
     WorkTarget,
     WorkTask,
 )
+from data.sources import geodata, synthetic
 from data.store import migrate, record_changes, transaction
 
 log = logging.getLogger(__name__)

@@ -16,9 +16,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from data import deadlines, queries, rules
-from data.deadlines import OfficeHours
+from data.domain import deadlines, rules
+from data.domain.deadlines import OfficeHours
 from data.models import Gate, WorkOrder
+from data.read import queries
 from data.settings import Config
 
 PREFIX = "opsmap."  # the ids of the events the clock raises

@@ -43,20 +43,9 @@ from sqlalchemy import Engine, and_, delete, or_, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import Session, selectinload
 
-from data import clock, deadlines, notify, queries, rules, streams
-from data.cache import bump_version
-from data.events import (
-    AUTO_ORDER,
-    CASE_LABELS,
-    Event,
-    EventError,
-    public_alert,
-    seal_personal,
-    sealed,
-    stream_key,
-    validate,
-)
-from data.labels import label, refusal
+from data.domain import deadlines, rules
+from data.domain.labels import label, refusal
+from data.domain.privacy import Hasher
 from data.models import (
     Alert,
     Case,
@@ -78,7 +67,20 @@ from data.models import (
     WorkOrderEvent,
     WorkReport,
 )
-from data.privacy import Hasher
+from data.pipeline import clock, notify, streams
+from data.pipeline.events import (
+    AUTO_ORDER,
+    CASE_LABELS,
+    Event,
+    EventError,
+    public_alert,
+    seal_personal,
+    sealed,
+    stream_key,
+    validate,
+)
+from data.read import queries
+from data.read.cache import bump_version
 from data.settings import Config
 from data.store import bulk_insert, record_changes, session_factory
 
@@ -630,7 +632,7 @@ class Batch:
         self.effects.count("duty", rules.local_day(d["starts_at"]), "shifts")
 
     def rules(self, ev: Event) -> None:
-        """What the clock raised (``data.clock``): a silent gate's one alert. A scan that came in
+        """What the clock raised (``data.pipeline.clock``): a silent gate's one alert. A scan that came in
         meanwhile means it was not silent after all: nothing is raised."""
         d = ev.data
         gate = self.s.get(Gate, d["gate_id"])
@@ -1079,7 +1081,7 @@ class Worker:
 
     def sweep(self, now: dt.datetime) -> int:
         """Raise what time alone made due: missed check-ins here; 催办, 督办 and silent gates as
-        events on the streams (``data.clock``), which this or any worker then applies once."""
+        events on the streams (``data.pipeline.clock``), which this or any worker then applies once."""
         raised = 0
         if time.monotonic() - self._last_missed >= 60:  # a rule of the day: once a minute is plenty
             self._last_missed = time.monotonic()

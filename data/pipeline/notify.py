@@ -28,8 +28,8 @@ from urllib.parse import quote
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
-from data import deadlines, rules
-from data.labels import label
+from data.domain import deadlines, rules
+from data.domain.labels import label
 from data.models import Committee, Notification, NotifyTarget, WorkOrder, WorkOrderEvent
 from data.settings import Config
 from data.store import session_factory

@@ -8,8 +8,8 @@ shows, and a new code needs one line here."""
 
 from __future__ import annotations
 
-from data.events import ALERT_LABELS, CASE_LABELS
-from data.rules import allowed_actions
+from data.domain.rules import allowed_actions
+from data.pipeline.events import ALERT_LABELS, CASE_LABELS
 
 ORDER_STATES = {"created": "待派单", "dispatched": "已派单", "accepted": "已接单", "arrived": "已到场",
                 "resolved": "已办结", "closed": "已关闭", "reopened": "重办", "escalated": "已升级",
