@@ -15,7 +15,8 @@
    and indexed by the cluster worker (assets/worker/clusters.js), off the main thread; their
    GeoJSON component receives only the clusters and points of the map's view, asked again
    whenever the view moves (view(), from the same callback as show()). A patch is drawn before
-   the worker re-indexes the layer (its new points on their own), then again clustered.
+   the worker re-indexes the layer (its new points on their own), then again clustered once
+   the patches pause (settleLater).
 
    First paint: the page's HTML carries the sources it opens on (<script id="opsmap-prefetch">,
    dashboard/app.py) and runs this file in its head, so they are fetched (a clustered layer
@@ -42,6 +43,8 @@
     var calls = {};
     var lastCall = 0;
     var TIMINGS = 50;
+    var SETTLE_MS = 300;
+    var SETTLE_MAX_MS = 2000;
     var timings = [];
 
     function ask(op, args) {  // a message to the cluster worker; a promise of its answer
@@ -137,6 +140,22 @@
         });
     }
 
+    // The worker re-indexes a clustered layer once its patches pause for SETTLE_MS (at the latest
+    // SETTLE_MAX_MS after the first unindexed one), then the view is drawn clustered again: a
+    // rebuild of 100,000 points takes ~60 ms of the worker, too much to repeat for every notice
+    // of a busy street.
+    function settleLater(entry) {
+        var now = Date.now();
+        entry.unsettled = entry.unsettled || now;
+        clearTimeout(entry.settling);
+        entry.settling = setTimeout(function () {
+            entry.unsettled = 0;
+            ask("settle", {url: entry.url}).then(function (reindexed) {
+                return reindexed && entry.generation === generation ? draw(entry) : null;
+            }).catch(function (err) { console.warn("opsmap layer " + entry.key + ": " + err.message); });
+        }, Math.max(0, Math.min(SETTLE_MS, entry.unsettled + SETTLE_MAX_MS - now)));
+    }
+
     function drawn(timing) {  // two frames after the map got the layer: it is on the screen
         if (timing) {
             requestAnimationFrame(function () {
@@ -159,9 +178,7 @@
                 if (got.changed && entry.generation === generation) {
                     return draw(entry).then(function () {  // the change first, then clustered with the rest
                         drawn(timing);
-                        ask("settle", {url: entry.url}).then(function (reindexed) {
-                            return reindexed && entry.generation === generation ? draw(entry) : null;
-                        }).catch(function (err) { console.warn("opsmap layer " + entry.key + ": " + err.message); });
+                        settleLater(entry);
                     });
                 }
                 drawn(timing);  // an earlier step had drawn this version
