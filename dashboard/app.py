@@ -54,6 +54,11 @@ class OpsmapDash(Dash):
     def __init__(self, *args: Any, opening: Callable[[str], dict[str, Any] | None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._opening = opening
+        # each with its modification time, as Dash fingerprints its own assets at start: a new
+        # file is a new URL, so browsers never run a stale one
+        self._early = "".join(
+            f'<script src="{html_text.escape(self.get_asset_url(name))}?m='
+            f'{(PROJECT_ROOT / "assets" / name).stat().st_mtime:.0f}"></script>' for name in EARLY_SCRIPTS)
 
     def interpolate_index(self, **kwargs: str) -> str:
         sources = self._opening(request.path)
@@ -61,15 +66,10 @@ class OpsmapDash(Dash):
         tag = f'<script type="application/json" id="{PREFETCH_ID}">{named}</script>'
         # no <link rel=preload> for the layers: layers.js asks for them from the head, the cluster
         # worker's first (six connections per host: preloads queued its scripts behind them)
-        tag += "".join(f'<script src="{html_text.escape(self._early_url(name))}"></script>' for name in EARLY_SCRIPTS)
+        tag += self._early
         kwargs["metas"] = kwargs.get("metas", "") + tag
         kwargs["scripts"] = POLYFILL.sub("", kwargs.get("scripts", ""))
         return super().interpolate_index(**kwargs)
-
-    def _early_url(self, name: str) -> str:
-        """An early script's URL, with its modification time as Dash gives its own assets (a new
-        file is a new URL, so browsers never run a stale one)."""
-        return f"{self.get_asset_url(name)}?m={(PROJECT_ROOT / 'assets' / name).stat().st_mtime:.0f}"
 
 
 def sources_by_path(sessions: sessionmaker[Session], config: Config) -> Callable[[str], dict[str, Any] | None]:
