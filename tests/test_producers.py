@@ -19,7 +19,7 @@ from data.read import queries
 from data.settings import load
 from data.sources.geodata import read_case_addresses
 from data.sources.loader import load_street
-from data.sources.simulator import replay_2022, simulate
+from data.sources.simulator import HOURLY, hourly_rate, replay_2022, simulate
 from data.store import session_factory
 from layers import workorders
 from layers.base import Query
@@ -91,8 +91,11 @@ def test_prd004_replay_2022_matches_the_published_list(engine, client, config):
 
 def test_prd005_simulated_traffic_flows_and_bad_events_are_parked(loaded, client, config):
     engine, _ = loaded
-    sent = simulate(engine, client, "南京东路", rate=300, duration=2.0, seed=7, malformed=0.05)
-    assert sent > 100
+    # at 10:00 (an average hour), whatever the hour CI runs: at 01:00 in Shanghai it would send a fifth
+    assert hourly_rate(300, 10) == pytest.approx(300 * 1.0 / HOURLY.mean())
+    assert hourly_rate(300, 2) < hourly_rate(300, 10) < hourly_rate(300, 8)
+    sent = simulate(engine, client, "南京东路", rate=300, duration=2.0, seed=7, malformed=0.05, hour=10)
+    assert 0.6 * hourly_rate(300, 10) * 2.0 < sent <= hourly_rate(300, 10) * 2.0
     lengths = {name: client.xlen(f"opsmap:{name}") for name in streams.STREAMS}
     assert lengths["checkins"] > sent / 2 and sum(lengths.values()) == sent
     drain(Worker(engine, client, config, consumer="sim"), client, limit=120)

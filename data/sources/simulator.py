@@ -229,9 +229,16 @@ class Simulator:
                                          "action": "resolve"})
 
 
+def hourly_rate(rate: float, hour: int) -> float:
+    """Events/s at ``hour`` (Shanghai) for a street whose day averages ``rate``: peaks at the
+    morning and evening commute, a tenth of it at night."""
+    return float(rate * HOURLY[hour] / HOURLY.mean())
+
+
 def simulate(engine: Engine, client: redis.Redis, street_name: str, rate: float, duration: float,
-             seed: int, malformed: float) -> int:
-    """Send about ``rate`` events/s (times the hour's share of daily traffic) for ``duration`` s."""
+             seed: int, malformed: float, hour: int | None = None) -> int:
+    """Send about ``hourly_rate(rate, hour)`` events/s for ``duration`` s; ``hour`` None follows
+    the clock in Shanghai (a demo at night is quiet, as the street is)."""
     with session_factory(engine)() as session:
         street = session.scalar(select(Street).where(Street.name == street_name)) or session.scalar(select(Street))
         if street is None:
@@ -241,8 +248,8 @@ def simulate(engine: Engine, client: redis.Redis, street_name: str, rate: float,
     streams.ensure_group(client)
     sent, start = 0, time.monotonic()
     while (elapsed := time.monotonic() - start) < duration:
-        hour = dt.datetime.now(rules.SHANGHAI).hour
-        target = rate * HOURLY[hour] / HOURLY.mean() * elapsed
+        now_hour = dt.datetime.now(rules.SHANGHAI).hour if hour is None else hour
+        target = hourly_rate(rate, now_hour) * elapsed
         batch: dict[str, list[str]] = {}
         for _ in range(max(0, math.floor(target) - sent)):
             stream, payload = sim.event()
