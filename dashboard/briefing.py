@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Collection
 from html import escape
 from pathlib import Path
@@ -57,7 +58,7 @@ body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Micro Hei", s
 h1 { font-size: 17pt; color: #c92a2a; margin: 0 0 2mm; }
 h2 { font-size: 12pt; border-left: 4px solid #c92a2a; padding-left: 2mm; margin: 5mm 0 2mm; break-after: avoid; }
 .meta { color: #495057; font-size: 8.5pt; }
-table { border-collapse: collapse; width: 100%; margin: 1mm 0 2mm; break-inside: auto; }
+table { border-collapse: collapse; width: 100%; margin: 1mm 0 2mm; break-inside: auto; table-layout: fixed; }
 th, td { border: 0.5pt solid #adb5bd; padding: 0.8mm 1.5mm; text-align: left; vertical-align: top; }
 th { background: #f1f3f5; font-weight: 600; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; }
@@ -120,13 +121,49 @@ def _said(value: str, lang: str) -> str:
     return DURATION.sub(lambda m: f"{m[1]} {tr(m[2], lang)}", value)
 
 
-def _cell(value: Any, lang: str) -> str:
+def _shown(value: Any, lang: str) -> tuple[str, bool]:
+    """A cell's text as the reader sees it, and whether it is a number (set right)."""
+    if hasattr(value, "item"):  # a numpy scalar
+        value = value.item()
     if isinstance(value, bool):
-        return f"<td>{tr('是' if value else '否', lang)}</td>"
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f'<td class="n">{value:g}</td>'
-    text = "" if value is None or (isinstance(value, float) and pd.isna(value)) else _said(str(value), lang)
-    return f"<td>{escape(text)}</td>"
+        return tr("是" if value else "否", lang), False
+    if isinstance(value, int | float):
+        return ("", False) if pd.isna(value) else (f"{value:g}", True)
+    return ("" if value is None else _said(str(value), lang)), False
+
+
+def _td(text: str, number: bool) -> str:
+    return f'<td class="n">{text}</td>' if number else f"<td>{escape(text)}</td>"
+
+
+#: the printed line in em of the body's 9.5 pt: A4 less its margins, 186 mm
+LINE_EM = 186 / (9.5 * 25.4 / 72)
+CELL_PAD_EM = 1.0  # 1.5 mm padding each side and the rule
+UNBROKEN = re.compile(r"[^\s\u2e80-\u9fff\uff00-\uffef]+")  # what a line cannot break inside (CJK breaks anywhere)
+
+
+def text_em(text: str) -> float:
+    """About how wide ``text`` is set in Noto Sans CJK: a CJK character is 1 em, the rest about 0.6."""
+    return sum(1.0 if unicodedata.east_asian_width(ch) in "WF" else 0.6 for ch in text)
+
+
+def colgroup(columns: list[list[str]], extra_em: list[float] | None = None) -> str:
+    """Column widths worked out from the text, for ``table-layout: fixed``. Why: weasyprint's
+    automatic layout sets every cell's text twice more with Pango (its narrowest and widest
+    line) before laying it out — a seventh of the PDF's time. As that layout would: every column
+    as wide as its longest line when all fit; else the narrow ones keep theirs and the wide ones
+    share the rest, never below their longest unbreakable word. The first column never wraps."""
+    extra = extra_em or [0.0] * len(columns)
+    want = [max(map(text_em, col), default=1.0) + CELL_PAD_EM + e for col, e in zip(columns, extra, strict=True)]
+    floor = [want[0]] + [max((text_em(w) for c in col for w in UNBROKEN.findall(c)), default=1.0) + CELL_PAD_EM + e
+                         for col, e in zip(columns[1:], extra[1:], strict=True)]
+    room, left, widths = LINE_EM, len(want), list(want)
+    for i in sorted(range(len(want)), key=want.__getitem__):
+        share = room / left
+        widths[i] = max(floor[i], min(want[i], share))
+        room, left = room - widths[i], left - 1
+    total = sum(widths)
+    return "<colgroup>" + "".join(f'<col style="width:{100 * w / total:.1f}%">' for w in widths) + "</colgroup>"
 
 
 def named(df: pd.DataFrame, lang: str = "zh") -> pd.DataFrame:
@@ -145,14 +182,17 @@ def table(df: pd.DataFrame, total: dict[str, Any] | None = None, limit: int | No
         return f'<p class="facts">{t("无")}</p>'
     df = named(df, lang)
     shown = df if limit is None else df.head(limit)
-    head = "".join(f"<th>{escape(t(HEADINGS.get(c, c)))}</th>" for c in df.columns)
-    rows = "".join("<tr>" + "".join(_cell(v.item() if hasattr(v, "item") else v, lang) for v in r) + "</tr>"
-                   for r in shown.itertuples(index=False))
+    heads = [t(HEADINGS.get(c, c)) for c in df.columns]
+    cells = [[_shown(v, lang) for v in r] for r in shown.itertuples(index=False)]
     if total is not None:
-        rows += '<tr class="total">' + "".join(_cell(total.get(c, "合计" if i == 0 else ""), lang)
-                                               for i, c in enumerate(df.columns)) + "</tr>"
+        cells.append([_shown(total.get(c, "合计" if i == 0 else ""), lang) for i, c in enumerate(df.columns)])
+    widths = colgroup([[h] + [row[i][0] for row in cells] for i, h in enumerate(heads)])
+    rows = ["<tr>" + "".join(_td(*c) for c in row) + "</tr>" for row in cells]
+    if total is not None:
+        rows[-1] = rows[-1].replace("<tr>", '<tr class="total">', 1)
     more = f'<p class="meta">{t("另有 {n} 条未列出。", n=len(df) - len(shown))}</p>' if len(shown) < len(df) else ""
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{more}"
+    return (f'<table>{widths}<thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>{more}')
 
 
 OFFICIAL = ("{place}（{date} 官方通报）：确诊新增 {c}，无症状新增 {a}；累计确诊 {ct}，累计无症状 {at}，"
@@ -198,6 +238,9 @@ def _trend(r: Report, t: Callable[..., str], lang: str) -> str:
     return chart + table(sums, lang=lang)
 
 
+SPARK_EM = 17 / (9.5 * 25.4 / 72)  # a sparkline and its margin: 17 mm
+
+
 def sparkline(days: list[int]) -> str:
     """A day-by-day count as a small inline line (oldest left), scaled to its own peak."""
     top, step = max(1, *days), 60 / max(1, len(days) - 1)
@@ -212,13 +255,16 @@ def _committee_categories(r: Report, t: Callable[..., str]) -> str:
         return f'<p class="facts">{t("近7天无病例报告。")}</p>'
     shown = [c for c in CASE_LABELS if c in set(r.committee_trend["category"])]
     cells = {(row.committee, row.category): row.days for row in r.committee_trend.itertuples(index=False)}
-    head = "".join(f"<th>{escape(t('{name}（近7天）', name=t(CASE_LABELS[c])))}</th>" for c in shown)
+    heads = [t("居委")] + [t("{name}（近7天）", name=t(CASE_LABELS[c])) for c in shown]
+    committees = [t(c) for c in dict.fromkeys(r.committee_trend["committee"])]
     rows = "".join(
         f"<tr><td>{escape(t(committee))}</td>" + "".join(
             f'<td class="n">{sum(cells[committee, c])}{sparkline(cells[committee, c])}</td>'
             if (committee, c) in cells else '<td class="n">0</td>' for c in shown) + "</tr>"
         for committee in dict.fromkeys(r.committee_trend["committee"]))
-    return f"<table><thead><tr><th>{t('居委')}</th>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    widths = colgroup([[heads[0], *committees]] + [[h, "0000"] for h in heads[1:]], [0.0] + [SPARK_EM] * len(shown))
+    return (f'<table>{widths}<thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>'
+            f"<tbody>{rows}</tbody></table>")
 
 
 def _actions(r: Report, t: Callable[..., str], lang: str) -> str:
@@ -299,15 +345,16 @@ def _svg_map(engine: Engine, config: Config, r: Report, t: Callable[..., str]) -
         looks.setdefault(look, []).append(path(f["geometry"]))
     style = {"cases": ("#c92a2a", 4), "observations": ("#7048e8", 3.5), "gates": ("#212529", 3),
              "workorders": ("#1c7ed6", 4)}
-    dots: dict[str, list[str]] = {}
+    # a dot is a zero-length line with round caps: PDF paints it as a filled circle, while the
+    # renderer turns each arc of a drawn circle into Bézier curves in Python (a tenth of the PDF)
+    dots: dict[tuple[str, float], list[str]] = {}
     for layer, f in points:
-        colour, r = style[layer]
-        x, y = px(*f["geometry"]["coordinates"][:2])
-        dots.setdefault(colour, []).append(f"M{x - r:.1f},{y:.1f}a{r},{r} 0 1,0 {2 * r},0a{r},{r} 0 1,0 {-2 * r},0")
+        dots.setdefault(style[layer], []).append("M{:.1f},{:.1f}l0,0".format(*px(*f["geometry"]["coordinates"][:2])))
     parts = [f'<path d="{" ".join(ds)}" fill="{fill}" stroke="{stroke}" stroke-width="{width}"'
              + (f' stroke-dasharray="{dash}"' if dash else "") + "/>"
              for (fill, stroke, width, dash), ds in looks.items()]
-    parts += [f'<path d="{" ".join(ds)}" fill="{colour}" fill-opacity="0.85"/>' for colour, ds in dots.items()]
+    parts += [f'<path d="{" ".join(ds)}" fill="none" stroke="{colour}" stroke-width="{2 * r}" stroke-linecap="round"'
+              ' stroke-opacity="0.85"/>' for (colour, r), ds in dots.items()]
     counts = {k: sum(1 for layer, _ in points if layer == k) for k in style}
     legend = t("　").join(f'<span style="color:{style[k][0]}">●</span> {t(label)} {counts[k]}' for k, label in
                       (("cases", "24小时阳性感染者"), ("observations", "居家观察"), ("gates", "关闭/值守不足出入口"),

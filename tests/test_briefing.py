@@ -299,3 +299,26 @@ def test_brf007_the_briefing_in_english_with_opsmap_language_en(replayed):
     cells = re.findall(r"<td>(.*?)</td>", html)
     assert "Medical need" in cells and "To dispatch" in cells  # codes by their English names
     assert "10 h 55 min" in cells  # how late, in English words
+
+
+def widths(html: str) -> list[float]:
+    return [float(w) for w in re.findall(r'width:([\d.]+)%', html)]
+
+
+def test_brf008_column_widths_follow_the_text_like_an_automatic_layout():
+    """Fixed table layout (the PDF's speed) with widths from the text: the columns fill the line;
+    when all fit, each is as wide as its longest line; when not, a long column gives way, the
+    first never wraps and none is narrower than its longest unbreakable word."""
+    fits = widths(briefing.colgroup([["居委", "01 居委会"], ["在办", "300"]]))
+    assert sum(fits) == pytest.approx(100, abs=0.3)
+    assert fits[0] / fits[1] == pytest.approx((briefing.text_em("01 居委会") + briefing.CELL_PAD_EM)
+                                              / (briefing.text_em("在办") + briefing.CELL_PAD_EM), rel=0.02)
+    long_text = "居民反映小区门口物资配送点排队时间过长，希望增加配送人员并分时段发放" * 2
+    first = "2022-04-20 09:15 南京东路街道"
+    tight = widths(briefing.colgroup([[first], ["x"], [long_text], ["W-000000000000000000001 a"]]))
+    assert sum(tight) == pytest.approx(100, abs=0.3)
+    line = briefing.LINE_EM
+    em = [w / 100 * line for w in tight]
+    assert em[0] >= briefing.text_em(first) + briefing.CELL_PAD_EM - 0.05  # the first column keeps its line
+    assert em[2] < briefing.text_em(long_text) / 2  # the long one wraps
+    assert em[3] >= briefing.text_em("W-000000000000000000001") + briefing.CELL_PAD_EM - 0.05
