@@ -10,9 +10,10 @@ import threading
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
-from dash import Dash, Input, Output, dcc, html
-from flask import request
+from dash import Dash, Input, Output, State, dcc, html, no_update
+from flask import has_request_context, request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -120,16 +121,30 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
     server.register_blueprint(admin.routes)
     server.register_blueprint(api)
     server.register_blueprint(briefing.routes)
-    app.layout = html.Div([dcc.Location(id="page-url"), html.Div(id="page")])
-
-    @app.callback(Output("page", "children"), Input("page-url", "pathname"))
-    def route(path: str | None) -> Any:
+    def page_at(path: str | None) -> Any:
         page = page_of(path)
         if page is None:
             return html.H1("404：没有这个页面")
         if not access.actor().may_open(page.PAGE):  # the path comes from the browser: asked again here
             return html.H1(tr("无权打开此页面", config.language))
         return page.layout(sessions, config)
+
+    def shell() -> html.Div:
+        """The page already in Dash's layout when its request names it (the Referer of the
+        renderer's layout request; same-origin by policy): one callback round trip and one
+        render less before the map. Otherwise ``route`` draws it, as a routed page would."""
+        path = None
+        if has_request_context() and request.referrer:
+            seen = urlsplit(request.referrer)
+            path = seen.path if seen.netloc == request.host else None
+        return html.Div([dcc.Location(id="page-url"), dcc.Store(id="page-opened", data=path),
+                         html.Div(id="page", children=page_at(path) if path is not None else None)])
+
+    app.layout = shell
+
+    @app.callback(Output("page", "children"), Input("page-url", "pathname"), State("page-opened", "data"))
+    def route(path: str | None, opened: str | None) -> Any:
+        return no_update if path == opened else page_at(path)
 
     for page in PAGES.values():
         page.register(app, sessions, config, redis_url)
