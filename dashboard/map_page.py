@@ -179,6 +179,19 @@ def street_viewport(config: Config, street: Street) -> dict[str, Any]:
     return camera(config, street.geom.bounds)
 
 
+def opening_camera(config: Config, street: Street | None) -> dict[str, Any]:
+    """The map's props to open on ``street`` (on Shanghai without one), rather than on Shanghai
+    until a callback moves it: the clusters are drawn for the view, so a moved view draws twice.
+    Bounds and a centre, no zoom: Leaflet's map takes a zoom with a centre over the bounds, and
+    dash-leaflet's view tracking needs the centre."""
+    if street is None:
+        return {"center": SHANGHAI_CENTRE, "zoom": 11}
+    view = street_viewport(config, street)
+    (south, west), (north, east) = view["bounds"]
+    return {"bounds": view["bounds"], "boundsOptions": view["options"],
+            "center": [(south + north) / 2, (west + east) / 2]}
+
+
 def signed_in_as(lang: str) -> html.Div:
     """Who is signed in, and the sign-out button (a form with the session's CSRF token)."""
     who = access.actor()
@@ -193,7 +206,8 @@ def signed_in_as(lang: str) -> html.Div:
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     with sessions() as session:
         loaded = [s for s in queries.streets(session) if access.may_view(s.id)]
-    chosen = queries.shown_street(loaded, config.street)
+        chosen = queries.shown_street(loaded, config.street)
+        opening_view = opening_camera(config, chosen)
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     lang = config.language
     return html.Div(className="opsmap", children=[
@@ -218,7 +232,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
             dcc.Store(id="map-timeline-end")]),
         html.Div(className="opsmap-body", children=[
             html.Div(className="opsmap-mapbox", children=[
-                dl.Map(id="map-map", className="opsmap-map", center=SHANGHAI_CENTRE, zoom=11, zoomSnap=0.25,
+                dl.Map(id="map-map", className="opsmap-map", zoomSnap=0.25, **opening_view,
                        children=[*tiles, layer_control("map", lang),
                                  dl.GeoJSON(id="map-chosen", pointToLayer=ns("chosen"))]),
                 components.legend(layers.LAYERS, lang)]),
@@ -245,7 +259,10 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             street = session.get(Street, street_id)
             committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
                                          .order_by(Committee.id)).all()
-        return [{"label": c.name, "value": c.id} for c in committees], None, street_viewport(config, street)
+        options = [{"label": c.name, "value": c.id} for c in committees]
+        if ctx.triggered_id is None:  # the page opening: its layout shows this street already, whole
+            return options, no_update, no_update  # (a value set would ask for the same layers again)
+        return options, None, street_viewport(config, street)
 
     @app.callback(Output("map-asof", "value"), Output("map-slider", "value"), Output("map-slider", "marks"),
                   Output("map-timeline-end", "data"), Input("map-live", "n_clicks"), Input("map-asof", "value"),
