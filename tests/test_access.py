@@ -390,3 +390,42 @@ def test_acc010_the_audit_trail_prints_by_command(world, tmp_path):
                          env=env, capture_output=True, text=True, timeout=120, cwd=PROJECT_ROOT)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().split("\t")[1:5] == [f"user:{name}", "export.pdf", "briefing:S194:2022-04-10", "ok"]
+
+
+def _layout_page(web, referer: str | None) -> tuple[object, object]:
+    """What Dash's first layout holds for the renderer's request: the page div's children and page-opened."""
+    found: dict[str, object] = {}
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            props = node.get("props", {})
+            if props.get("id") in ("page", "page-opened"):
+                found[props["id"]] = props.get("children") if props["id"] == "page" else props.get("data")
+            for value in (props.get("children"),) if isinstance(props.get("children"), dict | list) else ():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    answer = web.get("/_dash-layout", headers={"Referer": referer} if referer else {})
+    assert answer.status_code == 200
+    walk(answer.get_json())
+    return found["page"], found["page-opened"]
+
+
+def test_acc011_the_first_layout_holds_the_page_it_names_through_the_same_check(world):
+    """The renderer's layout request names its page (Referer, same origin): the layout then holds
+    that page, asked of the access check as the routing callback asks; a missing or foreign
+    Referer gets the empty shell the routing callback fills."""
+    commander, host = world["commander"], "http://localhost"
+    page, opened = _layout_page(commander, f"{host}/")
+    assert opened == "/" and "map-map" in json.dumps(page)
+    page, opened = _layout_page(commander, f"{host}/officer?order=x")
+    assert opened == "/officer" and "officer-list" in json.dumps(page)
+    for referer in (None, "http://elsewhere.example/", "not a url"):
+        assert _layout_page(commander, referer) == (None, None), referer
+    _, screen = _pair(world["server"], world["engine"])
+    page, _ = _layout_page(screen, f"{host}/")  # a screen names the map: refused as the route refuses it
+    assert "map-map" not in json.dumps(page) and "无权打开此页面" in json.dumps(page, ensure_ascii=False)
+    page, _ = _layout_page(screen, f"{host}/screen")
+    assert "map-map" not in json.dumps(page) and "screen" in json.dumps(page)
