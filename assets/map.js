@@ -21,9 +21,18 @@
         return em * size + 6;
     }
 
-    function anchor(layer) {  // where a feature's label goes: its point, or the middle of its shape
-        if (layer.getLatLng) { return layer.getLatLng(); }
-        try { return layer.getCenter(); } catch (e) { return null; }  // an empty or not yet drawn shape
+    function anchors(layer) {  // where a feature's label may go: its point, the middle of its shape,
+        // or — a road of many pieces (layers/basemap.py joins them) — the middle of each piece in turn
+        if (layer.getLatLng) { return [layer.getLatLng()]; }
+        try {
+            const rings = layer.getLatLngs();
+            if (!(layer instanceof L.Polygon) && rings.length && Array.isArray(rings[0])) {
+                const crs = layer._map.options.crs;
+                return rings.filter(function (r) { return r.length > 1; })
+                    .map(function (r) { return L.LineUtil.polylineCenter(r, crs); });
+            }
+            return [layer.getCenter()];
+        } catch (e) { return []; }  // an empty or not yet drawn shape
     }
 
     function layout(map) {
@@ -40,19 +49,24 @@
         candidates.sort(function (a, b) { return LABELS[a.c.kind][0] - LABELS[b.c.kind][0]; });
         const placed = [], seen = {};
         const frag = document.createDocumentFragment();
-        for (const {c, layer} of candidates) {
-            if (placed.length >= MAX_LABELS) { break; }
-            if (c.kind !== "day" && seen[c.kind + c.text]) { continue; }  // a road's many pieces: one name
-            const at = anchor(layer);
-            if (!at) { continue; }
+        function fits(at, c, w, h) {  // the label's box at ``at``, or null where it would not fit
             const p = map.latLngToContainerPoint(at);
-            const fs = LABELS[c.kind][1] * SCALE, w = textWidth(c.text, fs), h = fs + 4;
             const point = c.kind === "day" || c.kind === "compound";  // beside the marker, not on it
             const box = {x: point ? p.x + 7 * SCALE : p.x - w / 2, y: p.y - h / 2, w: w, h: h};
-            if (box.x < 0 || box.y < 0 || box.x + w > size.x || box.y + h > size.y) { continue; }
-            if (placed.some(function (o) {
+            if (box.x < 0 || box.y < 0 || box.x + w > size.x || box.y + h > size.y) { return null; }
+            return placed.some(function (o) {
                 return box.x < o.x + o.w && o.x < box.x + w && box.y < o.y + o.h && o.y < box.y + h;
-            })) { continue; }
+            }) ? null : box;
+        }
+        for (const {c, layer} of candidates) {
+            if (placed.length >= MAX_LABELS) { break; }
+            if (c.kind !== "day" && seen[c.kind + c.text]) { continue; }  // a road's many features: one name
+            const fs = LABELS[c.kind][1] * SCALE, w = textWidth(c.text, fs), h = fs + 4;
+            let box = null;
+            for (const at of anchors(layer)) {
+                if ((box = fits(at, c, w, h))) { break; }
+            }
+            if (!box) { continue; }
             placed.push(box);
             seen[c.kind + c.text] = true;
             const el = document.createElement("div");
