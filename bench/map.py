@@ -144,8 +144,10 @@ def free_port() -> int:
 
 
 def painted(cases: bool) -> str:
-    """The page shows the compounds and, when there are cases, their clusters."""
-    return ("document.querySelectorAll('.opsmap-compound').length > 200" +
+    """The page shows the street: its compounds, its committees' names (placed for the street's
+    view, not for a view it will leave) and, when there are cases, their clusters."""
+    return ("document.querySelectorAll('.opsmap-compound').length > 200"
+            " && document.querySelectorAll('.opsmap-label-committee').length >= 3" +
             (" && document.querySelectorAll('.opsmap-cluster').length > 0" if cases else ""))
 
 
