@@ -423,9 +423,9 @@ class CheckIn(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
     gate_id: Mapped[str] = mapped_column(ForeignKey("gate.id"))
-    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+    ts: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)  # retention anonymises by time
     direction: Mapped[str] = mapped_column(String(3))
-    person_hash: Mapped[str] = mapped_column(String(64), index=True)
+    person_hash: Mapped[str] = mapped_column(String(64))  # no index: no read asks scans by person (0010)
     person_masked: Mapped[str] = mapped_column(String(18))
     phone_masked: Mapped[str | None] = mapped_column(String(11))
     category: Mapped[str] = mapped_column(String(16))
@@ -433,7 +433,7 @@ class CheckIn(Base):
     health_code: Mapped[str | None] = mapped_column(String(8))
     origin: Mapped[str | None] = mapped_column(String(64))
     registration_id: Mapped[int | None] = mapped_column(
-        ForeignKey("returnee_registration.id", name="fk_checkin_registration_id"), index=True)
+        ForeignKey("returnee_registration.id", name="fk_checkin_registration_id"))
 
 
 class ReturneeRegistration(Base):
