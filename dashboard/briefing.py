@@ -187,9 +187,9 @@ def table(df: pd.DataFrame, total: dict[str, Any] | None = None, limit: int | No
     if total is not None:
         cells.append([_shown(total.get(c, "合计" if i == 0 else ""), lang) for i, c in enumerate(df.columns)])
     widths = colgroup([[h] + [row[i][0] for row in cells] for i, h in enumerate(heads)])
-    rows = ["<tr>" + "".join(_td(*c) for c in row) + "</tr>" for row in cells]
+    rows = ["<tr>" + "".join(_td(*c) for c in row) + "</tr>" for row in cells[:len(shown)]]
     if total is not None:
-        rows[-1] = rows[-1].replace("<tr>", '<tr class="total">', 1)
+        rows.append('<tr class="total">' + "".join(_td(*c) for c in cells[-1]) + "</tr>")
     more = f'<p class="meta">{t("另有 {n} 条未列出。", n=len(df) - len(shown))}</p>' if len(shown) < len(df) else ""
     return (f'<table>{widths}<thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>{more}')
