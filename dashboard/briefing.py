@@ -52,8 +52,9 @@ HEADINGS = {"committee": "居委", "compound": "小区", "address": "地址", "p
 SHEETS = {"返沪登记": "registrations", "居家观察": "observations", "工单": "orders", "商铺": "shops"}
 CSS = """
 @page { size: A4; margin: 14mm 12mm; @bottom-center { content: counter(page) " / " counter(pages); font-size: 8pt; } }
-body { font-family: "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Micro Hei", sans-serif; font-size: 9.5pt;
-       color: #212529; margin: 0; }
+/* on the root, not the body: the page's margin boxes (its page numbers) inherit from the root */
+html { font-family: "Noto Sans CJK SC", "Noto Sans SC", "WenQuanYi Micro Hei", sans-serif; }
+body { font-size: 9.5pt; color: #212529; margin: 0; }
 .briefing { max-width: 190mm; margin: 0 auto; }
 h1 { font-size: 17pt; color: #c92a2a; margin: 0 0 2mm; }
 h2 { font-size: 12pt; border-left: 4px solid #c92a2a; padding-left: 2mm; margin: 5mm 0 2mm; break-after: avoid; }

@@ -159,6 +159,7 @@ def test_brf002_pdf_holds_the_summary_api_numbers_and_renders_chinese(replayed, 
     assert api["cases"]["street"]["confirmed"]["total"] == 0  # the lists published positives, not confirmed
     fonts = subprocess.run(["pdffonts", str(tmp_path / "b.pdf")], capture_output=True, text=True).stdout
     assert "CJK" in fonts  # the Chinese text is set in an embedded CJK font, not missing-glyph boxes
+    assert "Serif" not in fonts  # the page numbers too are in the document's sans (the root carries it)
     subprocess.run(["pdftoppm", "-r", "70", "-png", str(tmp_path / "b.pdf"), str(artifacts / "briefing-page")],
                    check=True)
     assert (artifacts / "briefing-page-1.png").stat().st_size > 20_000
