@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from data.domain.privacy import id_check_char
 from data.models import Case
+from data.pipeline.redis_server import free_port
 from data.settings import PROJECT_ROOT
 from data.sources.loader import load_street
 from data.store import make_engine, transaction
@@ -137,12 +137,6 @@ def guard_cost(db: Path, url: str, street: str, requests: int = 2000) -> float:
 def resident_id(n: int) -> str:
     first = f"31010119800101{n % 1000:03d}"
     return first + id_check_char(first)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def painted(cases: bool) -> str:

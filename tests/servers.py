@@ -22,13 +22,9 @@ from pathlib import Path
 import redis
 import sqlalchemy as sa
 
+from data.pipeline.redis_server import free_port
+
 DEBIAN_REDIS = "/usr/bin/redis-server"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def reachable(url: str) -> bool:

@@ -67,7 +67,8 @@ def binary() -> str:
     return found
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A loopback port nothing listens on now (the embedded Redis's, the tests' servers')."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -133,7 +134,7 @@ class EmbeddedRedis:
         raise RuntimeError(f"another opsmap process owns {self.directory} but its Redis does not answer")
 
     def _spawn(self) -> str:
-        port, password = self._port or _free_port(), secret_file(self.directory / PASSWORD_FILE)
+        port, password = self._port or free_port(), secret_file(self.directory / PASSWORD_FILE)
         self._port = port  # a restart keeps it: clients hold the URL
         conf = self.directory / "redis.conf"  # the password in a file of mode 600, not in the process list
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
