@@ -257,13 +257,14 @@ def _committee_categories(r: Report, t: Callable[..., str]) -> str:
     shown = [c for c in CASE_LABELS if c in set(r.committee_trend["category"])]
     cells = {(row.committee, row.category): row.days for row in r.committee_trend.itertuples(index=False)}
     heads = [t("居委")] + [t("{name}（近7天）", name=t(CASE_LABELS[c])) for c in shown]
-    committees = [t(c) for c in dict.fromkeys(r.committee_trend["committee"])]
+    committees = list(dict.fromkeys(r.committee_trend["committee"]))
     rows = "".join(
         f"<tr><td>{escape(t(committee))}</td>" + "".join(
             f'<td class="n">{sum(cells[committee, c])}{sparkline(cells[committee, c])}</td>'
             if (committee, c) in cells else '<td class="n">0</td>' for c in shown) + "</tr>"
-        for committee in dict.fromkeys(r.committee_trend["committee"]))
-    widths = colgroup([[heads[0], *committees]] + [[h, "0000"] for h in heads[1:]], [0.0] + [SPARK_EM] * len(shown))
+        for committee in committees)
+    widths = colgroup([[heads[0], *map(t, committees)]] + [[h, "0000"] for h in heads[1:]],
+                      [0.0] + [SPARK_EM] * len(shown))
     return (f'<table>{widths}<thead><tr>{"".join(f"<th>{escape(h)}</th>" for h in heads)}</tr></thead>'
             f"<tbody>{rows}</tbody></table>")
 
