@@ -401,8 +401,7 @@ def _layout_page(web, referer: str | None) -> tuple[object, object]:
             props = node.get("props", {})
             if props.get("id") in ("page", "page-opened"):
                 found[props["id"]] = props.get("children") if props["id"] == "page" else props.get("data")
-            for value in (props.get("children"),) if isinstance(props.get("children"), dict | list) else ():
-                walk(value)
+            walk(props.get("children"))
         elif isinstance(node, list):
             for item in node:
                 walk(item)
