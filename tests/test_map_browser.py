@@ -595,6 +595,8 @@ def test_scr002_an_urgent_alert_interrupts_with_a_banner(app_url, app_var, brows
     banner = page.locator("#screen-banner:not(.hidden)")
     banner.wait_for(timeout=5000)
     assert "居家观察人员外出" in banner.inner_text()
+    # the banner is the page's own; the camera and its label come from a callback a round trip later
+    page.locator(".screen-focus", has_text="紧急处置").wait_for(timeout=5000)
     assert page.locator(".screen-focus").inner_text() == "紧急处置"
     page.screenshot(path=str(artifacts / "screen-urgent.png"))
 
