@@ -227,3 +227,17 @@ def test_evt011_one_field_changed_both_validators_agree():
                 assert _outcome(validate, stream, raw, H, None) == readable
                 accepted += fast is not None
     assert accepted > 200  # the compiled path is exercised, not only passed over
+
+
+def test_evt012_a_number_is_one_hash_in_any_script_and_the_check_digit_is_the_standards():
+    """Digits NFKC leaves alone (Arabic-Indic) are the same number as ASCII ones, for the ID and the
+    phone; the check character agrees with GB 11643's own examples, not only with our generator."""
+    arabic = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")
+    ascii_ev = validate("checkins", json.dumps(checkin(phone=phone(8000))), H)
+    other = validate("checkins", json.dumps(checkin(person_id=person_id(1).translate(arabic),
+                                                    phone=phone(8000).translate(arabic)), ensure_ascii=False), H)
+    assert {k: other.data[k] for k in ("person_id_hash", "person_id_masked", "phone_hash", "phone_masked")} == {
+        k: ascii_ev.data[k] for k in ("person_id_hash", "person_id_masked", "phone_hash", "phone_masked")}
+    assert id_problem("11010519491231002X") is None and id_problem("440524188001010014") is None
+    assert "check digit" in id_problem("110105194912310021")
+    assert "17 digits" in id_problem("１１０１０５１９４９１２３１００２Ｘ")  # normalised before, never checked raw

@@ -51,6 +51,7 @@ from tests.test_ingest import KEY, count, drain
 
 STREET = "S194"
 FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
+ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")  # digits NFKC leaves as they are
 
 
 @pytest.fixture
@@ -96,7 +97,8 @@ def test_pii002_one_person_one_hash_so_a_full_width_or_padded_id_still_raises_th
            "category": "home_observation", "compound_id": app["data"].compounds[5].id}
     assert app["web"].post("/api/v1/events/cases", json=obs).status_code == 202
     drain(app["worker"], client)
-    variants = [base, base.translate(FULL_WIDTH), base + "\n", " " + base[:6] + " " + base[6:], base.lower()]
+    variants = [base, base.translate(FULL_WIDTH), base + "\n", " " + base[:6] + " " + base[6:], base.lower(),
+                base.translate(ARABIC_INDIC)]
     ids = []
     for i, variant in enumerate(variants):
         out = {"event_id": f"pii002-out-{i}-{uuid.uuid4().hex}", "ts": _now(), "gate_id": gate, "direction": "out",

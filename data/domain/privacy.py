@@ -22,19 +22,29 @@ from data.settings import Config
 
 _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
-_ID = re.compile(r"^\d{17}[\dX]$")
-_PHONE = re.compile(r"^1[3-9]\d{9}$")
+_ID = re.compile(r"^[0-9]{17}[0-9X]$")  # ASCII digits: \d would take any script's (``normalise_id``)
+_PHONE = re.compile(r"^1[3-9][0-9]{9}$")
+
+
+def _ascii_digits(value: str) -> str:
+    """Decimal digits of every script as ASCII: NFKC makes full-width digits ASCII but leaves,
+    say, Arabic-Indic ٣ as it is, and the same number must give the same hash however typed."""
+    if value.isascii():
+        return value
+    return "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in value)
 
 
 def normalise_id(value: str) -> str:
     """One way to write an ID number, so one person gets one hash: full-width characters made
-    ASCII (NFKC), spaces and surrounding whitespace dropped, a lower-case check x made X."""
-    return "".join(unicodedata.normalize("NFKC", value).split()).upper()
+    ASCII (NFKC), digits of any script too, spaces and surrounding whitespace dropped, a lower-case
+    check x made X."""
+    return _ascii_digits("".join(unicodedata.normalize("NFKC", value).split())).upper()
 
 
 def normalise_phone(value: str) -> str:
-    """One way to write a mobile number: ASCII digits (NFKC), no spaces or dashes, no +86/0086 prefix."""
-    digits = re.sub(r"[\s\-()]", "", unicodedata.normalize("NFKC", value))
+    """One way to write a mobile number: ASCII digits (NFKC; any script's), no spaces or dashes, no
+    +86/0086 prefix."""
+    digits = re.sub(r"[\s\-()]", "", _ascii_digits(unicodedata.normalize("NFKC", value)))
     return re.sub(r"^(\+86|0086)", "", digits)
 
 
