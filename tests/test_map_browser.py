@@ -643,8 +643,9 @@ def test_map014_the_timeline_replays_any_hour_of_the_14_days_before_its_end(app_
     as a drag ends) picks an hour, which is then the moment the whole page shows."""
     errors: list[str] = []
     page = _page(browser, app_url, errors)
-    timeline, thumb = page.locator(".opsmap-timeline"), page.locator(".opsmap-timeline [role=slider]")
-    assert "实时" in timeline.inner_text()
+    thumb = page.locator(".opsmap-timeline [role=slider]")
+    # the slider is one of Dash's lazily loaded components: its marks show once its script has come
+    page.wait_for_function("document.querySelector('.opsmap-timeline')?.textContent.includes('实时')")
     page.fill("#map-asof", "2022-04-10 23:00")
     page.locator("#map-asof").press("Enter")
     page.wait_for_function("document.querySelector('.opsmap-timeline').textContent.includes('04-10 23:00')")
