@@ -7,6 +7,8 @@ same way — same SQLite pragmas, same migrations — whatever engine the URL na
 from __future__ import annotations
 
 import datetime as dt
+import itertools
+import operator
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -130,9 +132,14 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], **sa
         return
     conn = session.connection()
     sql, keys, processors, positional = _insert_plan(table, conn.dialect, (*rows[0], *same))
-    shared = {k: p(same[k]) if p else same[k] for k, p in zip(keys, processors, strict=True) if k in same}
-    values = [[shared[k] if k in shared else p(row[k]) if p else row[k]
-               for k, p in zip(keys, processors, strict=True)] for row in rows]
+    columns = []  # column by column: the per-value work runs in C (map), not in a comprehension
+    for k, p in zip(keys, processors, strict=True):
+        if k in same:
+            columns.append(itertools.repeat(p(same[k]) if p else same[k], len(rows)))
+        else:
+            column = map(operator.itemgetter(k), rows)
+            columns.append(map(p, column) if p else column)
+    values = list(zip(*columns, strict=True))
     if conn.dialect.name == "postgresql":
         quote = conn.dialect.identifier_preparer
         columns = ", ".join(quote.quote(table.c[k].name) for k in keys)
@@ -141,8 +148,7 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], **sa
             for v in values:
                 copy.write_row(v)
         return
-    conn.exec_driver_sql(sql, [tuple(v) for v in values] if positional
-                         else [dict(zip(keys, v, strict=True)) for v in values])
+    conn.exec_driver_sql(sql, values if positional else [dict(zip(keys, v, strict=True)) for v in values])
 
 
 @cache

@@ -24,6 +24,7 @@ _WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
 _CHECK = "10X98765432"
 _ID = re.compile(r"^[0-9]{17}[0-9X]$")  # ASCII digits: \d would take any script's (``normalise_id``)
 _PHONE = re.compile(r"^1[3-9][0-9]{9}$")
+_ZERO = ord("0") * sum(_WEIGHTS)  # what the check sum's character codes add beyond the digits
 
 
 def _ascii_digits(value: str) -> str:
@@ -83,8 +84,9 @@ def id_problem(value: str) -> str | None:
 
 
 def id_check_char(first17: str) -> str:
-    """The check character that completes a 17-digit ID prefix (the simulator makes valid IDs)."""
-    return _CHECK[sum(map(operator.mul, map(int, first17), _WEIGHTS)) % 11]
+    """The check character that completes a 17-digit (ASCII) ID prefix (the simulator makes valid
+    IDs). Summed over the characters' codes, which is a third of the time of ``int`` per digit."""
+    return _CHECK[(sum(map(operator.mul, first17.encode(), _WEIGHTS)) - _ZERO) % 11]
 
 
 def phone_problem(value: str) -> str | None:
@@ -112,10 +114,12 @@ class Hasher:
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("OPSMAP_HMAC_KEY must be at least 16 bytes")
-        self._key = key
+        self._keyed = hmac.new(key, digestmod=hashlib.sha256)  # copied per value: the key is set up once
 
     def __call__(self, value: str) -> str:
-        return hmac.new(self._key, value.encode(), hashlib.sha256).hexdigest()
+        h = self._keyed.copy()
+        h.update(value.encode())
+        return h.hexdigest()
 
     @classmethod
     def from_config(cls, config: Config) -> Hasher:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 import redis
 from redis.crc import key_slot
 
@@ -415,7 +416,7 @@ class Plan:
         for step in sorted(self._steps.values(), key=_Step.order):
             guarded = [[step.key(marker), ops] for marker, ops in step.guarded.values()]
             if step.ops or guarded:
-                plan = json.dumps({"fence": step.fence, "guarded": guarded, "ops": step.ops}, ensure_ascii=False)
+                plan = orjson.dumps({"fence": step.fence, "guarded": guarded, "ops": step.ops})
                 reply = client.eval(_APPLY, len(step.keys), *step.keys, plan, DONE_TTL_S, GROUP)
                 gone |= {tuple(g.decode().split(" ", 1)) for g in reply or []}  # type: ignore[misc]
                 if gone:
