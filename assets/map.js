@@ -116,7 +116,10 @@
             requestAnimationFrame(function () { queued = false; layout(map); });
         };
         map._opsmapLabels = again;
-        map.on("zoomend moveend layeradd layerremove resize", again);
+        map.on("zoomend moveend resize", again);
+        // only a labelled feature coming or going moves the labels: the cases' clusters, drawn
+        // again for every new case and every pan, would otherwise lay them all out each time
+        map.on("layeradd layerremove", function (e) { if (e.layer._opsmapLabel) { again(); } });
         again();
     }
 
