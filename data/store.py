@@ -132,14 +132,14 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], **sa
         return
     conn = session.connection()
     sql, keys, processors, positional = _insert_plan(table, conn.dialect, (*rows[0], *same))
-    columns = []  # column by column: the per-value work runs in C (map), not in a comprehension
+    by_column = []  # the per-value work runs in C (map), not in a comprehension
     for k, p in zip(keys, processors, strict=True):
         if k in same:
-            columns.append(itertools.repeat(p(same[k]) if p else same[k], len(rows)))
+            by_column.append(itertools.repeat(p(same[k]) if p else same[k], len(rows)))
         else:
             column = map(operator.itemgetter(k), rows)
-            columns.append(map(p, column) if p else column)
-    values = list(zip(*columns, strict=True))
+            by_column.append(map(p, column) if p else column)
+    values = list(zip(*by_column, strict=True))
     if conn.dialect.name == "postgresql":
         quote = conn.dialect.identifier_preparer
         columns = ", ".join(quote.quote(table.c[k].name) for k in keys)
