@@ -92,7 +92,15 @@
     }
 
     function set(entry, fc) {
-        window.dash_clientside.set_props({type: entry.page + "-layer", id: entry.key}, {data: fc});
+        var map = window.opsmap.map;  // assets/map.js
+        if (entry.cluster && fc && map.redraw(entry.claim, fc)) {
+            return;  // only the changed markers, in the layer Dash drew last
+        }
+        var id = {type: entry.page + "-layer", id: entry.key};
+        if (entry.cluster) {
+            entry.claim = map.claim(id);
+        }
+        window.dash_clientside.set_props(id, {data: fc});
     }
 
     function render(entry) {

@@ -159,8 +159,69 @@
         return marker;
     }
 
+    // A clustered layer (assets/layers.js) is drawn again for every new case and every move.
+    // Through Dash, dash-leaflet clears every marker and makes them all again; ``redraw`` instead
+    // replaces, in the same Leaflet layer, only the markers whose feature changed. layers.js
+    // claims the layer as it hands it to Dash (``claim``); the claim learns the Leaflet layer
+    // when that draw adds one of its markers, and until then layers.js goes through Dash.
+    const claims = {};
+
+    function idKey(id) {  // a Dash id as a key: a component is handed its id as JSON with the keys sorted
+        const parsed = typeof id === "string" && id.charAt(0) === "{" ? JSON.parse(id) : id;
+        return JSON.stringify(Object.keys(parsed).sort().map(function (k) { return [k, parsed[k]]; }));
+    }
+
+    function signature(f) {  // what a marker shows: the same signature, the same marker. Not a
+        // cluster's id: it changes with every re-index (supercluster counts the points into it)
+        const p = Object.assign({}, f.properties);
+        if (p.cluster) { delete p.id; delete p.cluster_id; } else { p.cluster = false; }  // as dash-leaflet fills them in
+        return JSON.stringify([f.geometry.coordinates, p]);
+    }
+
+    function claimed(feature, layer, context) {  // a marker of a claimed layer: remember both
+        const claim = context && context.id && claims[idKey(context.id)];
+        if (!claim) { return; }
+        layer._opsmapSignature = signature(feature);
+        if (!claim.group && !claim.waiting) {
+            claim.waiting = true;
+            layer.once("add", function () {
+                claim.waiting = false;
+                context.map.eachLayer(function (l) {
+                    if (!claim.group && l instanceof L.GeoJSON && l.hasLayer(layer)) { claim.group = l; }
+                });
+                claim.map = context.map;
+            });
+        }
+    }
+
+    function redraw(claim, fc) {  // true when drawn here; false: draw it through Dash
+        const group = claim && claim.group;
+        if (!group || !claim.map.hasLayer(group)) { return false; }  // not known yet, or switched off
+        const wanted = new Map();
+        fc.features.forEach(function (f) { wanted.set(signature(f), f); });
+        const gone = [];
+        group.eachLayer(function (l) {
+            const want = wanted.get(l._opsmapSignature);
+            if (want) {
+                wanted.delete(l._opsmapSignature);
+                l.feature = want;  // a kept cluster takes its id in the new index
+            } else {
+                gone.push(l);
+            }
+        });
+        gone.forEach(function (l) { group.removeLayer(l); });
+        if (wanted.size) { group.addData({type: "FeatureCollection", features: Array.from(wanted.values())}); }
+        return true;
+    }
+
     window.opsmap = Object.assign({}, window.opsmap, {
         map: {
+            claim: function (id) {
+                const claim = {group: null, map: null, waiting: false};
+                claims[idKey(id)] = claim;
+                return claim;
+            },
+            redraw: redraw,
             style: function (feature, context) {
                 if (feature.geometry.type === "Point") {
                     return {};  // points are styled once, in point(); do not overwrite their marks
@@ -187,7 +248,9 @@
                 const p = feature.properties;
                 const c = colour(feature, context);
                 if (p.cluster) {
-                    return cluster(p, latlng, c);
+                    const marker = cluster(p, latlng, c);
+                    claimed(feature, marker, context);
+                    return marker;
                 }
                 const base = {radius: 6, color: c, weight: 1.5 * SCALE, fillColor: c, fillOpacity: 0.85,
                               className: "opsmap-" + layer + " opsmap-kind-" + p.kind +
@@ -219,7 +282,9 @@
                     base.radius = 4;
                 }
                 base.radius *= SCALE;
-                return L.circleMarker(latlng, base);
+                const marker = L.circleMarker(latlng, base);
+                claimed(feature, marker, context);
+                return marker;
             },
             // the compound chosen in the header: a blue ring of its own layer, over everything
             // (restyling the compounds for it would redraw them while their data may be loading)

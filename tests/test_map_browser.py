@@ -357,8 +357,9 @@ def _confirmed_total(url: str) -> int:
 def test_map011_a_burst_patches_the_map_per_message_and_redraws_panels_at_most_once_a_second(app_url, app_var,
                                                                                              browser):
     """Eight cases posted 120 ms apart: every one reaches the map as a patch and is drawn (the
-    cluster worker merges and re-indexes); the panels' callback (a server round trip and a
-    summary each) runs at most once per second of messages, and ends on the final numbers."""
+    cluster worker merges and re-indexes; only the markers that changed are made again); the
+    panels' callback (a server round trip and a summary each) runs at most once per second of
+    messages, and ends on the final numbers."""
     import math
     import sqlite3
 
@@ -388,7 +389,7 @@ def test_map011_a_burst_patches_the_map_per_message_and_redraws_panels_at_most_o
     page.evaluate("window.__messages = []")
     redraws.clear()
     upserted.clear()
-    expected = _confirmed_total(app_url) + 8
+    expected = _confirmed_total(app_url) + 8  # the burst's; one more far away at the end
     for i in range(8):
         post_event(app_url, "cases", {"event_id": f"map011-{time.time()}-{i}", "person_id": person_id(300 + i),
                                       "ts": datetime.datetime.now(datetime.UTC).isoformat(), "category": "confirmed",
@@ -411,6 +412,19 @@ def test_map011_a_burst_patches_the_map_per_message_and_redraws_panels_at_most_o
     assert len(timed) >= len(messages)  # every message of the burst named the cases layer: each one timed
     assert all(t["read"] <= t["committed"] <= t["sent"] and t["received"] <= c["fetched"] <= c["merged"] <= c["drawn"]
                for t, c in timed), timed
+    # one more case, at the compound farthest away: the markers of the burst's compound are kept
+    # through its patch and the re-index after it, not cleared and made again
+    places = sqlite3.connect(app_var / "opsmap.db").execute("SELECT id, lng, lat FROM compound").fetchall()
+    here = next(p for p in places if p[0] == compound)
+    far = max(places, key=lambda p: (p[1] - here[1]) ** 2 + (p[2] - here[2]) ** 2)[0]
+    marked = "[...document.querySelectorAll('.opsmap-cluster, path.opsmap-cases')]"
+    markers = page.evaluate(f"{marked}.map(e => e.__before = 1).length")
+    post_event(app_url, "cases", {"event_id": f"map011-far-{time.time()}", "person_id": person_id(309),
+                                  "ts": datetime.datetime.now(datetime.UTC).isoformat(), "category": "confirmed",
+                                  "compound_id": far})
+    page.wait_for_function(f"{drawn} === {before + 9}", timeout=5000)
+    page.wait_for_timeout(1000)  # the worker re-indexes 0.3 s after the last patch, then the view is drawn again
+    assert markers > 0 and page.evaluate(f"{marked}.filter(e => e.__before).length") == markers
     assert errors == []
 
 
