@@ -174,12 +174,16 @@
     function signature(f) {  // what a marker shows: the same signature, the same marker. Not a
         // cluster's id: it changes with every re-index (supercluster counts the points into it)
         const p = Object.assign({}, f.properties);
-        if (p.cluster) { delete p.id; delete p.cluster_id; } else { p.cluster = false; }  // as dash-leaflet fills them in
+        if (p.cluster) { delete p.id; delete p.cluster_id; } else { p.cluster = false; }  // as dash-leaflet has them
         return JSON.stringify([f.geometry.coordinates, p]);
     }
 
+    const contextKeys = new WeakMap();  // dash-leaflet hands every feature of a draw the same context
+
     function claimed(feature, layer, context) {  // a marker of a claimed layer: remember both
-        const claim = context && context.id && claims[idKey(context.id)];
+        if (!context || !context.id) { return; }
+        if (!contextKeys.has(context)) { contextKeys.set(context, idKey(context.id)); }
+        const claim = claims[contextKeys.get(context)];
         if (!claim) { return; }
         layer._opsmapSignature = signature(feature);
         if (!claim.group && !claim.waiting) {
