@@ -14,9 +14,10 @@
    Clustered layers (sources.cluster: the cases, up to 100,000 points) are loaded, patched
    and indexed by the cluster worker (assets/worker/clusters.js), off the main thread; their
    GeoJSON component receives only the clusters and points of the map's view, asked again
-   whenever the view moves (view(), from the same callback as show()). A patch is drawn before
-   the worker re-indexes the layer (its new points on their own), then again clustered once
-   the patches pause (settleLater).
+   whenever the view moves (view(), from the same callback as show()); after the first draw
+   through Dash, assets/map.js changes only the markers that changed (map.redraw). A patch is
+   drawn before the worker re-indexes the layer (its new points on their own), then again
+   clustered once the patches pause (settleLater).
 
    First paint: the page's HTML carries the sources it opens on (<script id="opsmap-prefetch">,
    dashboard/app.py) and runs this file in its head, so they are fetched (a clustered layer
