@@ -218,6 +218,14 @@
         return true;
     }
 
+    window.dash_clientside = window.dash_clientside || {};
+    window.dash_clientside.opsmap = Object.assign({}, window.dash_clientside.opsmap, {
+        offered: function (options, value) {  // a choice the new list of options still has is kept
+            const kept = (options || []).some(function (o) { return o.value === value; });
+            return value === null || value === undefined || kept ? window.dash_clientside.no_update : null;
+        }
+    });
+
     window.opsmap = Object.assign({}, window.opsmap, {
         map: {
             claim: function (id) {

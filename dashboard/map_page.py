@@ -326,15 +326,20 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             return no_update
         return detail_of(layers.BY_ID[trigger["id"]], str(entity), street_id, as_of_text)
 
-    @app.callback(Output("map-compound", "options"), Output("map-compound", "value"),
-                  Input("map-street", "value"), Input("map-committee", "value"))
-    def compound_options(street_id: str | None, committee: str | None) -> tuple[list[dict[str, str]], None]:
+    @app.callback(Output("map-compound", "options"), Input("map-street", "value"), Input("map-committee", "value"))
+    def compound_options(street_id: str | None, committee: str | None) -> list[dict[str, str]]:
         """The last step of street → committee → compound: the compounds to choose from."""
         if not access.may_view(street_id):
-            return [], None
+            return []
         with sessions() as session:
             found = queries.compounds_of(session, street_id, committee)
-        return [{"label": c.name, "value": c.id} for c in found], None
+        return [{"label": c.name, "value": c.id} for c in found]
+
+    # in the browser, when the list arrives: a compound chosen meanwhile from the list before
+    # stays chosen if the new list has it (the server, asked before the choice, would clear it)
+    app.clientside_callback(ClientsideFunction("opsmap", "offered"), Output("map-compound", "value"),
+                            Input("map-compound", "options"), State("map-compound", "value"),
+                            prevent_initial_call=True)
 
     @app.callback(Output("map-map", "viewport", allow_duplicate=True),
                   Output("panel-detail-slot", "children", allow_duplicate=True), Output("map-chosen", "data"),

@@ -683,3 +683,33 @@ def test_map014_the_timeline_replays_any_hour_of_the_14_days_before_its_end(app_
     assert thumb.get_attribute("aria-valuenow") == "0"
     page.wait_for_function("!document.getElementById('map-title').textContent.includes('回放')")
     assert errors == []
+
+
+def test_map017_a_compound_chosen_stays_chosen_while_the_list_it_is_in_renews(app_url, app_var, browser):
+    """Choosing a committee renews the list of compounds (a server round trip). A compound chosen
+    before — or while that list was on its way, as a quick hand does — stays chosen when the new
+    list has it, and is let go when it does not."""
+    import sqlite3
+
+    db = sqlite3.connect(app_var / "opsmap.db")
+    (mine, mine_name), (other, other_name) = db.execute("SELECT id, name FROM committee ORDER BY id LIMIT 2")
+    name = db.execute("SELECT name FROM compound WHERE committee_id = ? ORDER BY id LIMIT 1", (mine,)).fetchone()[0]
+    listed = {c: db.execute("SELECT count(*) FROM compound WHERE committee_id = ?", (c,)).fetchone()[0]
+              for c in (mine, other)}
+    errors: list[str] = []
+    page = _page(browser, app_url, errors)
+
+    def choose_committee(committee_name: str, n: int) -> str:
+        page.locator("#map-committee").click()
+        page.get_by_role("option", name=committee_name, exact=True).click()
+        page.locator("#map-compound").click()  # its list, once the committee's has come
+        page.wait_for_function(f"document.querySelectorAll('[role=option]').length === {n}", timeout=10_000)
+        page.keyboard.press("Escape")
+        return page.locator("#map-compound").inner_text()
+
+    page.locator("#map-compound").click()
+    page.get_by_role("option", name=name, exact=True).first.click()
+    page.locator("#panel-detail[data-kind=compounds]").wait_for(timeout=10_000)
+    assert name in choose_committee(mine_name, listed[mine])  # the compound is in its committee's list: kept
+    assert name not in choose_committee(other_name, listed[other])  # not in the other's: let go
+    assert errors == []
