@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import random
 import time
 
 import pytest
 from sqlalchemy import select
 
-from dashboard.answers import Encoded
+from dashboard.answers import Encoded, Overlay
 from dashboard.app import create_app
 from data.models import Case
 from data.pipeline import streams
@@ -130,6 +131,34 @@ def test_grw004_added_since_says_when_it_no_longer_knows(client, monkeypatch):
     client.delete(cache.VERSION_KEY)  # a counter reset (the stream is of other versions now)
     again = cache.bump_version(client, {"stream:cases"}, {"case": [99]})
     assert again == 1 and cache.added_since(client, 0, again, "case") == [99]
+
+
+def test_grw005_an_overlay_is_its_versions_dict_and_leaves_older_versions_as_they_were():
+    """Each version of the layer's parts shares its base with the last: set and popped keys,
+    the order (a key set again moves to the end), folding into a new base after many changes,
+    and the versions before unchanged by what the later ones did."""
+    rng = random.Random(5)
+    model = {f"f{i}": i for i in range(2000)}
+    version, versions = Overlay(dict(model)), []
+    for v in range(60):
+        version = version.edited()
+        for _ in range(60):
+            key = f"f{rng.randrange(2600)}"
+            if rng.random() < 0.4:
+                assert version.pop(key) == model.pop(key, None)
+            else:
+                model.pop(key, None)
+                model[key] = version_value = v * 10_000 + rng.randrange(10_000)
+                version.set(key, version_value)
+        assert list(version.items()) == list(model.items())
+        assert list(version) == list(model) and list(version.values()) == list(model.values())
+        assert len(version) == len(model)
+        for key in (f"f{i}" for i in range(0, 2600, 7)):
+            assert (key in version) == (key in model) and version.get(key) == model.get(key)
+        versions.append((version, dict(model)))
+    assert len({id(o._base) for o, _ in versions}) > 1, "the changes were folded into a new base"
+    for older, was in versions:
+        assert list(older.items()) == list(was.items())
 
 
 def _from_columns(body: dict) -> dict[str, dict]:
