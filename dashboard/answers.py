@@ -228,9 +228,11 @@ class Encoded:
         """What changed since version ``base``: ``{"type": "Patch", "base", "version", "upsert":
         [features new or changed], "remove": [ids gone]}``; None when ``base`` is not a version
         this process remembers (the caller then sends the whole answer)."""
-        if self.parts is None or self.digests is None:
+        if base == self.etag:  # any answer, a collection or not (the basemap): nothing changed
+            upsert, remove = [], []
+        elif self.parts is None or self.digests is None:
             return None
-        if self.delta is not None and self.delta.base == base:  # grown from it: the change is known
+        elif self.delta is not None and self.delta.base == base:  # grown from it: the change is known
             upsert, remove = [self.parts[fid] for fid in self.delta.upsert], list(self.delta.remove)
         elif (old := _history.get(base)) is not None:
             upsert = [self.parts[fid] for fid, d in self.digests.items() if old.get(fid) != d]

@@ -216,6 +216,10 @@ def test_sum009_a_patch_names_features_that_went_away():
     no_ids = Encoded.of({"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": None,
                                                                    "properties": {}}]})
     assert no_ids.parts is None and no_ids.patch(old.etag) is None  # without ids: always whole
+    # but from its own version, any answer patches to nothing (a page that opened on it is current)
+    for same in (no_ids, new):
+        nothing = json.loads(same.patch(same.etag).body)
+        assert nothing == {"type": "Patch", "base": same.etag, "version": same.etag, "upsert": [], "remove": []}
 
 
 def test_sum011_no_figure_above_its_target_without_saying_why_and_positives_by_that_name(scenario):
