@@ -192,6 +192,11 @@ def opening_camera(config: Config, street: Street | None) -> dict[str, Any]:
             "center": [(south + north) / 2, (west + east) / 2]}
 
 
+def committee_options(session: Session, street_id: str) -> list[dict[str, str]]:
+    return [{"label": c.name, "value": c.id} for c in session.scalars(
+        select(Committee).where(Committee.street_id == street_id).order_by(Committee.id))]
+
+
 def signed_in_as(lang: str) -> html.Div:
     """Who is signed in, and the sign-out button (a form with the session's CSRF token)."""
     who = access.actor()
@@ -208,6 +213,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
         loaded = [s for s in queries.streets(session) if access.may_view(s.id)]
         chosen = queries.shown_street(loaded, config.street)
         opening_view = opening_camera(config, chosen)
+        committees = committee_options(session, chosen.id) if chosen else []
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     lang = config.language
     return html.Div(className="opsmap", children=[
@@ -216,7 +222,8 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
             dcc.Dropdown(id="map-street", className="street-select", clearable=False,
                          options=[{"label": f"{s.district} · {s.name}", "value": s.id} for s in loaded],
                          value=chosen.id if chosen else None),
-            dcc.Dropdown(id="map-committee", className="committee-select", placeholder=tr("全部居委", lang)),
+            dcc.Dropdown(id="map-committee", className="committee-select", options=committees,
+                         placeholder=tr("全部居委", lang)),
             dcc.Dropdown(id="map-compound", className="compound-select", placeholder=tr("小区", lang)),
             html.Label([tr("时点 ", lang), dcc.Input(id="map-asof", type="text", debounce=True, size="22",
                                                    placeholder=tr("实时（或 2022-04-10 08:00）", lang))],
@@ -251,17 +258,16 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     lang = config.language
 
     @app.callback(Output("map-committee", "options"), Output("map-committee", "value"),
-                  Output("map-map", "viewport"), Input("map-street", "value"))
+                  Output("map-map", "viewport"), Input("map-street", "value"), prevent_initial_call=True)
     def choose_street(street_id: str | None) -> tuple[Any, ...]:
+        """Another street: its committees, none chosen, the map on it. Not when the page opens:
+        its layout shows the street already (committees included), and Dash holds back every
+        callback downstream of one that may still run — the layers' hand-over among them."""
         if not access.may_view(street_id):
             return [], None, no_update
         with sessions() as session:
             street = session.get(Street, street_id)
-            committees = session.scalars(select(Committee).where(Committee.street_id == street_id)
-                                         .order_by(Committee.id)).all()
-        options = [{"label": c.name, "value": c.id} for c in committees]
-        if ctx.triggered_id is None:  # the page opening: its layout shows this street already, whole
-            return options, no_update, no_update  # (a value set would ask for the same layers again)
+            options = committee_options(session, street_id)
         return options, None, street_viewport(config, street)
 
     @app.callback(Output("map-asof", "value"), Output("map-slider", "value"), Output("map-slider", "marks"),
