@@ -151,8 +151,8 @@
 
     // The worker re-indexes a clustered layer once its patches pause for SETTLE_MS (at the latest
     // SETTLE_MAX_MS after the first unindexed one), then the view is drawn clustered again: a
-    // rebuild of 100,000 points takes ~60 ms of the worker, too much to repeat for every notice
-    // of a busy street.
+    // rebuild of 100,000 points takes 60-150 ms of a core (in the worker's indexer, which leaves
+    // the worker free for patches meanwhile), too much to repeat for every notice of a busy street.
     function settleLater(entry) {
         var now = Date.now();
         entry.unsettled = entry.unsettled || now;

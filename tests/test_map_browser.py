@@ -713,3 +713,93 @@ def test_map017_a_compound_chosen_stays_chosen_while_the_list_it_is_in_renews(ap
     assert name in choose_committee(mine_name, listed[mine])  # the compound is in its committee's list: kept
     assert name not in choose_committee(other_name, listed[other])  # not in the other's: let go
     assert errors == []
+
+
+def test_map018_the_cluster_worker_answers_while_an_index_is_built_and_ends_as_a_whole_load(app_url, browser):
+    """The cluster worker re-indexes 60,000 points in its own indexer: a view asked after the
+    settle is answered before it; a patch that arrives meanwhile stays beside the new index
+    (its point shown, the point it removed not); settled again, every zoom's clusters are those
+    of the final layer loaded whole (the index built from the indexer's trees is the same)."""
+    import random
+
+    rng = random.Random(18)
+    points = [(f"c{i}", 121.45 + rng.random() * 0.05, 31.22 + rng.random() * 0.03, rng.randrange(4))
+              for i in range(60_000)]
+    added1 = [("a1", 121.47, 31.23, 3), ("a2", 121.471, 31.231, 0)]
+    added2 = [("b1", 121.499, 31.249, 2)]
+    gone1, gone2 = points[10][0], points[20][0]
+
+    def feature(p: tuple) -> dict:
+        return {"type": "Feature", "id": p[0], "geometry": {"type": "Point", "coordinates": [p[1], p[2]]},
+                "properties": {"kind": ["a", "b", "c", "d"][p[3]], "severity": p[3]}}
+
+    def columns(ps: list[tuple]) -> dict:
+        return {"type": "Columns", "ids": [p[0] for p in ps], "lng": [p[1] for p in ps], "lat": [p[2] for p in ps],
+                "properties": {"kind": {"values": ["a", "b", "c", "d"], "codes": [p[3] for p in ps]},
+                               "severity": [p[3] for p in ps]}}
+
+    final = [p for p in points if p[0] not in (gone1, gone2)] + added1 + added2
+    answers = {
+        "layer-form=columns": ("v1", columns(points)),
+        "layer-base=v1": ("v2", {"type": "Patch", "base": "v1", "version": "v2",
+                                 "upsert": [feature(p) for p in added1], "remove": [gone1]}),
+        "layer-base=v2": ("v3", {"type": "Patch", "base": "v2", "version": "v3",
+                                 "upsert": [feature(p) for p in added2], "remove": [gone2]}),
+        "whole-form=columns": ("w", columns(final))}
+
+    def answer(route):
+        name, query = route.request.url.split("/api/v1/layers/test")[1].split("?street=x&")
+        version, body = answers[f"{name}-{query}"]
+        route.fulfill(status=200, body=json.dumps(body), headers={"Content-Type": "application/json",
+                                                                  "X-Opsmap-Version": version})
+
+    page = browser.new_page(viewport={"width": 800, "height": 600})
+    page.route("**/api/v1/layers/test*", answer)
+    page.goto(f"{app_url}/healthz")  # a page of the app's origin, to start the worker from
+    got = page.evaluate("""async ([gone1, gone2]) => {
+        const worker = new Worker("/assets/worker/clusters.js");
+        let last = 0;
+        const order = [];
+        const ask = (op, args) => new Promise((resolve, reject) => {
+            const id = ++last;
+            const heard = (e) => {
+                if (e.data.id !== id) { return; }
+                worker.removeEventListener("message", heard);
+                order.push(op);
+                e.data.error ? reject(new Error(e.data.error)) : resolve(e.data.result);
+            };
+            worker.addEventListener("message", heard);
+            worker.postMessage(Object.assign({id: id, op: op}, args));
+        });
+        const url = "/api/v1/layers/testlayer?street=x", whole = "/api/v1/layers/testwhole?street=x";
+        const options = {radius: 60, severest: 3};
+        const all = [121.4, 31.2, 121.55, 31.3];
+        await ask("load", {url: url, options: options});
+        await ask("patch", {url: url, from: url + "&base=v1"});
+        order.length = 0;
+        const settled = ask("settle", {url: url});
+        const meanwhile = ask("patch", {url: url, from: url + "&base=v2"})
+            .then(() => ask("view", {url: url, bbox: all, zoom: 10}));
+        const [first, during] = await Promise.all([settled, meanwhile]);
+        const afterwards = await ask("view", {url: url, bbox: all, zoom: 18});
+        const second = await ask("settle", {url: url});
+        await ask("load", {url: whole, options: options});
+        const same = {};  // by zoom: the settled layer's view against the whole one's, and its count
+        const canonical = (features) => features.map(f => JSON.stringify(f)).sort().join("\\n");
+        for (const zoom of [8, 12, 14, 16, 18]) {
+            const [mine, theirs] = [await ask("view", {url: url, bbox: all, zoom: zoom}),
+                                    await ask("view", {url: whole, bbox: all, zoom: zoom})];
+            same[zoom] = [canonical(mine) === canonical(theirs),
+                          mine.reduce((n, f) => n + (f.properties.point_count || 1), 0)];
+        }
+        worker.terminate();
+        const points = (features) => features.filter(f => !f.properties.cluster).map(f => f.id);
+        const shown = new Set(points(afterwards));
+        return {order: order, first: first, second: second, same: same, during: points(during),
+                afterwards: ["a1", "a2", "b1", gone1, gone2].filter(id => shown.has(id))};
+    }""", [gone1, gone2])
+    assert got["order"][:3] == ["patch", "view", "settle"], got["order"]  # answered while the index was built
+    assert got["first"] is True and got["second"] is True
+    assert "b1" in got["during"]  # the patch of meanwhile, beside the new index
+    assert got["afterwards"] == ["a1", "a2", "b1"]  # and still after it: neither removed point shown
+    assert got["same"] == {str(zoom): [True, len(final)] for zoom in (8, 12, 14, 16, 18)}

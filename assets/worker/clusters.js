@@ -14,7 +14,10 @@
      to the screen): until ``settle``, views show its new features as points of their own and
      leave out the points it removed (a cluster may count one of those meanwhile)
    - settle {url}: index what the patches since the last index changed → whether there was any
-     (the page then draws its view again)
+     (the page then draws its view again). The index is built by a worker of this one's
+     (indexer.js), so patches and views are answered meanwhile; patches that arrive while it
+     is built are kept beside the new index as they were beside the old. Where a worker cannot
+     start one, or it fails, the index is built here.
    - view {url, bbox: [w, s, e, n], zoom}: the clusters and points in bbox at zoom; a
      cluster carries its count, the kind of its severest case and the zoom that splits it
    - drop {url}: forget a layer the page no longer shows.
@@ -22,17 +25,94 @@
 /* global importScripts, Supercluster, opsmapGeo */
 importScripts("supercluster.min.js", "../geojson.js");
 
-var layers = {};  // url → {fc, version, options, index, worst}
+var layers = {};  // url → {fc, version, options, index, worst, fresh, gone, since}
 
-function indexed(layer) {
-    layer.index = new Supercluster({radius: layer.options.radius}).load(layer.fc.features);
+function adopted(layer, index) {  // ``index`` of layer.fc as it is now
+    layer.index = index;
     layer.worst = new Map();  // cluster id → its severest leaf, for this index
     layer.fresh = new Map();  // id → a feature patched in since the index: shown as a point
     layer.gone = new Set();  // ids whose indexed point is no longer (removed, or changed: then fresh)
+    layer.since = null;  // an index being built elsewhere is of an older fc: not taken
     return layer;
 }
 
+function indexed(layer) {
+    return adopted(layer, new Supercluster({radius: layer.options.radius}).load(layer.fc.features));
+}
+
+var indexer = {worker: null, calls: {}, last: 0, failed: typeof Worker === "undefined"};
+
+function built(coords, radius) {  // a promise of indexer.js's trees for these points; null: build here
+    if (indexer.failed) {
+        return Promise.resolve(null);
+    }
+    if (!indexer.worker) {
+        indexer.worker = new Worker("indexer.js");
+        indexer.worker.onmessage = function (e) {
+            var resolve = indexer.calls[e.data.id];
+            delete indexer.calls[e.data.id];
+            resolve(e.data);
+        };
+        indexer.worker.onerror = function () {  // it failed: what it was asked, and all later, is built here
+            indexer.failed = true;
+            var waiting = indexer.calls;
+            indexer.calls = {};
+            Object.keys(waiting).forEach(function (id) { waiting[id](null); });
+        };
+    }
+    return new Promise(function (resolve) {
+        indexer.last += 1;
+        indexer.calls[indexer.last] = resolve;
+        indexer.worker.postMessage({id: indexer.last, coords: coords, radius: radius}, [coords.buffer]);
+    });
+}
+
+var KDBush = null;  // supercluster's tree class (not exported): taken from an empty index
+
+// A supercluster index of ``features`` made of the trees indexer.js built for their points: its
+// points' properties and ids are this worker's own (clusters carry no properties: no map/reduce).
+function adopt(trees, features, radius) {
+    KDBush = KDBush || new Supercluster().load([]).trees[0].constructor;
+    var index = new Supercluster({radius: radius});
+    var made = trees.trees.map(function (t) {
+        var tree = KDBush.from(t.buffer);
+        tree.data = t.data;
+        return tree;
+    });
+    index.trees = trees.zooms.map(function (at) { return made[at]; });
+    index.coords = trees.coords;
+    index.numPoints = features.length;
+    index.props = features.map(function (f) { return f.properties; });
+    index.ids = features.map(function (f) { return f.id; });
+    return index;
+}
+
+function reindexed(layer) {  // a promise: whether the layer now has an index of what it holds
+    var features = layer.fc.features;
+    var since = layer.since = [];  // the patches after this moment, to keep beside the new index
+    var coords = new Float64Array(features.length * 2);
+    for (var i = 0; i < features.length; i++) {
+        coords[2 * i] = features[i].geometry.coordinates[0];
+        coords[2 * i + 1] = features[i].geometry.coordinates[1];
+    }
+    return built(coords, layer.options.radius).then(function (trees) {
+        if (layer.since !== since) {
+            return false;  // loaded whole, dropped, or another index begun meanwhile
+        }
+        if (!trees) {
+            indexed(layer);
+            return true;
+        }
+        adopted(layer, adopt(trees, features, layer.options.radius));
+        since.forEach(function (patch) { unindexed(layer, patch); });
+        return true;
+    });
+}
+
 function unindexed(layer, patch) {  // a patch's changes, kept beside the index until ``settle``
+    if (layer.since) {
+        layer.since.push(patch);
+    }
     patch.remove.forEach(function (id) {
         layer.gone.add(String(id));
         layer.fresh.delete(String(id));
@@ -127,8 +207,7 @@ var ops = {
         if (!layer.fresh.size && !layer.gone.size) {
             return false;
         }
-        indexed(layer);
-        return true;
+        return reindexed(layer);
     },
     view: function (msg) {
         var layer = known(msg.url);
@@ -153,6 +232,9 @@ var ops = {
         return shown;
     },
     drop: function (msg) {
+        if (layers[msg.url]) {
+            layers[msg.url].since = null;  // an index on its way is not wanted
+        }
         delete layers[msg.url];
         return null;
     }
