@@ -342,7 +342,7 @@ def change_stream() -> Response:
         last = since
         yield "retry: 2000\n\n"
         while True:
-            notices = streams.changes_since(client, last, streams.LONGEST_BLOCK_S * 1000)
+            notices = streams.changes_since(client, last, int(config.stream_keepalive_s * 1000))
             if not access.still_valid(who, sessions):  # signed out, disabled or revoked meanwhile
                 return
             if not notices:

@@ -35,6 +35,15 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+def _between(low: float, high: float) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        number = float(value)
+        if not low <= number <= high:
+            raise ValueError(f"expected a number from {low:g} to {high:g}, got {value!r}")
+        return number
+    return parse
+
+
 def _checked(kind: str) -> Callable[[str], str]:
     """A value the deadlines module parses (checked at start-up, so a typo names its setting)."""
     def parse(value: str) -> str:
@@ -133,6 +142,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Change streams (server-sent events) one app process holds open at most; more get 503 with "
             "Retry-After. Keep it below the process's threads (gunicorn.conf.py: 32).", int),
     Setting("OPSMAP_STREAMS_PER_SESSION", "4", "Change streams one session holds open at most.", int),
+    Setting("OPSMAP_STREAM_KEEPALIVE_S", "15",
+            "Seconds (1-15) a change stream waits for a notice before it sends a keep-alive: a page that went "
+            "away gives its stream back at the next one. Shorter behind a proxy that closes idle connections "
+            "sooner.", _between(1, 15)),  # 15: data.pipeline.streams.LONGEST_BLOCK_S, its socket's limit
     Setting("OPSMAP_INGEST_BATCH", "500", "Events an ingest worker reads and commits per batch.", int),
     Setting("OPSMAP_INGEST_CLAIM_IDLE_MS", "30000",
             "A pending event idle this long (its worker presumably dead) is claimed by a live worker.", int),

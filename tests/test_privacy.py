@@ -257,7 +257,7 @@ def test_pii008_headers_errors_and_hosts(app):
 
 
 def test_pii009_change_streams_are_bounded_and_healthz_answers_under_gunicorn(tmp_path, redis_url):
-    env = shared_deployment(tmp_path, redis_url)
+    env = shared_deployment(tmp_path, redis_url) | {"OPSMAP_STREAM_KEEPALIVE_S": "1"}
     engine = make_engine(env["DATABASE_URL"])
     cookies = []
     for n in range(3):
@@ -287,7 +287,7 @@ def test_pii009_change_streams_are_bounded_and_healthz_answers_under_gunicorn(tm
             assert resp.status == 200
         assert time.monotonic() - start < 1.0
         held.pop().close()  # a closed stream gives its slot back (when its next keep-alive finds it gone)
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 10  # keep-alives 1 s apart here (15 by default)
         while (code := stream(cookies[1])) != 200:
             assert time.monotonic() < deadline and code == 503
             time.sleep(0.2)

@@ -43,6 +43,10 @@ def test_set003_precedence_cli_over_env_over_default():
 def test_set004_bad_value_names_the_setting():
     with pytest.raises(SystemExit, match="OPSMAP_HTTP_PORT"):
         settings.load(_parse(["--http-port", "eighty"]), environ={})
+    for outside in ("0.5", "16", "many"):  # a keep-alive past the stream's socket timeout would cut it
+        with pytest.raises(SystemExit, match="OPSMAP_STREAM_KEEPALIVE_S"):
+            settings.load(environ={"OPSMAP_STREAM_KEEPALIVE_S": outside})
+    assert settings.load(environ={"OPSMAP_STREAM_KEEPALIVE_S": "2.5"}).stream_keepalive_s == 2.5
 
 
 def test_set005_database_url_defaults_to_sqlite_in_var_and_names_psycopg():

@@ -30,7 +30,7 @@ FEED_STREAMS = (*STREAMS, "alerts")
 LAG_COUNT_CAP = 100_000  # on Redis 6.2 lag is counted entry by entry; beyond this it reads as the cap
 
 
-LONGEST_BLOCK_S = 15  # the longest blocking read here (the change stream's wait for a notice)
+LONGEST_BLOCK_S = 15  # the longest blocking read here (the change stream's wait, OPSMAP_STREAM_KEEPALIVE_S at most)
 CLUSTER_WAIT_MS = 50  # in a cluster, how long a worker waits on one stream before looking at all again
 
 
