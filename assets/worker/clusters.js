@@ -47,7 +47,12 @@ function built(coords, radius) {  // a promise of indexer.js's trees for these p
         return Promise.resolve(null);
     }
     if (!indexer.worker) {
-        indexer.worker = new Worker("indexer.js");
+        try {
+            indexer.worker = new Worker("indexer.js");
+        } catch (err) {  // refused here (a policy, a browser without nested workers that has the name)
+            indexer.failed = true;
+            return Promise.resolve(null);
+        }
         indexer.worker.onmessage = function (e) {
             var resolve = indexer.calls[e.data.id];
             delete indexer.calls[e.data.id];
