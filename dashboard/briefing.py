@@ -12,6 +12,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Callable, Collection
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import pandas as pd
 from flask import Blueprint, Response, abort, current_app, request
 from shapely.geometry import mapping, shape
 from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from dashboard import access
 from dashboard.i18n import tr
@@ -81,9 +83,25 @@ svg.spark { width: 16mm; height: 4mm; border: none; vertical-align: middle; marg
 
 
 def make(engine: Engine, config: Config, street_id: str, cutoff: dt.datetime) -> Report:
-    """The report of a street at ``cutoff`` from the configured database."""
-    with session_factory(engine)() as session:
-        return report.build(session, street_id, cutoff, datasets_path(config), deadlines.of(config))
+    """The report of a street at ``cutoff`` from the configured database, with its map's points
+    read in the same session and reading of the orders (the map shows what the tables count)."""
+    with session_factory(engine)() as session, queries.one_reading(session):
+        r = report.build(session, street_id, cutoff, datasets_path(config), deadlines.of(config))
+        return replace(r, marks=_marks(session, Query.from_config(config, street_id, cutoff)))
+
+
+def _marks(session: Session, q: Query) -> dict[str, list[tuple[float, float]]]:
+    """What the briefing's map marks: the day's positive cases, active observations, gates closed or
+    short of guards, overdue orders."""
+    day_q = Query(q.street_id, q.at, case_window=dt.timedelta(days=1), policy=q.policy)
+    chosen = {"cases": [f for f in cases.features(session, day_q)["features"]
+                        if f["properties"]["kind"] in rules.POSITIVE],
+              "observations": [f for f in observations.features(session, q)["features"]
+                               if f["properties"]["kind"] == "active"],
+              "gates": [f for f in gates.features(session, q)["features"]
+                        if f["properties"]["kind"] == "closed" or f["properties"]["understaffed"]],
+              "workorders": [f for f in workorders.features(session, q)["features"] if f["properties"]["overdue"]]}
+    return {layer: [tuple(f["geometry"]["coordinates"][:2]) for f in found] for layer, found in chosen.items()}
 
 
 def street_id_of(engine: Engine, config: Config, name: str | None = None,
@@ -303,16 +321,8 @@ BASEMAP_NOTE = "。底图：OpenStreetMap（ODbL）；居委辖区为合成数�
 def _svg_map(engine: Engine, config: Config, r: Report, t: Callable[..., str]) -> str:
     """A static map of the street at the cut-off: roads, water, committees, the day's points."""
     q = Query.from_config(config, r.street["id"], r.cutoff)
-    day_q = Query(q.street_id, q.at, case_window=dt.timedelta(days=1), policy=q.policy)
     with session_factory(engine)() as s:
         base, bounds = basemap.features(s, q), boundaries.features(s, q)
-        points = [("cases", f) for f in cases.features(s, day_q)["features"]
-                  if f["properties"]["kind"] in rules.POSITIVE]
-        points += [("observations", f) for f in observations.features(s, q)["features"]
-                   if f["properties"]["kind"] == "active"]
-        points += [("gates", f) for f in gates.features(s, q)["features"]
-                   if f["properties"]["kind"] == "closed" or f["properties"]["understaffed"]]
-        points += [("workorders", f) for f in workorders.features(s, q)["features"] if f["properties"]["overdue"]]
     street = shape(bounds["features"][0]["geometry"])
     minx, miny, maxx, maxy = street.bounds
     kx = 0.8660  # cos(30°): metres per degree of longitude against latitude near Shanghai
@@ -350,14 +360,14 @@ def _svg_map(engine: Engine, config: Config, r: Report, t: Callable[..., str]) -
     # a dot is a zero-length line with round caps: PDF paints it as a filled circle, while the
     # renderer turns each arc of a drawn circle into Bézier curves in Python (a tenth of the PDF)
     dots: dict[tuple[str, float], list[str]] = {}
-    for layer, f in points:
-        dots.setdefault(style[layer], []).append("M{:.1f},{:.1f}l0,0".format(*px(*f["geometry"]["coordinates"][:2])))
+    for layer, marks in r.marks.items():
+        dots.setdefault(style[layer], []).extend("M{:.1f},{:.1f}l0,0".format(*px(*at)) for at in marks)
     parts = [f'<path d="{" ".join(ds)}" fill="{fill}" stroke="{stroke}" stroke-width="{width}"'
              + (f' stroke-dasharray="{dash}"' if dash else "") + "/>"
              for (fill, stroke, width, dash), ds in looks.items()]
     parts += [f'<path d="{" ".join(ds)}" fill="none" stroke="{colour}" stroke-width="{2 * r}" stroke-linecap="round"'
               ' stroke-opacity="0.85"/>' for (colour, r), ds in dots.items()]
-    counts = {k: sum(1 for layer, _ in points if layer == k) for k in style}
+    counts = {k: len(r.marks.get(k, ())) for k in style}
     legend = t("　").join(f'<span style="color:{style[k][0]}">●</span> {t(label)} {counts[k]}' for k, label in
                       (("cases", "24小时阳性感染者"), ("observations", "居家观察"), ("gates", "关闭/值守不足出入口"),
                        ("workorders", "超时工单")))

@@ -3,6 +3,7 @@ API and with each other, and the 2022 replay gives the source CSV's counts per c
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import io
 import json
@@ -323,3 +324,43 @@ def test_brf008_column_widths_follow_the_text_like_an_automatic_layout():
     assert em[0] >= briefing.text_em(first) + briefing.CELL_PAD_EM - 0.05  # the first column keeps its line
     assert em[2] < briefing.text_em(long_text) / 2  # the long one wraps
     assert em[3] >= briefing.text_em("W-000000000000000000001") + briefing.CELL_PAD_EM - 0.05
+
+
+def _statements(engine, run) -> list[str]:
+    from sqlalchemy import event
+
+    said: list[str] = []
+    listen = lambda conn, cursor, statement, *rest: said.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listen)
+    try:
+        run()
+    finally:
+        event.remove(engine, "before_cursor_execute", listen)
+    return said
+
+
+def test_brf010_one_reading_whatever_the_rows_and_the_map_marks_what_the_tables_count(replayed):
+    """The report asks the database the same questions however many observations there are (not one
+    more per row); the orders are read once for the headline, the tables and the map; and the
+    map marks the overdue orders and active observations the tables count."""
+    rp = replayed
+
+    def made(at: dt.datetime):
+        got = []
+        said = _statements(rp["engine"], lambda: got.append(briefing.make(rp["engine"], rp["config"],
+                                                                          rp["data"].street.id, at)))
+        return got[0], said
+
+    early, said_early = made(cutoff_at(dt.date(2022, 3, 30)))
+    r, said = made(CUTOFF)
+    assert len(early.observations) == 1 and len(r.observations) == 4
+    in_list = re.compile(r"IN \((?:[^()]|\([^()]*\))*\)(?: AND \(1 != 1\))?")  # IN lists alike, empty ones too
+    shape, shape_early = (collections.Counter(in_list.sub("IN (…)", s) for s in x) for x in (said, said_early))
+    more = shape - shape_early  # only loads that had no rows to load early (an order's steps), no repeats
+    assert more.keys() and not more.keys() & shape_early.keys(), more
+    orders = [s for s in said if re.search(r"\bFROM work_order\b(?!_)", s)]
+    assert len(orders) == 1, orders
+    assert len(r.marks["workorders"]) == len(r.overdue) == r.summary["work_orders"]["overdue"] == 1
+    assert len(r.marks["observations"]) == len(r.observations) == 4
+    html = briefing.render(rp["engine"], rp["config"], r)
+    assert "超时工单 1" in html and "居家观察 4" in html

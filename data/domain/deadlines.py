@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 
 import chinese_calendar
 from chinese_calendar import constants as calendar_data
@@ -93,7 +93,7 @@ class WorkCalendar:
 
     def is_workday(self, day: dt.date) -> bool:
         if self.known[0] <= day.year <= self.known[1]:
-            return chinese_calendar.is_workday(day)
+            return _listed_workday(day)
         if day.year not in self.fallback_years:
             self.fallback_years.add(day.year)
             log.warning("the holiday calendar has no data for %d (it knows %d–%d): working days there are "
@@ -117,6 +117,13 @@ class WorkCalendar:
         (a deadline set in December may fall in January)."""
         ahead = {y for y in (now.year, now.year + 1) if not self.known[0] <= y <= self.known[1]}
         return {"known": f"{self.known[0]}-{self.known[1]}", "weekends_only": sorted(self.fallback_years | ahead)}
+
+
+@lru_cache(maxsize=4096)
+def _listed_workday(day: dt.date) -> bool:
+    """``chinese_calendar.is_workday``, remembered: it checks its argument and three tables on every
+    call, and a briefing asks about the same few weeks of days for every open order."""
+    return chinese_calendar.is_workday(day)
 
 
 #: one calendar per process, so /healthz sees every year any deadline fell back on

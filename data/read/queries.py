@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,8 +95,37 @@ def clock_text(policy: Deadlines, clocks: list[rules.Clock], at: dt.datetime) ->
     return "" if deadline is None else policy.remaining(deadline.deadline, at)
 
 
+#: ``session.info`` key of the orders read during ``one_reading``
+_READ_ORDERS = "opsmap_street_orders"
+
+
+@contextmanager
+def one_reading(session: Session) -> Iterator[Session]:
+    """Within the block, ``street_orders`` of one street and moment is read once. Why: the
+    briefing counts orders for its headline (the summary), its tables and its map; read once,
+    they are the same orders (ingest may commit between reads) and are loaded once, not three times.
+    A block within another is part of the outer reading."""
+    if _READ_ORDERS in session.info:
+        yield session
+        return
+    session.info[_READ_ORDERS] = {}
+    try:
+        yield session
+    finally:
+        del session.info[_READ_ORDERS]
+
+
 def street_orders(session: Session, street_id: str, at: dt.datetime) -> list[tuple[WorkOrder, dict[str, Any]]]:
     """Orders placed in the street and existing at ``at``, each with its state then."""
+    read = session.info.get(_READ_ORDERS)
+    if read is None:
+        return _street_orders(session, street_id, at)
+    if (street_id, at) not in read:
+        read[(street_id, at)] = _street_orders(session, street_id, at)
+    return read[(street_id, at)]
+
+
+def _street_orders(session: Session, street_id: str, at: dt.datetime) -> list[tuple[WorkOrder, dict[str, Any]]]:
     street = session.get(Street, street_id)
     orders = [o for o in session.scalars(select(WorkOrder).where(WorkOrder.created_at <= at,
                                                                  WorkOrder.geom.is_not(None))

@@ -10,7 +10,7 @@ the per-committee totals are computed once here for both the PDF and the workboo
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from data.models import (
     Gate,
     HealthCheckIn,
     HomeObservation,
+    Person,
     ReturneeRegistration,
     Shop,
     Street,
@@ -85,6 +86,9 @@ class Report:
     registrations: pd.DataFrame  # workbook: per committee, masked
     observations: pd.DataFrame  # workbook: active at the cut-off, day N/14 and check-in status
     orders: pd.DataFrame  # workbook: open at the cut-off or closed in the last 24 h, with SLA status
+    #: the briefing map's points by layer, [lng, lat] each: read by dashboard.briefing.make in the
+    #: report's own session (the map's layers are above this package), so they are the same moment's
+    marks: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     def withheld(self, committees: set[str]) -> Report:
         """The report for a reader who sees persons only in ``committees`` (names): elsewhere
@@ -118,7 +122,12 @@ def _frame(rows: list[dict[str, Any]], columns: list[str]) -> pd.DataFrame:
 
 
 def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path, policy: Deadlines) -> Report:
-    """The report of ``street_id`` frozen at ``cutoff``."""
+    """The report of ``street_id`` frozen at ``cutoff`` (its headline and tables from one reading of the orders)."""
+    with queries.one_reading(session):
+        return _build(session, street_id, cutoff, datasets, policy)
+
+
+def _build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path, policy: Deadlines) -> Report:
     street = session.get(Street, street_id)
     if street is None:
         raise LookupError(f"street {street_id!r} is not loaded")
@@ -150,23 +159,24 @@ def build(session: Session, street_id: str, cutoff: dt.datetime, datasets: Path,
     trend_df = pd.DataFrame([{"day": (day - k * DAY), **trend[k]} for k in range(13, -1, -1)])
 
     # observations as they stood at the cut-off
-    obs_rows = session.execute(select(HomeObservation, Compound.committee_id, Compound.name)
+    obs_rows = session.execute(select(HomeObservation, Compound.committee_id, Compound.name, Person.id_masked)
                                .join(Compound, Compound.id == HomeObservation.compound_id)
+                               .join(Person, Person.id == HomeObservation.person_id)  # not one query per row
                                .where(Compound.street_id == street_id, HomeObservation.start_at <= cutoff)
                                .order_by(HomeObservation.start_at, HomeObservation.id)).all()
-    periods = queries.observation_periods(session, [o for o, _, _ in obs_rows], cutoff)
+    periods = queries.observation_periods(session, [o for o, *_ in obs_rows], cutoff)
     day_start = rules.day_start(cutoff)
     checked = {oid: ts for oid, ts in session.execute(
         select(HealthCheckIn.observation_id, HealthCheckIn.ts).where(
             HealthCheckIn.ts >= day_start - DAY, HealthCheckIn.ts <= cutoff,
-            HealthCheckIn.observation_id.in_([o.id for o, _, _ in obs_rows])).order_by(HealthCheckIn.ts))}
+            HealthCheckIn.observation_id.in_([o.id for o, *_ in obs_rows])).order_by(HealthCheckIn.ts))}
     yesterday = set(session.scalars(select(HealthCheckIn.observation_id).where(
         HealthCheckIn.ts >= day_start - DAY, HealthCheckIn.ts < day_start)))
     started, ending, missed, active = [], [], [], []
-    for obs, committee_id, compound in obs_rows:
+    for obs, committee_id, compound, person in obs_rows:
         p = periods[obs.id]
         base = {"committee": names.get(committee_id, UNASSIGNED), "compound": compound, "address": obs.address,
-                "person": obs.person.id_masked, "start": _local(obs.start_at), "planned_end": _local(p.planned_end)}
+                "person": person, "start": _local(obs.start_at), "planned_end": _local(p.planned_end)}
         if obs.start_at > cutoff - DAY:
             started.append(base)
         if not p.active:
