@@ -326,6 +326,34 @@ def test_brf008_column_widths_follow_the_text_like_an_automatic_layout():
     assert em[3] >= briefing.text_em("W-000000000000000000001") + briefing.CELL_PAD_EM - 0.05
 
 
+def _boxes(document) -> list[tuple]:
+    """Every box of a rendered document: its kind, position and size (the layout, box for box)."""
+    def walk(box):
+        yield (box.element_tag, type(box).__name__, *(round(v, 3) if isinstance(v, float) else v for v in (
+            box.position_x, box.position_y, box.width, box.height)))
+        for child in getattr(box, "children", ()):
+            yield from walk(child)
+    return [b for page in document.pages for b in walk(page._page_box)]
+
+
+def test_brf009_the_printer_lays_out_the_briefing_as_weasyprint_does(replayed):
+    """The PDF is made with weasyprint's HTML less the user-agent rules a briefing never uses
+    (footnotes, notes, markers off list items: a tenth of its time): every box where weasyprint's
+    own would put it, list markers included; and with the installed weasyprint that printer is in use."""
+    import weasyprint
+
+    rp = replayed
+    html = briefing.render(rp["engine"], rp["config"], briefing.make(rp["engine"], rp["config"],
+                                                                     rp["data"].street.id, CUTOFF))
+    printer = briefing._printer()
+    assert printer is not weasyprint.HTML and issubclass(printer, weasyprint.HTML)
+    ours, theirs = printer(string=html).render(), weasyprint.HTML(string=html).render()
+    assert len(ours.pages) == len(theirs.pages) > 1
+    boxes = _boxes(ours)
+    assert boxes == _boxes(theirs)
+    assert any(tag == "li::marker" for tag, *_ in boxes)  # the action items keep their bullets
+
+
 def _statements(engine, run) -> list[str]:
     from sqlalchemy import event
 
