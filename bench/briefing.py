@@ -1,5 +1,6 @@
 """How long the morning briefing takes for one street: the frozen report, the A4 PDF and the
-workbook, on SQLite and PostgreSQL. Goal (issue 17): the PDF of one street ≤ 1.5 s.
+workbook, on SQLite and PostgreSQL. Goal (issue 17): the PDF of one street ≤ 1.5 s — the report
+and the PDF, as /briefing.pdf makes them (the workbook is a download of its own).
 
 The street is 南京东路 with the published 2022 case lists of 03-19 … 05-31 replayed (the
 longest real history the data has) and a few hundred observations and work orders, all
@@ -82,8 +83,10 @@ def measure(label: str, engine, config) -> None:
         times["pdf"].append(t2 - t1)
         times["workbook"].append(t3 - t2)
     total = [sum(x) for x in zip(*times.values(), strict=True)]
+    download = [r + p for r, p in zip(times["report"], times["pdf"], strict=True)]  # what /briefing.pdf does
     parts = ", ".join(f"{k} {statistics.median(v):.2f} s" for k, v in times.items())
-    print(f"{label:<11} briefing {DAY}: median {statistics.median(total):.2f} s, max {max(total):.2f} s "
+    print(f"{label:<11} briefing {DAY}: the PDF (report + PDF) median {statistics.median(download):.2f} s, "
+          f"max {max(download):.2f} s  goal ≤ 1.5 s; with the workbook {statistics.median(total):.2f} s; "
           f"over {RUNS} runs ({parts})")
 
 
