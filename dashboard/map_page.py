@@ -38,6 +38,7 @@ from data.settings import Config
 ns = Namespace("opsmap", "map")
 SHANGHAI_CENTRE = [31.23, 121.47]
 PAGE = "map"
+CLOCK = "%H:%M:%S"  # the header clock
 #: layers clustered by assets/worker/clusters.js (their components receive the view's clusters), with its settings
 CLUSTERED: dict[str, dict[str, Any]] = {layers.cases.id: layers.cases.CLUSTER}
 
@@ -192,6 +193,10 @@ def opening_camera(config: Config, street: Street | None) -> dict[str, Any]:
             "center": [(south + north) / 2, (west + east) / 2]}
 
 
+def compound_options(session: Session, street_id: str, committee: str | None) -> list[dict[str, str]]:
+    return [{"label": c.name, "value": c.id} for c in queries.compounds_of(session, street_id, committee)]
+
+
 def committee_options(session: Session, street_id: str) -> list[dict[str, str]]:
     return [{"label": c.name, "value": c.id} for c in session.scalars(
         select(Committee).where(Committee.street_id == street_id).order_by(Committee.id))]
@@ -208,29 +213,73 @@ def signed_in_as(lang: str) -> html.Div:
             html.Button(tr("退出", lang), type="submit", className="signout-button")])])
 
 
+def panels(config: Config, street_id: str | None, as_of: dt.datetime | None,
+           min_version: int = 0) -> tuple[Any, Any, Any, Any]:
+    """The title and the panels beside the map (numbers, work, feed) at ``as_of`` (None: live)."""
+    lang = config.language
+    if not access.may_view(street_id):
+        return tr("opsmap：尚未加载街道（运行 opsmap load）", lang), [], [], []
+    now = dt.datetime.now(dt.UTC)
+    past = as_of is not None and as_of < now - dt.timedelta(minutes=5)
+    numbers = summary_at(street_id, as_of or now, past, min_version)
+    feed = live_feed() if as_of is None else []
+    title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (
+        f"（{tr('回放', lang)} {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
+    return (title, components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
+            components.feed_panel(feed, lang))
+
+
+def live_feed() -> list[dict[str, Any]]:
+    """The newest feed items as the reader may read them; none while Redis cannot be read (the
+    page still opens, its staleness indicator says why)."""
+    url = current_app.config.get("OPSMAP_REDIS_URL")
+    try:
+        items = streams.feed(streams.connect(url), 30) if url else []
+    except (redis.RedisError, OSError):
+        return []
+    return policy.feed_items(access.actor(), items)
+
+
+def clock(config: Config) -> tuple[str, str, str]:
+    """The header's clock and staleness indicator (class, label): without Redis, 无实时数据."""
+    url = current_app.config.get("OPSMAP_REDIS_URL")
+    try:
+        return components.clock_and_freshness(url, config, CLOCK)
+    except (redis.RedisError, OSError):
+        return components.clock_and_freshness(None, config, CLOCK)
+
+
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
+    """The page as it opens, its panels, compounds and clock included: computed by callbacks on
+    the page's first round, they cost three round trips and three passes of Dash's renderer over
+    their answers while the map was being drawn (a fifth of the main thread's work before it was)."""
     with sessions() as session:
         loaded = [s for s in queries.streets(session) if access.may_view(s.id)]
         chosen = queries.shown_street(loaded, config.street)
         opening_view = opening_camera(config, chosen)
         committees = committee_options(session, chosen.id) if chosen else []
+        compounds = compound_options(session, chosen.id, None) if chosen else []
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     lang = config.language
+    events = live_events("map-events", paused_by="map-asof")  # before the panels: no change between is missed
+    title, cases_panel, work_panel, feed_panel = panels(config, chosen and chosen.id, None)
+    now, freshness, stale = clock(config)
     return html.Div(className="opsmap", children=[
         html.Header(className="opsmap-header", children=[
-            html.H1(id="map-title"),
+            html.H1(id="map-title", children=title),
             dcc.Dropdown(id="map-street", className="street-select", clearable=False,
                          options=[{"label": f"{s.district} · {s.name}", "value": s.id} for s in loaded],
                          value=chosen.id if chosen else None),
             dcc.Dropdown(id="map-committee", className="committee-select", options=committees,
                          placeholder=tr("全部居委", lang)),
-            dcc.Dropdown(id="map-compound", className="compound-select", placeholder=tr("小区", lang)),
+            dcc.Dropdown(id="map-compound", className="compound-select", options=compounds,
+                         placeholder=tr("小区", lang)),
             html.Label([tr("时点 ", lang), dcc.Input(id="map-asof", type="text", debounce=True, size="22",
                                                    placeholder=tr("实时（或 2022-04-10 08:00）", lang))],
                        className="asof"),
             html.Button(tr("实时", lang), id="map-live", className="live-button"),
-            html.Span(id="map-clock", className="clock"),
-            html.Span(id="map-staleness", className="staleness", title=tr("数据新鲜度", lang)),
+            html.Span(now, id="map-clock", className="clock"),
+            html.Span(stale, id="map-staleness", className=freshness, title=tr("数据新鲜度", lang)),
             signed_in_as(lang),
         ]),
         html.Div(className="opsmap-timeline", title=tr("拖动回放过去 14 天", lang), children=[
@@ -244,10 +293,10 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                                  dl.GeoJSON(id="map-chosen", pointToLayer=ns("chosen"))]),
                 components.legend(layers.LAYERS, lang)]),
             html.Aside(className="opsmap-panel", children=[
-                html.Div(id="panel-detail-slot"), html.Div(id="panel-cases-slot"),
-                html.Div(id="panel-work-slot"), html.Div(id="panel-feed-slot")]),
+                html.Div(id="panel-detail-slot"), html.Div(cases_panel, id="panel-cases-slot"),
+                html.Div(work_panel, id="panel-work-slot"), html.Div(feed_panel, id="panel-feed-slot")]),
         ]),
-        *live_events("map-events", paused_by="map-asof"),
+        *events,
         *source_stores(PAGE, opening_sources(config, chosen and chosen.id)),
         dcc.Interval(id="map-tick", interval=10_000),
     ])
@@ -296,24 +345,16 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     @app.callback(Output("map-title", "children"), Output("panel-cases-slot", "children"),
                   Output("panel-work-slot", "children"), Output("panel-feed-slot", "children"),
                   Output("map-events-ack", "children"),
-                  Input("map-street", "value"), Input("map-asof", "value"), Input("map-events", "data"))
+                  Input("map-street", "value"), Input("map-asof", "value"), Input("map-events", "data"),
+                  prevent_initial_call=True)
     def refresh_panels(street_id: str | None, as_of_text: str | None, message: str | None) -> tuple[Any, ...]:
-        """The numbers beside the map and the feed, for the moment shown."""
-        if not access.may_view(street_id):
-            return tr("opsmap：尚未加载街道（运行 opsmap load）", config.language), [], [], [], ack()
+        """The numbers beside the map and the feed, for another street, moment or change (the
+        page opens with them: ``layout``)."""
         as_of = parse_as_of(as_of_text)
         if as_of is not None and ctx.triggered_id == "map-events":
             return (*(no_update,) * 4, ack())
-        now = dt.datetime.now(dt.UTC)
-        past = as_of is not None and as_of < now - dt.timedelta(minutes=5)
         live_change = ctx.triggered_id == "map-events"
-        numbers = summary_at(street_id, as_of or now, past, int(message_version(message)) if live_change else 0)
-        feed = policy.feed_items(access.actor(), streams.feed(streams.connect(redis_url), 30)) \
-            if redis_url and as_of is None else []
-        title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (
-            f"（{tr('回放', lang)} {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
-        return (title, components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
-                components.feed_panel(feed, lang), ack())
+        return (*panels(config, street_id, as_of, int(message_version(message)) if live_change else 0), ack())
 
     def detail_of(layer: Any, entity: str, street_id: str | None, as_of_text: str | None) -> Any:
         """The drill-down of one entity, for the moment shown (as the reader may see it)."""
@@ -332,14 +373,14 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             return no_update
         return detail_of(layers.BY_ID[trigger["id"]], str(entity), street_id, as_of_text)
 
-    @app.callback(Output("map-compound", "options"), Input("map-street", "value"), Input("map-committee", "value"))
-    def compound_options(street_id: str | None, committee: str | None) -> list[dict[str, str]]:
+    @app.callback(Output("map-compound", "options"), Input("map-street", "value"), Input("map-committee", "value"),
+                  prevent_initial_call=True)
+    def choose_compounds(street_id: str | None, committee: str | None) -> list[dict[str, str]]:
         """The last step of street → committee → compound: the compounds to choose from."""
         if not access.may_view(street_id):
             return []
         with sessions() as session:
-            found = queries.compounds_of(session, street_id, committee)
-        return [{"label": c.name, "value": c.id} for c in found]
+            return compound_options(session, street_id, committee)
 
     # in the browser, when the list arrives: a compound chosen meanwhile from the list before
     # stays chosen if the new list has it (the server, asked before the choice, would clear it)
@@ -378,9 +419,9 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             return street_viewport(config, street) if street is not None else no_update
 
     @app.callback(Output("map-clock", "children"), Output("map-staleness", "className"),
-                  Output("map-staleness", "children"), Input("map-tick", "n_intervals"))
+                  Output("map-staleness", "children"), Input("map-tick", "n_intervals"), prevent_initial_call=True)
     def tick(_: int | None) -> tuple[str, str, str]:
-        return components.clock_and_freshness(redis_url, config, "%H:%M:%S")
+        return clock(config)
 
 
 def message_version(message: str | None) -> str:

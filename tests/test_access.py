@@ -428,3 +428,39 @@ def test_acc011_the_first_layout_holds_the_page_it_names_through_the_same_check(
     assert "map-map" not in json.dumps(page) and "无权打开此页面" in json.dumps(page, ensure_ascii=False)
     page, _ = _layout_page(screen, f"{host}/screen")
     assert "map-map" not in json.dumps(page) and "screen" in json.dumps(page)
+
+
+def _with_id(node: object, wanted: str) -> dict:
+    """The props of the component ``wanted`` in a Dash layout (JSON)."""
+    if isinstance(node, dict):
+        props = node.get("props", {})
+        if props.get("id") == wanted:
+            return props
+        node = props.get("children")
+    for item in node if isinstance(node, list) else [node] if isinstance(node, dict) else []:
+        found = _with_id(item, wanted)
+        if found:
+            return found
+    return {}
+
+
+def test_acc012_the_map_opens_with_its_panels_and_without_redis(world, loaded):
+    """The map page's first layout holds its numbers, work, feed, compounds and clock (no callback
+    round trip before them); with Redis unreachable it still opens: the numbers come from SQL,
+    the feed is empty and the clock says there is no live data."""
+    _, data = loaded
+    page, _ = _layout_page(world["commander"], "http://localhost/")
+    cases_panel = json.dumps(_with_id(page, "panel-cases-slot"), ensure_ascii=False)
+    assert "疫情发展" in cases_panel and "今日新增" in cases_panel
+    assert "重要工作" in json.dumps(_with_id(page, "panel-work-slot"), ensure_ascii=False)
+    assert "feed-item" in json.dumps(_with_id(page, "panel-feed-slot"))
+    assert len(_with_id(page, "map-compound")["options"]) == len(data.compounds) > 100
+    assert re.fullmatch(r"\d\d:\d\d:\d\d", _with_id(page, "map-clock")["children"])
+    assert _with_id(page, "map-title")["children"].endswith("战疫图")
+
+    cut_off = signed_in(create_app(world["cfg"], "redis://127.0.0.1:1/0").server)
+    cut_off.get("/healthz")  # Dash's set-up on its first request builds a layout outside any request's actor
+    page, _ = _layout_page(cut_off, "http://localhost/")
+    assert "疫情发展" in json.dumps(_with_id(page, "panel-cases-slot"), ensure_ascii=False)
+    assert "暂无" in json.dumps(_with_id(page, "panel-feed-slot"), ensure_ascii=False)
+    assert _with_id(page, "map-staleness")["children"] == "无实时数据"
