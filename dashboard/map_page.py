@@ -252,7 +252,7 @@ def clock(config: Config) -> tuple[str, str, str]:
 def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     """The page as it opens, its panels, compounds and clock included: computed by callbacks on
     the page's first round, they cost three round trips and three passes of Dash's renderer over
-    their answers while the map was being drawn (a fifth of the main thread's work before it was)."""
+    their answers while the map was being drawn."""
     with sessions() as session:
         loaded = [s for s in queries.streets(session) if access.may_view(s.id)]
         chosen = queries.shown_street(loaded, config.street)
