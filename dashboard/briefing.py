@@ -448,8 +448,11 @@ def _printer() -> type:
     layout is the same box for box (tests/test_briefing.py). Where a weasyprint version's
     stylesheet does not read as expected, its own HTML is used unchanged."""
     from weasyprint import CSS, HTML
-    from weasyprint.html import UA, UA_COUNTER_STYLE
 
+    try:
+        from weasyprint.html import UA, UA_COUNTER_STYLE
+    except ImportError:
+        return HTML
     trimmed, found = UNUSED_UA.subn("", UA)
     if found != 5 or UA.count("\n::marker {") != 1 or not hasattr(HTML, "_ua_stylesheets"):
         return HTML
