@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import redis
 from dash import html
 
 from dashboard.i18n import tr
@@ -269,13 +270,18 @@ def clock_and_freshness(redis_url: str | None, config: Config, clock_format: str
                         age: bool = False) -> tuple[str, str, str]:
     """The clock text and the staleness indicator (class, label): red when no event has
     arrived for OPSMAP_STALE_AFTER_S, more than OPSMAP_STALE_LAG wait to be ingested, or an
-    ingest worker waits out an outage of the database or Redis (then it says so)."""
+    ingest worker waits out an outage of the database or Redis (then it says so). Without Redis
+    (none configured, or it cannot be read): 无实时数据."""
     now = dt.datetime.now(rules.SHANGHAI)
-    if not redis_url:
+    try:
+        client = streams.connect(redis_url) if redis_url else None
+        fresh = streams.freshness(client, now) if client else None
+        waiting = client is not None and waiting_workers(client, config.ingest_backoff_max_s)
+    except (redis.RedisError, OSError):
+        fresh, waiting = None, False
+    if fresh is None:
         return now.strftime(clock_format), "staleness unknown", tr("无实时数据", config.language)
-    client = streams.connect(redis_url)
-    fresh = streams.freshness(client, now)
-    if waiting_workers(client, config.ingest_backoff_max_s):
+    if waiting:
         return now.strftime(clock_format), "staleness stale", tr("入库暂停", config.language)
     stale = fresh["age_s"] is None or fresh["age_s"] > config.stale_after_s or fresh["lag"] > config.stale_lag
     label = tr("数据延迟" if stale else "实时", config.language)
