@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
-from flask import has_request_context, request
+from flask import Flask, has_request_context, request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -155,28 +155,38 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
 def warm(app: Dash, config: Config) -> None:
     """Compute the shown street's live layers and numbers in the background, through the
     same routes and cache as the pages, so the first page after a start does not wait for
-    them (the cases layer can hold 100,000 points). Until they are, /healthz answers 503
-    ``layers: computing``: a start is ready when its first page is as fast as the next."""
+    them (the cases layer can hold 100,000 points), and load the briefing's PDF renderer.
+    Until then /healthz answers 503 ``layers: computing``: a start is ready when its first
+    page, and its first briefing, is as fast as the next."""
     warmed = app.server.config["OPSMAP_WARMED"] = threading.Event()
+    log = logging.getLogger(__name__)
 
     def run() -> None:
-        server = app.server
         try:
-            with server.config["OPSMAP_SESSIONS"]() as session:
-                street = queries.shown_street(queries.streets(session), config.street)
-            if street is None:
-                return
-            paths = [f"/api/v1/layers/{layer.id}?street={street.id}" for layer in layers.LAYERS]
-            paths += [f"/api/v1/layers/{key}?street={street.id}&form=columns" for key in map_page.CLUSTERED]
-            for path in [*paths, f"/api/v1/summary?street={street.id}"]:
-                with server.test_request_context(path, headers={"Accept-Encoding": "gzip"}):  # as browsers ask
-                    access.act_as(Actor("system", "warm", (Role("commander", street.id),)))
-                    answer = server.full_dispatch_request()
-                if answer.status_code != 200:
-                    logging.getLogger(__name__).warning("warming %s: HTTP %s", path, answer.status_code)
-        except Exception:  # a database that cannot answer yet: /healthz then says why, pages compute their own
-            logging.getLogger(__name__).exception("warming the layers failed")
+            try:
+                _warm_layers(app.server, config)
+            except Exception:  # a database that cannot answer yet: /healthz then says why, pages compute their own
+                log.exception("warming the layers failed")
+            try:
+                briefing.warm()
+            except Exception:  # no Pango or CJK font here: the map works, /briefing.pdf will say why
+                log.warning("the briefing's PDF renderer could not be loaded", exc_info=True)
         finally:
             warmed.set()
 
     threading.Thread(target=run, name="opsmap-warm", daemon=True).start()
+
+
+def _warm_layers(server: Flask, config: Config) -> None:
+    with server.config["OPSMAP_SESSIONS"]() as session:
+        street = queries.shown_street(queries.streets(session), config.street)
+    if street is None:
+        return
+    paths = [f"/api/v1/layers/{layer.id}?street={street.id}" for layer in layers.LAYERS]
+    paths += [f"/api/v1/layers/{key}?street={street.id}&form=columns" for key in map_page.CLUSTERED]
+    for path in [*paths, f"/api/v1/summary?street={street.id}"]:
+        with server.test_request_context(path, headers={"Accept-Encoding": "gzip"}):  # as browsers ask
+            access.act_as(Actor("system", "warm", (Role("commander", street.id),)))
+            answer = server.full_dispatch_request()
+        if answer.status_code != 200:
+            logging.getLogger(__name__).warning("warming %s: HTTP %s", path, answer.status_code)

@@ -9,6 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
+from dashboard import briefing
 from dashboard.app import create_app, warm
 from data.access import accounts
 from data.access.policy import Role
@@ -57,12 +58,14 @@ def test_srv002_gunicorn_serves_app_server_on_shared_engines(tmp_path, redis_url
 def test_srv003_a_start_is_ready_when_the_shown_streets_layers_are_computed(loaded, redis_url, client, tmp_path):
     """opsmap serve warms every layer of the shown street and the summary through the routes
     the pages use; until it has, /healthz answers 503 ``layers: computing`` (so a first page
-    after a start does not wait for a 100,000-point layer), then 200 with the layers in the cache."""
+    after a start does not wait for a 100,000-point layer), then 200 with the layers in the cache
+    and the briefing's PDF renderer loaded (its first PDF does not load weasyprint, Pango and fonts)."""
     engine, _ = loaded
     cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "DATABASE_URL": engine.url.render_as_string(False)})
     app = create_app(cfg, redis_url)
     web, cache = app.server.test_client(), app.server.config["OPSMAP_CACHE"]
     assert web.get("/healthz").get_json()["layers"] == "ok"  # nothing to warm (gunicorn workers warm too)
+    briefing._printer.cache_clear()
     with cache._lock:  # the warming requests wait at the cache, as on a start with a large street
         warm(app, cfg)
         held = web.get("/healthz")
@@ -74,3 +77,4 @@ def test_srv003_a_start_is_ready_when_the_shown_streets_layers_are_computed(load
     with cache._lock:
         kept = {key[1] for key in cache._items if key[0] == "layer"}
     assert kept == {layer.id for layer in LAYERS} and any(key[0] == "summary" for key in cache._items)
+    assert briefing._printer.cache_info().currsize == 1
