@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from typing import Any
 
 from data import settings
@@ -71,25 +72,30 @@ def _streets(config: settings.Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _exit_on_signals() -> None:
+def _exit_on_signals() -> threading.Event:
+    """SIGINT and SIGTERM raise SystemExit in the main thread, having set the event returned.
+    Why the event too: an exception a signal handler raises while a ``__del__`` or a weakref
+    callback runs is printed as "Exception ignored" and dropped, and the command ran on
+    (a simulator outlived its SIGTERM in CI); the loops that run long watch the event."""
+    stopping = threading.Event()
+
     def stop(signum: int, frame: Any) -> None:
+        stopping.set()
         raise SystemExit(0)
 
     for sig in (signal.SIGINT, signal.SIGTERM):  # explicit: a backgrounded job ignores SIGINT otherwise
         signal.signal(sig, stop)
+    return stopping
 
 
 def _serve(config: settings.Config, args: argparse.Namespace) -> int:
-    import threading
-
     from dashboard.app import create_app, warm
     from data import retention
     from data.pipeline import notify
     from data.pipeline.ingest import run_workers
     from data.pipeline.redis_server import redis_url
 
-    _exit_on_signals()
-    stop = threading.Event()
+    stop = _exit_on_signals()
     with redis_url(config) as url:
         app = create_app(config, url)
         app.logger.setLevel(logging.getLogger().level)  # Dash sets its own logger to INFO
@@ -257,17 +263,14 @@ def _purge(config: settings.Config, args: argparse.Namespace) -> int:
 
 
 def _ingest(config: settings.Config, args: argparse.Namespace) -> int:
-    import threading
-
     from data.pipeline import notify, streams
     from data.pipeline.ingest import Worker
     from data.pipeline.redis_server import redis_url
     from data.store import make_engine, migrate
 
-    _exit_on_signals()
+    stop = _exit_on_signals()
     engine = make_engine(config.sqlalchemy_url)
     migrate(engine)
-    stop = threading.Event()
     notify.run_sender(engine, config, stop)
     with redis_url(config) as url:
         worker = Worker(engine, streams.connect(url), config, consumer=args.consumer)
@@ -371,10 +374,10 @@ def _simulate(config: settings.Config, args: argparse.Namespace) -> int:
     from data.sources.simulator import simulate
     from data.store import make_engine
 
-    _exit_on_signals()
+    stop = _exit_on_signals()
     with redis_url(config) as url:
         sent = simulate(make_engine(config.sqlalchemy_url), streams.connect(url), config.street, args.rate,
-                        args.duration, config.seed, args.malformed)
+                        args.duration, config.seed, args.malformed, stop=stop)
     print(f"sent {sent} events")
     return 0
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -16,7 +20,7 @@ from data.pipeline import streams
 from data.pipeline.dead import iter_dead
 from data.pipeline.ingest import Worker
 from data.read import queries
-from data.settings import load
+from data.settings import PROJECT_ROOT, load
 from data.sources.geodata import read_case_addresses
 from data.sources.loader import load_street
 from data.sources.simulator import HOURLY, hourly_rate, replay_2022, simulate
@@ -102,6 +106,48 @@ def test_prd005_simulated_traffic_flows_and_bad_events_are_parked(loaded, client
     dead = list(iter_dead(client))
     assert 0 < len(dead) < sent * 0.2
     assert all(":" in d["reason"] for d in dead)  # each reason names its field
+
+
+#: ``opsmap simulate`` whose SIGTERM lands while a ``__del__`` runs: Python prints the handler's
+#: SystemExit as "Exception ignored" and drops it (how a simulator outlived its SIGTERM in CI)
+DROPPED_EXIT = """
+import os, signal, sys
+sys.path.insert(0, os.getcwd())
+import app
+from data.sources import simulator
+
+class Dropped:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        while True:  # left only by the handler's SystemExit, which is then dropped
+            pass
+
+real, fired = simulator.Simulator.event, []
+
+def event(self):
+    if not fired:
+        fired.append(Dropped())
+        fired.clear()  # the object goes, its __del__ runs here: mid-traffic
+        print("signalled", flush=True)
+    return real(self)
+
+simulator.Simulator.event = event
+sys.exit(app.main(["simulate", "--rate", "30", "--duration", "120", "--malformed", "0"]))
+"""
+
+
+def test_prd010_simulate_stops_at_sigterm_even_when_python_drops_its_exit(loaded, redis_url, tmp_path):
+    """The handler also sets an event the simulator's loop watches, so the command ends within a
+    beat of its SIGTERM wherever the signal lands (it ran on for its whole duration before)."""
+    engine, _ = loaded
+    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "REDIS_URL": redis_url,
+           "OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_LOG_LEVEL": "WARNING"}
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-c", DROPPED_EXIT], env=env, cwd=PROJECT_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert "Exception ignored" in done.stderr and "SystemExit" in done.stderr  # the exit was dropped
+    assert "signalled" in done.stdout and "sent " in done.stdout and done.returncode == 0, done.stderr[-2000:]
+    assert time.monotonic() - t0 < 30  # not the 120 s asked for
 
 
 def test_prd006_sla_at_any_moment_from_history(loaded, client, config):

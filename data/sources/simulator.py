@@ -13,6 +13,7 @@ import hashlib
 import json
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -236,9 +237,10 @@ def hourly_rate(rate: float, hour: int) -> float:
 
 
 def simulate(engine: Engine, client: redis.Redis, street_name: str, rate: float, duration: float,
-             seed: int, malformed: float, hour: int | None = None) -> int:
-    """Send about ``hourly_rate(rate, hour)`` events/s for ``duration`` s; ``hour`` None follows
-    the clock in Shanghai (a demo at night is quiet, as the street is)."""
+             seed: int, malformed: float, hour: int | None = None, stop: threading.Event | None = None) -> int:
+    """Send about ``hourly_rate(rate, hour)`` events/s for ``duration`` s, or until ``stop`` is set;
+    ``hour`` None follows the clock in Shanghai (a demo at night is quiet, as the street is)."""
+    stop = stop or threading.Event()
     with session_factory(engine)() as session:
         street = session.scalar(select(Street).where(Street.name == street_name)) or session.scalar(select(Street))
         if street is None:
@@ -247,7 +249,7 @@ def simulate(engine: Engine, client: redis.Redis, street_name: str, rate: float,
                         malformed)
     streams.ensure_group(client)
     sent, start = 0, time.monotonic()
-    while (elapsed := time.monotonic() - start) < duration:
+    while (elapsed := time.monotonic() - start) < duration and not stop.is_set():
         now_hour = dt.datetime.now(rules.SHANGHAI).hour if hour is None else hour
         target = hourly_rate(rate, now_hour) * elapsed
         batch: dict[str, list[str]] = {}
@@ -257,7 +259,7 @@ def simulate(engine: Engine, client: redis.Redis, street_name: str, rate: float,
             sent += 1
         for stream, payloads in batch.items():
             streams.append(client, stream, payloads)
-        time.sleep(0.05)
+        stop.wait(0.05)
     return sent
 
 
