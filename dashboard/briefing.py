@@ -456,13 +456,16 @@ def _printer() -> type:
     from weasyprint import CSS, HTML
 
     try:
-        from weasyprint.html import UA, UA_COUNTER_STYLE
+        from weasyprint.css.counters import CounterStyle
+        from weasyprint.html import UA
     except ImportError:
         return HTML
     trimmed, found = UNUSED_UA.subn("", UA)
     if found != 5 or UA.count("\n::marker {") != 1 or not hasattr(HTML, "_ua_stylesheets"):
         return HTML
-    sheet = CSS(string=trimmed.replace("\n::marker {", "\nli::marker {"), counter_style=UA_COUNTER_STYLE)
+    # its @counter-style rules go to a dictionary of their own: weasyprint's holds them already (and
+    # warns at a second disc or decimal); a document is counted with weasyprint's, as before
+    sheet = CSS(string=trimmed.replace("\n::marker {", "\nli::marker {"), counter_style=CounterStyle())
 
     class Printer(HTML):  # type: ignore[misc]
         def _ua_stylesheets(self, forms: bool = False) -> list[Any]:
