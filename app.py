@@ -103,8 +103,9 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
         threading.Thread(target=retention.keep, name="opsmap-retention", daemon=True,
                          args=(app.server.config["OPSMAP_ENGINE"], config, stop)).start()
         warm(app, config)
+        workers = []
         if config.ingest_in_serve:
-            run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)
+            workers = run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)
             notify.run_sender(app.server.config["OPSMAP_ENGINE"], config, stop)
         log.info("serving on http://%s:%s", config.host, config.http_port)
         try:
@@ -112,6 +113,8 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
                     dev_tools_disable_version_check=True, use_reloader=False)
         finally:
             stop.set()
+            for worker in workers:  # a batch's Redis side done before the embedded Redis stops (≤ 1 s
+                worker.join(timeout=10)  # of blocking read), not taken for an outage and replayed
     return 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 import subprocess
 import sys
 import urllib.request
@@ -78,3 +80,20 @@ def test_srv003_a_start_is_ready_when_the_shown_streets_layers_are_computed(load
         kept = {key[1] for key in cache._items if key[0] == "layer"}
     assert kept == {layer.id for layer in LAYERS} and any(key[0] == "summary" for key in cache._items)
     assert briefing._printer.cache_info().currsize == 1
+
+
+def test_srv005_a_stop_lets_ingest_finish_before_the_embedded_redis_goes(tmp_path):
+    """SIGTERM to ``opsmap serve`` on embedded defaults: its ingest worker ends its read before the
+    Redis it started stops, so the stop is not taken for an outage (nor a batch left to replay)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env |= {"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HTTP_PORT": str(free_port()), "OPSMAP_LOG_LEVEL": "INFO"}
+    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py"), "serve"], env=env, cwd=PROJECT_ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{env['OPSMAP_HTTP_PORT']}", proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, said = proc.communicate(timeout=30)
+    assert proc.returncode == 0, said[-2000:]
+    assert "ingest worker" in said and "stopped" in said  # it was running, and it ended
+    assert " waits: " not in said and "ConnectionError" not in said, said[-2000:]
