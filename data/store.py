@@ -13,14 +13,20 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, insert, inspect, select
+from sqlalchemy import Connection, Engine, Table, Text, create_engine, event, func, insert, inspect, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.sql import ColumnElement, bindparam, coercions, roles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import Boolean, TypeDecorator, TypeEngine
 
 from data.models import StateChange, Street
 
@@ -157,3 +163,45 @@ def _insert_plan(table: Table, dialect: Dialect, keys: tuple[str, ...]) -> tuple
     order = list(compiled.positiontup) if compiled.positional else list(keys)
     processors = [table.c[k].type.dialect_impl(dialect).bind_processor(dialect) for k in order]
     return str(compiled), order, processors, compiled.positional
+
+
+class _TextList(TypeDecorator[list[str]]):
+    """A list of strings bound as one value: a JSON array on SQLite, an array on PostgreSQL."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        return dialect.type_descriptor(ARRAY(Text) if dialect.name == "postgresql" else Text())
+
+    def process_bind_param(self, value: list[str] | None, dialect: Dialect) -> Any:
+        return value if value is None or dialect.name == "postgresql" else orjson.dumps(value).decode()
+
+
+class among(ColumnElement[bool]):
+    """``column IN values`` for a text column, the values bound as one parameter: SQLite reads
+    them with ``json_each``, PostgreSQL as ``= ANY(array)``. Why: an IN of a batch's thousand
+    event ids was a thousand parameters, each rendered (on PostgreSQL cast) and bound at every
+    execution. With one, the ledger lookup of a batch on SQLite took 1.0 ms, not 2.4, and ingest
+    on PostgreSQL stored a median 16 % more events a second (3-34 %, 7 interleaved pairs)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True  # a comparison already: no "= 1" where booleans are integers
+    _traverse_internals: ClassVar[list[tuple[str, InternalTraversal]]] = [
+        ("column", InternalTraversal.dp_clauseelement), ("values", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[str], values: Iterable[str]) -> None:
+        self.column = coercions.expect(roles.ExpressionElementRole, column)
+        self.values = bindparam(None, list(values), type_=_TextList())
+
+
+@compiles(among)
+def _among_json_each(element: among, compiler: SQLCompiler, **kw: Any) -> str:
+    return (f"{compiler.process(element.column, **kw)} IN "
+            f"(SELECT value FROM json_each({compiler.process(element.values, **kw)}))")
+
+
+@compiles(among, "postgresql")
+def _among_postgresql(element: among, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.values, **kw)})"

@@ -7,11 +7,11 @@ import datetime as dt
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from shapely.geometry import Point
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 
 from data.models import Base, Street
 from data.sources.loader import EPOCH
-from data.store import is_empty, migrate, session_factory, transaction
+from data.store import among, is_empty, migrate, session_factory, transaction
 
 
 def test_db001_migrations_build_exactly_the_models(engine):
@@ -81,3 +81,20 @@ def test_db004_cases_replayed_as_confirmed_become_positive_and_replay_again_as_d
         digests = dict(conn.execute(text("SELECT event_id, digest FROM processed_event")).all())
     assert got == {"上海发布 2022": "positive", "12345": "confirmed"}
     assert digests == {"replay2022:S1:2022-04-10:某路1号": None, "hotline-7": "ab" * 32}
+
+
+def test_db005_among_is_in_with_one_parameter_whatever_the_count(engine):
+    """``among`` answers as ``in_`` does (quotes, CJK, none at all) with one bound parameter, so
+    the statement is the same for one value and for a batch's thousand."""
+    names = ["外滩", "O'Brien \"x\"", "南京东路", "", "[1]"]
+    migrate(engine)
+    with transaction(engine) as s:
+        s.add_all(Street(id=f"T{i}", name=n, district="黄浦区", geom=Point(121.48, 31.23), area_km2=1.0, seed=1,
+                         loaded_at=EPOCH) for i, n in enumerate(names))
+    asked = [[*names[1:3], "missing"], names, [], [names[0]] * 3, [*(f"n{i}" for i in range(1000)), names[4]]]
+    with session_factory(engine)() as s:
+        for values in asked:
+            assert sorted(s.scalars(select(Street.id).where(among(Street.name, values)))) == \
+                sorted(s.scalars(select(Street.id).where(Street.name.in_(values))))
+    one, many = (select(Street.id).where(among(Street.name, v)).compile(engine) for v in (["a"], asked[4]))
+    assert str(one) == str(many) and len(one.params) == len(many.params) == 1

@@ -82,7 +82,7 @@ from data.pipeline.events import (
 from data.read import queries
 from data.read.cache import bump_version
 from data.settings import Config
-from data.store import bulk_insert, record_changes, session_factory
+from data.store import among, bulk_insert, record_changes, session_factory
 
 log = logging.getLogger(__name__)
 DUTY_OFFICER = "居委值班干部"
@@ -230,18 +230,18 @@ class Batch:
         if ids:
             unknown = ids - self._gate_cache.keys()
             if unknown:
-                for g in self.s.scalars(select(Gate).where(Gate.id.in_(unknown))
+                for g in self.s.scalars(select(Gate).where(among(Gate.id, unknown))
                                         .options(selectinload(Gate.compound))):
                     self._gate_cache[g.id] = GateInfo(g.id, g.name, g.compound_id, g.compound.committee_id,
                                                       g.compound.street_id, g.geom)
-            statuses = self.s.execute(select(Gate.id, Gate.status).where(Gate.id.in_(ids))).all()
+            statuses = self.s.execute(select(Gate.id, Gate.status).where(among(Gate.id, ids))).all()
             self._gates = {gid: self._gate_cache[gid] for gid, _ in statuses}
             self._closed = {gid for gid, status in statuses if status == "closed"}
         out = {e.data["person_id_hash"] for e in checkins if e.data["direction"] == "out"}
         if out:
             self._observed = set(self.s.scalars(
                 select(Person.id_hash).join(HomeObservation, HomeObservation.person_id == Person.id)
-                .where(Person.id_hash.in_(out))))
+                .where(among(Person.id_hash, out))))
         # cases and observations in this same batch may add persons: those are checked directly
         self._observed_complete = not any(e.stream == "cases" for e in events)
 
@@ -935,7 +935,7 @@ class Worker:
             for stream in {ev.stream for _, _, ev in items}:
                 ledger |= {(stream, row.event_id): row for row in session.scalars(select(ProcessedEvent).where(
                     ProcessedEvent.stream == stream,
-                    ProcessedEvent.event_id.in_([ev.event_id for _, _, ev in items if ev.stream == stream])))}
+                    among(ProcessedEvent.event_id, [ev.event_id for _, _, ev in items if ev.stream == stream])))}
             fresh = []
             for key, entry_id, ev in items:
                 row = ledger.get((ev.stream, ev.event_id))
