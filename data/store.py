@@ -121,7 +121,7 @@ def states_as_of(session: Session, kind: str, at: dt.datetime,
             .where(StateChange.entity_kind == kind, StateChange.at <= at)
             .order_by(StateChange.entity_id, StateChange.at, StateChange.id))
     if entity_ids is not None:
-        stmt = stmt.where(StateChange.entity_id.in_(list(entity_ids)))
+        stmt = stmt.where(among(StateChange.entity_id, entity_ids))
     states: dict[str, dict[str, Any]] = {}
     for entity_id, attrs in session.execute(stmt):
         states.setdefault(entity_id, {}).update(attrs)

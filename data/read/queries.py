@@ -25,7 +25,7 @@ from data.models import (
     Street,
     WorkOrder,
 )
-from data.store import states_as_of
+from data.store import among, states_as_of
 
 
 def streets(session: Session) -> list[Street]:
@@ -213,7 +213,7 @@ def duty_shifts(session: Session, gate_ids: Iterable[str], at: dt.datetime) -> d
     """Each gate's rostered shift at ``at``, as the roster stood then (a later event for the same
     gate and shift start replaces an earlier one from its own time on)."""
     ids = list(gate_ids)
-    rows = session.scalars(select(DutyShift).where(DutyShift.gate_id.in_(ids), DutyShift.starts_at <= at,
+    rows = session.scalars(select(DutyShift).where(among(DutyShift.gate_id, ids), DutyShift.starts_at <= at,
                                                    DutyShift.ends_at > at, DutyShift.ts <= at)
                            .order_by(DutyShift.ts, DutyShift.id)).all() if ids else []
     newest = {(r.gate_id, r.starts_at): r for r in rows}  # the latest word on each shift
@@ -235,7 +235,8 @@ def last_scans(session: Session, gate_ids: Iterable[str], at: dt.datetime) -> di
     if not ids:
         return {}
     latest = select(func.max(CheckIn.ts)).where(CheckIn.gate_id == Gate.id, CheckIn.ts <= at).scalar_subquery()
-    return {gid: ts for gid, ts in session.execute(select(Gate.id, latest).where(Gate.id.in_(ids))) if ts is not None}
+    return {gid: ts for gid, ts in session.execute(select(Gate.id, latest).where(among(Gate.id, ids)))
+            if ts is not None}
 
 
 def silent_since(last_scan: dt.datetime | None, at: dt.datetime, quiet: dt.timedelta,

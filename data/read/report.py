@@ -36,7 +36,7 @@ from data.models import (
 from data.pipeline.events import CASE_CATEGORIES
 from data.read import queries
 from data.read.summary import summary
-from data.store import states_as_of
+from data.store import among, states_as_of
 
 DAY = dt.timedelta(days=1)
 LONGEST = 10
@@ -308,7 +308,7 @@ def _tier_changes(session: Session, street_id: str, cutoff: dt.datetime, names: 
     ends — what the morning meeting has to staff or lift."""
     day = rules.local_day(cutoff)
     newest = queries.newest_positive(session, street_id, rules.day_start(cutoff) - 15 * DAY, cutoff)
-    compounds = {c.id: c for c in session.scalars(select(Compound).where(Compound.id.in_(list(newest))))}
+    compounds = {c.id: c for c in session.scalars(select(Compound).where(among(Compound.id, newest)))}
     out = []
     for cid, t in sorted(newest.items(), key=lambda item: compounds[item[0]].name):
         tiers = [rules.tier([rules.local_day(t)], day + k * DAY) for k in (-1, 0, 1)]

@@ -36,7 +36,7 @@ from data.models import (
 )
 from data.pipeline.events import CASE_CATEGORIES
 from data.read import queries
-from data.store import states_as_of
+from data.store import among, states_as_of
 
 DAILY = "covid_daily_2022.csv.gz"
 
@@ -144,13 +144,13 @@ def _facilities(session: Session, street_id: str, at: dt.datetime) -> dict[str, 
     start = rules.day_start(at)
     checked_shops = session.scalar(select(func.count(func.distinct(StateChange.entity_id))).where(
         StateChange.entity_kind == "shop", StateChange.source == "event", StateChange.at >= start,
-        StateChange.at <= at, StateChange.entity_id.in_(shop_ids)))
+        StateChange.at <= at, among(StateChange.entity_id, shop_ids)))
     sites = {}
     for kind in ("construction_site", "elderly_care"):
         ids = list(session.scalars(select(Site.id).where(Site.street_id == street_id, Site.kind == kind)))
         checked = session.scalar(select(func.count(func.distinct(StateChange.entity_id))).where(
             StateChange.entity_kind == "site", StateChange.source == "event", StateChange.at >= start,
-            StateChange.at <= at, StateChange.entity_id.in_(ids)))
+            StateChange.at <= at, among(StateChange.entity_id, ids)))
         sites[kind] = {"total": len(ids), "checked_today": int(checked or 0)}
     return {"gates": gates, "shops": {**shops, "total": len(shop_ids), "checked_today": int(checked_shops or 0)},
             "sites": sites}
