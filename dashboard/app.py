@@ -178,6 +178,8 @@ def warm(app: Dash, config: Config) -> None:
 
 
 def _warm_layers(server: Flask, config: Config) -> None:
+    """Every layer of the shown street and its summary, asked as its commander through the routes
+    the pages use, so the answers land in the cache the pages read."""
     with server.config["OPSMAP_SESSIONS"]() as session:
         street = queries.shown_street(queries.streets(session), config.street)
     if street is None:

@@ -136,10 +136,10 @@ sys.exit(app.main(["simulate", "--rate", "30", "--duration", "120", "--malformed
 """
 
 
-def test_prd010_simulate_stops_at_sigterm_even_when_python_drops_its_exit(loaded, redis_url, tmp_path):
+def test_prd010_simulate_stops_at_sigterm_even_when_python_drops_its_exit(loaded, redis_url, client, tmp_path):
     """The handler also sets an event the simulator's loop watches, so the command ends within a
     beat of its SIGTERM wherever the signal lands (it ran on for its whole duration before)."""
-    engine, _ = loaded
+    engine, _ = loaded  # client: the test Redis, emptied after of what the simulator sent
     env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "REDIS_URL": redis_url,
            "OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_LOG_LEVEL": "WARNING"}
     t0 = time.monotonic()
