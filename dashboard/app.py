@@ -29,6 +29,7 @@ from data.read.cache import LIVE_MAX_AGE_S, Cache
 from data.settings import PROJECT_ROOT, Config
 from data.store import make_engine, migrate, session_factory
 
+log = logging.getLogger(__name__)
 PREFETCH_ID = "opsmap-prefetch"  # the element assets/layers.js reads
 #: the page's scripts that start its layers: loaded in the head (OpsmapDash), not after Dash's bundles
 EARLY_SCRIPTS = ("geojson.js", "layers.js")
@@ -84,7 +85,7 @@ def sources_by_path(sessions: sessionmaker[Session], config: Config) -> Callable
             with sessions() as session:
                 street = access.shown_street(session, config)
         except SQLAlchemyError as exc:
-            logging.getLogger(__name__).warning("no layers named in the page: %s", type(exc).__name__)
+            log.warning("no layers named in the page: %s", type(exc).__name__)
             return None
         return page.opening_sources(config, street and street.id)
 
@@ -159,7 +160,6 @@ def warm(app: Dash, config: Config) -> None:
     Until then /healthz answers 503 ``layers: computing``: a start is ready when its first
     page, and its first briefing, is as fast as the next."""
     warmed = app.server.config["OPSMAP_WARMED"] = threading.Event()
-    log = logging.getLogger(__name__)
 
     def run() -> None:
         try:
@@ -191,4 +191,4 @@ def _warm_layers(server: Flask, config: Config) -> None:
             access.act_as(Actor("system", "warm", (Role("commander", street.id),)))
             answer = server.full_dispatch_request()
         if answer.status_code != 200:
-            logging.getLogger(__name__).warning("warming %s: HTTP %s", path, answer.status_code)
+            log.warning("warming %s: HTTP %s", path, answer.status_code)
