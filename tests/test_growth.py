@@ -8,10 +8,11 @@ import json
 import random
 import time
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
-from dashboard.answers import Encoded, Overlay
+from dashboard.answers import COLUMNS_MAGIC, Encoded, Overlay, columnar
 from dashboard.app import create_app
 from data.models import Case
 from data.pipeline import streams
@@ -161,17 +162,30 @@ def test_grw005_an_overlay_is_its_versions_dict_and_leaves_older_versions_as_the
         assert list(older.items()) == list(was.items())
 
 
-def _from_columns(body: dict) -> dict[str, dict]:
-    """The features a layer in columns stands for, read as dashboard.answers.columnar describes
-    (assets/worker/clusters.js reads it the same way)."""
-    props = body["properties"]
+def _from_columns(body: bytes) -> dict[str, dict]:
+    """The features a layer in binary columns stands for, read as dashboard.answers.columnar
+    describes them (assets/worker/clusters.js reads them the same way)."""
+    assert body[:8] == COLUMNS_MAGIC
+    length = int.from_bytes(body[8:12], "little")
+    header, start = json.loads(body[12:12 + length]), -(-(12 + length) // 8) * 8
+    dtypes = {"f64": "<f8", "i32": "<i4", "u8": "<u1", "u16": "<u2", "u32": "<u4"}
+
+    def column(spec: dict) -> list:
+        if "list" in spec:
+            return spec["list"]
+        array = np.frombuffer(body, dtypes[spec["array"]], header["count"], start + spec["at"]).tolist()
+        if "values" in spec:
+            return [spec["values"][code] for code in array]
+        return [str(v) for v in array] if spec.get("text") else [v / spec.get("scale", 1) for v in array]
+
+    ids = column(header["ids"])
+    props = {name: ids if spec.get("same") == "ids" else column(spec) for name, spec in header["properties"].items()}
     return {fid: {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [lng, lat]},
-                  "properties": {name: col["values"][col["codes"][i]] if isinstance(col, dict) else col[i]
-                                 for name, col in props.items()}}
-            for i, (fid, lng, lat) in enumerate(zip(body["ids"], body["lng"], body["lat"], strict=True))}
+                  "properties": {name: values[i] for name, values in props.items()}}
+            for i, (fid, lng, lat) in enumerate(zip(ids, column(header["lng"]), column(header["lat"]), strict=True))}
 
 
-def test_grw004_the_case_layer_in_columns_is_the_same_layer(loaded, app, client, config):
+def test_grw006_the_case_layer_in_columns_is_the_same_layer(loaded, app, client, config):
     """What the cluster worker loads (form=columns) is the GeoJSON answer feature for feature,
     under the same layer version (patches go on from it) but its own ETag; repeated texts (the
     compound's name, the category) travel once; a layer of polygons stays GeoJSON."""
@@ -182,9 +196,41 @@ def test_grw004_the_case_layer_in_columns_is_the_same_layer(loaded, app, client,
                                         for i, c in enumerate(["confirmed", "suspected", "close_contact"] * 10)])
     url = f"/api/v1/layers/cases?street={street}"
     geo, cols = web.get(url), web.get(f"{url}&form=columns")
-    assert cols.get_json()["type"] == "Columns" and len(geo.get_json()["features"]) >= 30
-    assert _from_columns(cols.get_json()) == {f["id"]: f for f in geo.get_json()["features"]}
+    assert cols.mimetype == "application/octet-stream" and len(geo.get_json()["features"]) >= 30
+    assert _from_columns(cols.data) == {f["id"]: f for f in geo.get_json()["features"]}
     assert cols.headers["X-Opsmap-Version"] == geo.headers["X-Opsmap-Version"]
     assert cols.headers["ETag"] != geo.headers["ETag"]
-    assert isinstance(cols.get_json()["properties"]["kind"], dict)  # given once per value, with codes
+    header = json.loads(cols.data[12:12 + int.from_bytes(cols.data[8:12], "little")])
+    assert header["properties"]["kind"]["array"] == "u8"  # given once per value, with codes
+    assert header["lng"] == {"array": "i32", "scale": 1e7, "at": header["lng"]["at"]}  # 7 decimals: integers
     assert web.get(f"/api/v1/layers/boundaries?street={street}&form=columns").get_json()["type"] == "FeatureCollection"
+
+
+def test_grw007_binary_columns_read_back_as_the_features_whatever_their_values():
+    """Each kind of column (dashboard.answers.columnar) reads back as the very values: integers,
+    floats of 7 decimals (as integers) and of more, repeated texts with None, decimal ids, and
+    what fits none (ids with a leading zero, integers beyond 2**53, booleans) as JSON."""
+    def point(fid: str, lng: float, lat: float, **properties: object) -> dict:
+        return {"type": "Feature", "id": fid, "geometry": {"type": "Point", "coordinates": [lng, lat]},
+                "properties": properties}
+
+    def kinds(features: list[dict]) -> dict[str, str]:
+        body = columnar(features)
+        assert body is not None and _from_columns(body) == {f["id"]: f for f in features}
+        header = json.loads(body[12:12 + int.from_bytes(body[8:12], "little")])
+        shown = {k: header[k] for k in ("ids", "lng", "lat")} | header["properties"]
+        suffix = {"scale": "-scaled", "text": "-text", "values": "-codes"}
+        return {k: "list" if "list" in v else "same" if "same" in v else
+                v["array"] + "".join(suffix.get(key, "") for key in v) for k, v in shown.items()}
+
+    rng = random.Random(8)
+    many = [point(str(i), round(121.4 + rng.random() / 10, 7), 31.2 + rng.random() / 10, id=str(i), n=i - 5,
+                  big=2**53 + 1 + 2 * i if i % 2 else 0.5, kind=[None, "甲", "乙"][i % 3], flag=i % 2 == 0)
+            for i in range(1, 41)]
+    assert kinds(many) == {"ids": "u32-text", "lng": "i32-scaled", "lat": "f64", "id": "same", "n": "i32",
+                           "big": "list", "kind": "u8-codes", "flag": "list"}
+    assert kinds([point("007", 1.5, 2, x=None), point("7", 3, 4.25, x=None)]) == {
+        "ids": "list", "lng": "i32-scaled", "lat": "i32-scaled", "x": "list"}
+    assert columnar([point("1", 0, 0, a=1), point("2", 0, 0, b=1)]) is None  # properties differ
+    assert columnar([{**point("1", 0, 0), "geometry": {"type": "LineString", "coordinates": [[0, 0], [1, 1]]}}]) is None
+    assert kinds([]) == {"ids": "u32-text", "lng": "u32-text", "lat": "u32-text"}  # empty arrays

@@ -13,6 +13,7 @@ import urllib.request
 
 import pytest
 
+from dashboard.answers import columnar
 from data.settings import PROJECT_ROOT
 from tests.conftest import BROWSER, open_url, post_event
 
@@ -741,10 +742,8 @@ def test_map018_the_cluster_worker_answers_while_an_index_is_built_and_ends_as_a
         return {"type": "Feature", "id": p[0], "geometry": {"type": "Point", "coordinates": [p[1], p[2]]},
                 "properties": {"kind": ["a", "b", "c", "d"][p[3]], "severity": p[3]}}
 
-    def columns(ps: list[tuple]) -> dict:
-        return {"type": "Columns", "ids": [p[0] for p in ps], "lng": [p[1] for p in ps], "lat": [p[2] for p in ps],
-                "properties": {"kind": {"values": ["a", "b", "c", "d"], "codes": [p[3] for p in ps]},
-                               "severity": [p[3] for p in ps]}}
+    def columns(ps: list[tuple]) -> bytes:
+        return columnar([feature(p) for p in ps])
 
     final = [p for p in points if p[0] not in (gone1, gone2)] + added1 + added2
     answers = {
@@ -758,8 +757,9 @@ def test_map018_the_cluster_worker_answers_while_an_index_is_built_and_ends_as_a
     def answer(route):
         name, query = route.request.url.split("/api/v1/layers/test")[1].split("?street=x&")
         version, body = answers[f"{name}-{query}"]
-        route.fulfill(status=200, body=json.dumps(body), headers={"Content-Type": "application/json",
-                                                                  "X-Opsmap-Version": version})
+        binary = isinstance(body, bytes)
+        route.fulfill(status=200, body=body if binary else json.dumps(body), headers={
+            "Content-Type": "application/octet-stream" if binary else "application/json", "X-Opsmap-Version": version})
 
     page = browser.new_page(viewport={"width": 800, "height": 600})
     page.route("**/api/v1/layers/test*", answer)
