@@ -24,7 +24,7 @@
    by the worker, which also indexes it) while Dash's scripts load and boot; show() then
    takes them instead of asking again. Such an answer may be
    older than the notice the page's live stream starts from, so on a live page it is
-   followed at once by a patch step.
+   followed by a patch step once the layers are drawn (catchUp).
 
    Timings: each change notice's way to the screen, stage by stage, is kept for the newest
    TIMINGS notices in window.opsmap.timings (epoch ms): read and committed by ingest, sent by
@@ -46,6 +46,7 @@
     var TIMINGS = 50;
     var SETTLE_MS = 300;
     var SETTLE_MAX_MS = 2000;
+    var CATCH_UP_MAX_MS = 1000;
     var timings = [];
 
     function ask(op, args) {  // a message to the cluster worker; a promise of its answer
@@ -235,6 +236,7 @@
         current = null;
         var entries = {};
         var kept = {};
+        var behind = [];  // layers taken from the page's HTML: patched once the page is drawn
         var before = (previous && previous.layers) || {};
         Object.keys((sources && sources.layers) || {}).forEach(function (key) {
             var same = before[key];
@@ -253,7 +255,7 @@
                 kept[entry.url] = true;
                 enqueue(entry, function () { return whole(entry, started); });
                 if (started && sources.live) {
-                    enqueue(entry, function () { return patch(entry, null); });
+                    behind.push(entry);
                 }
             } else {
                 set(entry, null);
@@ -261,6 +263,7 @@
         });
         forget(held, kept);
         early = {};  // what the page's first layers did not take would only grow stale
+        catchUp(behind);
         if (!sources) {
             return;
         }
@@ -270,6 +273,24 @@
                 sources.timely.forEach(function (key) { update(key, null); });
             }, sources.refresh_s * 500);  // twice per period: the server's answers may be half a period old
         }
+    }
+
+    // Layers the page took from its HTML's early answers may miss a change that landed before the
+    // notice its live stream starts from: each asks for a patch — once the layers are drawn and
+    // the page is idle (at most CATCH_UP_MAX_MS later). Asked at once, the ten requests met the
+    // first paint on the server and in the page: with them left out, it was 0.14 s sooner.
+    function catchUp(entries) {
+        Promise.all(entries.map(function (entry) { return entry.queue; })).then(function () {
+            requestAnimationFrame(function () {
+                requestAnimationFrame(function () {
+                    var go = function () {
+                        entries.forEach(function (entry) { enqueue(entry, function () { return patch(entry, null); }); });
+                    };
+                    return window.requestIdleCallback ? requestIdleCallback(go, {timeout: CATCH_UP_MAX_MS})
+                        : setTimeout(go, 0);
+                });
+            });
+        });
     }
 
     function moved(bounds, zoom) {  // the map's view (Leaflet bounds [[s, w], [n, e]]): redraw clustered layers

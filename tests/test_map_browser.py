@@ -312,6 +312,44 @@ def test_map009_layers_load_while_dash_boots_and_a_change_meanwhile_still_arrive
     assert errors == []
 
 
+def test_map019_layers_from_the_html_catch_up_once_the_map_is_drawn(app_url, browser):
+    """The layers taken from the page's HTML each ask for their catch-up patch (base=…), the
+    case layer's through the cluster worker included, but only after the map has drawn them:
+    asked at once, those requests met the first paint."""
+    import layers
+
+    named = [layer.id for layer in layers.LAYERS]
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "base=" in r.url else None)
+    page.add_init_script("""(() => {
+        const log = window.__catchUp = {patches: [], drawn: null};
+        const fetched = window.fetch;
+        window.fetch = function (url) {
+            if (String(url).includes("base=")) { log.patches.push(performance.now()); }
+            return fetched.apply(this, arguments);
+        };
+        const look = () => {
+            if (document.querySelectorAll(".opsmap-compound").length >= 200
+                    && document.querySelectorAll(".opsmap-gates").length >= 400) {
+                log.drawn = performance.now();
+            } else {
+                requestAnimationFrame(look);
+            }
+        };
+        requestAnimationFrame(look);
+    })();""")
+    page.goto(app_url)
+    page.wait_for_function("window.__catchUp.drawn !== null", timeout=30_000)
+    deadline = time.monotonic() + 15
+    while {u.split("/api/v1/layers/")[1].split("?")[0] for u in asked if "/api/v1/layers/" in u} != set(named):
+        assert time.monotonic() < deadline, f"catch-up patches asked: {asked}"
+        page.wait_for_timeout(100)
+    log = page.evaluate("window.__catchUp")
+    assert len(log["patches"]) == len(named) - 1  # the case layer's was the worker's own fetch
+    assert min(log["patches"]) > log["drawn"], log
+
+
 def test_map010_a_cluster_takes_the_colour_of_its_severest_case(app_url, app_var, browser):
     """Cases at a past moment (nothing else in its window): 20 released and one confirmed at one
     compound, 20 close contacts and 5 released at the compound farthest from it."""
