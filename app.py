@@ -107,15 +107,36 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
         if config.ingest_in_serve:
             workers = run_workers(app.server.config["OPSMAP_ENGINE"], url, config, stop)
             notify.run_sender(app.server.config["OPSMAP_ENGINE"], config, stop)
-        log.info("serving on http://%s:%s", config.host, config.http_port)
         try:
-            app.run(host=config.host, port=config.http_port, debug=config.debug,
-                    dev_tools_disable_version_check=True, use_reloader=False)
+            _http(app, config, stop)
         finally:
             stop.set()
             for worker in workers:  # a batch's Redis side done before the embedded Redis stops (≤ 1 s
                 worker.join(timeout=10)  # of blocking read), not taken for an outage and replayed
     return 0
+
+
+def _http(app: Any, config: settings.Config, stop: threading.Event) -> None:
+    """Serve HTTP (werkzeug's threaded server) until ``stop`` is set. Why not Dash's ``app.run``:
+    it ends only by the signal handler's SystemExit, which Python drops when the signal lands in
+    a ``__del__``; the server then went on serving while its ingest had stopped. Debug mode
+    turns on Dash's dev tools, not werkzeug's interactive debugger (code run for whoever reaches
+    the port)."""
+    from werkzeug.serving import make_server
+
+    app.enable_dev_tools(debug=config.debug, dev_tools_disable_version_check=True)  # as app.run did
+    server = make_server(config.host, config.http_port, app.server, threaded=True)
+
+    def shut() -> None:
+        stop.wait()
+        server.shutdown()  # serve_forever returns within its poll interval
+
+    threading.Thread(target=shut, name="opsmap-http-stop", daemon=True).start()
+    log.info("serving on http://%s:%s", config.host, config.http_port)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
 
 
 def _how_to_sign_in(config: settings.Config, engine: Any) -> None:

@@ -222,7 +222,7 @@ SETTINGS: tuple[Setting, ...] = (
             "(AutoNavi/Gaode, Tencent: every feature is then shifted for display; stored data stays WGS-84).",
             _choice("wgs84", "gcj02")),
     Setting("OPSMAP_LANGUAGE", "zh", "UI language: `zh` (Chinese) or `en` (English).", _choice("zh", "en")),
-    Setting("OPSMAP_DEBUG", "false", "Run Dash in debug mode (hot reload, dev tools).", _bool),
+    Setting("OPSMAP_DEBUG", "false", "Run Dash in debug mode (hot reload, dev tools; no interactive debugger).", _bool),
     Setting("OPSMAP_LOG_LEVEL", "INFO", "Python logging level."),
 )
 

@@ -97,3 +97,52 @@ def test_srv005_a_stop_lets_ingest_finish_before_the_embedded_redis_goes(tmp_pat
     assert proc.returncode == 0, said[-2000:]
     assert "ingest worker" in said and "stopped" in said  # it was running, and it ended
     assert " waits: " not in said and "ConnectionError" not in said, said[-2000:]
+
+
+#: ``opsmap serve`` whose SIGTERM lands while a ``__del__`` runs in its HTTP loop (once the file
+#: named by argv[1] exists): Python prints the handler's SystemExit as "Exception ignored" and drops it
+DROPPED_EXIT = """
+import os, signal, socketserver, sys
+sys.path.insert(0, os.getcwd())
+import app
+
+class Dropped:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        while True:  # left only by the handler's SystemExit, which is then dropped
+            pass
+
+flag, real, fired = sys.argv[1], socketserver.BaseServer.service_actions, []
+
+def service_actions(self):  # the HTTP loop's step, in the main thread
+    if not fired and os.path.exists(flag):
+        fired.append(True)
+        Dropped()
+        print("signalled", flush=True)
+    real(self)
+
+socketserver.BaseServer.service_actions = service_actions
+sys.exit(app.main(["serve"]))
+"""
+
+
+def test_srv006_serve_stops_at_sigterm_even_when_python_drops_its_exit(tmp_path):
+    """The HTTP loop ends on the event the signal handler sets, not only on its SystemExit: with
+    the exit dropped, ``opsmap serve`` still stops serving, its ingest stopped first as at any stop
+    (Dash's own loop served on, with its ingest gone)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env |= {"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HTTP_PORT": str(free_port()), "OPSMAP_LOG_LEVEL": "INFO"}
+    flag = tmp_path / "signal-now"
+    proc = subprocess.Popen([sys.executable, "-c", DROPPED_EXIT, str(flag)], env=env, cwd=PROJECT_ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_healthy(f"http://127.0.0.1:{env['OPSMAP_HTTP_PORT']}", proc)
+        flag.touch()
+        out, said = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:  # it served on: a second SIGTERM, not dropped, stops it and its Redis
+            proc.terminate()
+            proc.wait(timeout=30)
+    assert "Exception ignored" in said and "SystemExit" in said  # the exit was dropped
+    assert "signalled" in out and proc.returncode == 0, said[-2000:]
+    assert "ingest worker" in said and "stopped" in said
