@@ -27,7 +27,7 @@ from data.sources.simulator import HOURLY, hourly_rate, replay_2022, simulate
 from data.store import session_factory
 from layers import workorders
 from layers.base import Query
-from tests.conftest import DATASETS, SEED, person_id, signed_in
+from tests.conftest import DATASETS, DROPPED_SIGTERM, SEED, person_id, signed_in
 from tests.test_ingest import KEY, at, checkin, drain, tag
 
 
@@ -108,19 +108,9 @@ def test_prd005_simulated_traffic_flows_and_bad_events_are_parked(loaded, client
     assert all(":" in d["reason"] for d in dead)  # each reason names its field
 
 
-#: ``opsmap simulate`` whose SIGTERM lands while a ``__del__`` runs: Python prints the handler's
-#: SystemExit as "Exception ignored" and drops it (how a simulator outlived its SIGTERM in CI)
-DROPPED_EXIT = """
-import os, signal, sys
-sys.path.insert(0, os.getcwd())
-import app
+#: ``opsmap simulate`` whose SIGTERM is dropped mid-traffic (tests.conftest.DROPPED_SIGTERM)
+DROPPED_EXIT = DROPPED_SIGTERM + """
 from data.sources import simulator
-
-class Dropped:
-    def __del__(self):
-        os.kill(os.getpid(), signal.SIGTERM)
-        while True:  # left only by the handler's SystemExit, which is then dropped
-            pass
 
 real, fired = simulator.Simulator.event, []
 

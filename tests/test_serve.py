@@ -19,7 +19,7 @@ from data.pipeline.redis_server import redis_url as resolve_redis
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine
 from layers import LAYERS
-from tests.conftest import free_port, shared_deployment, wait_healthy
+from tests.conftest import DROPPED_SIGTERM, free_port, shared_deployment, wait_healthy
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
@@ -99,18 +99,10 @@ def test_srv005_a_stop_lets_ingest_finish_before_the_embedded_redis_goes(tmp_pat
     assert " waits: " not in said and "ConnectionError" not in said, said[-2000:]
 
 
-#: ``opsmap serve`` whose SIGTERM lands while a ``__del__`` runs in its HTTP loop (once the file
-#: named by argv[1] exists): Python prints the handler's SystemExit as "Exception ignored" and drops it
-DROPPED_EXIT = """
-import os, signal, socketserver, sys
-sys.path.insert(0, os.getcwd())
-import app
-
-class Dropped:
-    def __del__(self):
-        os.kill(os.getpid(), signal.SIGTERM)
-        while True:  # left only by the handler's SystemExit, which is then dropped
-            pass
+#: ``opsmap serve`` whose SIGTERM is dropped in its HTTP loop (tests.conftest.DROPPED_SIGTERM),
+#: once the file named by argv[1] exists
+DROPPED_EXIT = DROPPED_SIGTERM + """
+import socketserver
 
 flag, real, fired = sys.argv[1], socketserver.BaseServer.service_actions, []
 
