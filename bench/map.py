@@ -7,8 +7,9 @@ own embedded Redis) and measures
   street's view) and the clustered cases are on the map,
   in headless Debian chromium: the browser's first load (its caches cold), the median of 6
   more, and the first load after the app is restarted, once it says it is ready (/healthz 200:
-  its layers computed), in the same browser — as a command-center screen sees a restart; and
-  3 loads with 100 ms of network latency, as a phone or a remote screen sees the page;
+  its layers computed), in the same browser — as a command-center screen sees a restart;
+  3 loads with 100 ms of network latency, as a remote screen sees the page, and 3 more with
+  downloads at 10 Mbit/s too, as a phone on a mobile network does;
 - API latency: 20 concurrent clients requesting every layer and the summary, p50/p95;
 - new cases on that map, posted one by one: bytes of the patch the page receives against
   the whole layer, and the time from each POST until the page has merged and drawn it
@@ -149,18 +150,22 @@ def painted(cases: bool) -> str:
 
 #: the round trip a phone on a mobile network or a screen across the city adds to each request (ms)
 REMOTE_RTT_MS = 100
+#: a phone's mobile network: that round trip and this much download bandwidth (Mbit/s)
+PHONE_MBIT_S = 10
 
 
-def load_once(browser: object, url: str, cases: bool, rtt_ms: int = 0) -> tuple[float, int]:
+def load_once(browser: object, url: str, cases: bool, rtt_ms: int = 0, mbit_s: float = 0) -> tuple[float, int]:
     """Seconds to first paint of one load in a new context of ``browser``, and its requests;
-    with ``rtt_ms``, every request made that much later (Chrome's network emulation)."""
+    with ``rtt_ms``, every request made that much later, with ``mbit_s`` downloads that slow
+    (Chrome's network emulation)."""
     context = new_context(browser)
     page = context.new_page()  # type: ignore[attr-defined]
     if rtt_ms:
         cdp = context.new_cdp_session(page)  # type: ignore[attr-defined]
         cdp.send("Network.enable")
+        rate = mbit_s * 125_000 if mbit_s else -1  # bytes/s
         cdp.send("Network.emulateNetworkConditions",
-                 {"offline": False, "latency": rtt_ms, "downloadThroughput": -1, "uploadThroughput": -1})
+                 {"offline": False, "latency": rtt_ms, "downloadThroughput": rate, "uploadThroughput": rate})
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.url))
     start = time.perf_counter()
@@ -181,11 +186,12 @@ def first_paint(url: str, cases: bool, restart: Callable[[], float], loads: int 
         browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
         times = [load_once(browser, url, cases) for _ in range(loads)]
         remote = [load_once(browser, url, cases, REMOTE_RTT_MS)[0] for _ in range(3)]
+        phone = [load_once(browser, url, cases, REMOTE_RTT_MS, PHONE_MBIT_S)[0] for _ in range(3)]
         ready = restart()
         after, _ = load_once(browser, url, cases)
         browser.close()
     return {"browser_cold": times[0][0], "warm": [t for t, _ in times[1:]], "after_start": after,
-            "ready": ready, "requests": times[-1][1], "remote": remote}
+            "ready": ready, "requests": times[-1][1], "remote": remote, "phone": phone}
 
 
 STAGES = (("append", "posted", "appended"), ("to ingest", "appended", "read"), ("batch+commit", "read", "committed"),
@@ -297,8 +303,9 @@ def main(n: int = 100_000) -> None:
                   f"(loads: {', '.join(f'{t:.2f}' for t in paint['warm'])})  goal ≤ 1.2 s; the first after a "
                   f"start {paint['after_start']:.2f} s  goal ≤ 1.5 s (the start said ready after "
                   f"{paint['ready']:.1f} s); the browser's own first load {paint['browser_cold']:.2f} s; with "
-                  f"{REMOTE_RTT_MS} ms of network latency (a phone, a remote screen) median of 3 "
-                  f"{statistics.median(paint['remote']):.2f} s")
+                  f"{REMOTE_RTT_MS} ms of network latency (a remote screen) median of 3 "
+                  f"{statistics.median(paint['remote']):.2f} s, and at {PHONE_MBIT_S} Mbit/s too (a phone's mobile "
+                  f"network) {statistics.median(paint['phone']):.2f} s")
             per = guard_cost(Path(var) / "opsmap.db", url, street)
             made = paint["requests"]
             print(f"sign-in: the guard takes {per * 1e6:.0f} µs per request (median of 2,000, session looked up in "

@@ -19,7 +19,7 @@ from data.pipeline.redis_server import redis_url as resolve_redis
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine
 from layers import LAYERS
-from tests.conftest import DROPPED_SIGTERM, free_port, shared_deployment, wait_healthy
+from tests.conftest import DROPPED_SIGTERM, free_port, shared_deployment, signed_in, wait_healthy
 
 GUNICORN = Path(sys.executable).with_name("gunicorn")
 
@@ -138,3 +138,29 @@ def test_srv006_serve_stops_at_sigterm_even_when_python_drops_its_exit(tmp_path)
     assert "Exception ignored" in said and "SystemExit" in said  # the exit was dropped
     assert "signalled" in out and proc.returncode == 0, said[-2000:]
     assert "ingest worker" in said and "stopped" in said
+
+
+def test_srv007_scripts_and_assets_come_gzipped_once_and_revalidate(loaded, redis_url, tmp_path):
+    """Dash's scripts and our assets come gzipped to a browser that accepts it (the same bytes once
+    unzipped, under an ETag of their own), plain to one that does not; a revalidation of the
+    gzipped asset answers 304 (it came whole again before: the ETag it named was not the file's)."""
+    import gzip
+    import re
+
+    engine, _ = loaded
+    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "DATABASE_URL": engine.url.render_as_string(False)})
+    web = signed_in(create_app(cfg, redis_url).server)
+    page = web.get("/").get_data(as_text=True)
+    scripts = [src for src in re.findall(r'src="([^"]+)"', page)
+               if "dash_core_components.v" in src or src.startswith("/assets/layers.js")]
+    assert len(scripts) == 2, scripts
+    for src in scripts:
+        plain = web.get(src)
+        zipped = web.get(src, headers={"Accept-Encoding": "gzip, deflate"})
+        assert plain.status_code == zipped.status_code == 200 and "Content-Encoding" not in plain.headers
+        assert zipped.headers["Content-Encoding"] == "gzip" and "Accept-Encoding" in zipped.headers["Vary"]
+        assert gzip.decompress(zipped.data) == plain.data and len(zipped.data) < len(plain.data) / 2
+        if "ETag" in plain.headers:  # our assets (no-cache): revalidated at every load
+            assert zipped.headers["ETag"] == plain.headers["ETag"][:-1] + '-gz"'
+            again = web.get(src, headers={"Accept-Encoding": "gzip", "If-None-Match": zipped.headers["ETag"]})
+            assert again.status_code == 304 and again.data == b""
