@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import logging
 import os
@@ -571,13 +572,17 @@ def _access_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def private_files(config: settings.Config) -> None:
     """Everything opsmap writes is its own: files 600, directories 700 (the SQLite file, the
-    embedded Redis's append-only file, keys), the var directory's existing files included."""
+    embedded Redis's append-only file, keys), the var directory's existing files included.
+    A file another process removes meanwhile (SQLite's journal, as gunicorn's workers start
+    together) is skipped; a symbolic link is not followed out of the directory."""
     os.umask(0o077)
     var = config.var_path
     if var.exists():
         var.chmod(0o700)
         for path in var.rglob("*"):
-            path.chmod(0o700 if path.is_dir() else 0o600)
+            with contextlib.suppress(FileNotFoundError):
+                if not path.is_symlink():
+                    path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def _cannot(config: settings.Config, exc: BaseException) -> tuple[str, str] | None:

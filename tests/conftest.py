@@ -225,12 +225,14 @@ def shared_deployment(tmp_path: Path, redis_url: str) -> dict[str, str]:
     return env
 
 
-def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
-    """Poll /healthz until the start has computed its layers; fail fast if the process dies."""
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60, log: Path | None = None) -> dict:
+    """Poll /healthz until the start has computed its layers; fail fast if the process dies
+    (with the end of ``log``, the file its stderr goes to, when given)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"app exited with {proc.returncode}")
+            said = log.read_text(errors="replace")[-3000:] if log is not None and log.exists() else ""
+            raise RuntimeError(f"app exited with {proc.returncode}\n{said}")
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=2) as resp:
                 return json.load(resp)

@@ -391,3 +391,35 @@ def test_pii013_a_raw_entry_leaves_the_embedded_redis_files_too(loaded, tmp_path
         assert client.xlen("opsmap:checkins") == 0
     finally:
         server.stop()
+
+
+def test_pii014_making_the_var_directory_private_survives_files_that_come_and_go(tmp_path):
+    """Another process's SQLite journal or WAL files come and go while a start walks the var
+    directory (two gunicorn workers start at once): a file gone between the listing and its
+    chmod is skipped, not a failed start (the likely cause of a gunicorn worker that failed to
+    boot in one CI run, srv002: exit 3)."""
+    import threading
+
+    import app as opsmap_app
+    from data.settings import load
+
+    config = load(environ={"OPSMAP_VAR_DIR": str(tmp_path)})
+    (tmp_path / "kept").write_text("x")
+    stop = threading.Event()
+
+    def churn() -> None:  # as SQLite makes and removes a journal next to its database
+        while not stop.is_set():
+            for i in range(20):
+                (tmp_path / f"db-journal-{i}").write_bytes(b"")
+            for i in range(20):
+                (tmp_path / f"db-journal-{i}").unlink()
+
+    walker = threading.Thread(target=churn)
+    walker.start()
+    try:
+        for _ in range(300):
+            opsmap_app.private_files(config)
+    finally:
+        stop.set()
+        walker.join()
+    assert oct((tmp_path / "kept").stat().st_mode & 0o777) == "0o600"

@@ -34,12 +34,14 @@ def test_srv001_redis_url_setting_starts_no_embedded_server(tmp_path, redis_url)
 def test_srv002_gunicorn_serves_app_server_on_shared_engines(tmp_path, redis_url):
     env = shared_deployment(tmp_path, redis_url)
     port = free_port()
-    proc = subprocess.Popen([str(GUNICORN), "--no-control-socket", "-k", "gthread", "-w", "2",
-                             "-b", f"127.0.0.1:{port}", "app:server"], env=env, cwd=PROJECT_ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = tmp_path / "gunicorn.log"
+    with log.open("w") as said:
+        proc = subprocess.Popen([str(GUNICORN), "--no-control-socket", "-k", "gthread", "-w", "2",
+                                 "-b", f"127.0.0.1:{port}", "app:server"], env=env, cwd=PROJECT_ROOT,
+                                stdout=subprocess.DEVNULL, stderr=said)
     try:
         url = f"http://127.0.0.1:{port}"
-        health = wait_healthy(url, proc)
+        health = wait_healthy(url, proc, log=log)
         assert {k: health[k] for k in ("status", "database", "redis")} == {"status": "ok", "database": "ok",
                                                                            "redis": "ok"}
         assert set(health["ingest"]) == {"lag", "pending", "dead", "waiting"}
