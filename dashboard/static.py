@@ -31,13 +31,14 @@ class _Zipped:
         self._size = size
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, ...], body: Response) -> bytes:
+    def get(self, key: tuple[str, ...], response: Response) -> bytes:
+        """The gzipped body of ``response`` (a file version's), compressed when first asked."""
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 return self._items[key]
-        body.direct_passthrough = False  # a file response streams its file: read it this once
-        zipped = gzip.compress(body.get_data(), compresslevel=9, mtime=0)  # the same bytes in every process
+        response.direct_passthrough = False  # a file response streams its file: read it this once
+        zipped = gzip.compress(response.get_data(), compresslevel=9, mtime=0)  # the same bytes in every process
         with self._lock:
             self._items[key] = zipped
             while len(self._items) > self._size:

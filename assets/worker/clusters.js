@@ -194,10 +194,10 @@ function lazily(read) {  // an array whose i-th element is read(i), made when as
     }});
 }
 
-// A supercluster index of a table's points, made without a feature per point (their making
-// and collection were a third of a cold load's ~0.2 s, CPU a first paint shares with the
-// page): load() reads each point's coordinates as it iterates, so one cursor stands for every
-// row in turn; the index then reads the rows' properties and ids from the table.
+// A supercluster index of a table's points, made without a feature per point (making them was
+// a third of the worker's ~0.2 s cold load): load() reads each point's coordinates as it
+// iterates, so one cursor stands for every row in turn; the index then reads the rows'
+// properties and ids from the table (supercluster 9's props and ids, as adopt() sets them).
 function tableIndex(rows, radius) {
     var at = [0, 0], cursor = {type: "Feature", geometry: {type: "Point", coordinates: at}, properties: null};
     var points = {length: rows.count};
@@ -274,7 +274,7 @@ var ops = {
         var layer = known(msg.url);
         return opsmapGeo.fetchAnswer(msg.from, {cache: "no-store"}).then(function (got) {
             var fetched = Date.now();
-            features(layer);
+            features(layer);  // a loaded table's made now: the patch is merged into them
             var next = opsmapGeo.applied(layer.fc, layer.version, got);
             layer.version = next.version;
             if (next.changed) {
