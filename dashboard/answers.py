@@ -27,6 +27,8 @@ import numpy as np
 import orjson
 from flask import Response, request
 
+from dashboard.gzipping import accepted, encode
+
 GZIP_MIN_BYTES = 8192
 #: feature digests kept over all remembered versions (about 100 bytes each)
 HISTORY_FEATURES = 500_000
@@ -248,11 +250,11 @@ class Encoded:
     def response(self, max_age: int | None) -> Response:
         """The answer in the encoding the client accepts, conditional on its ETag; ``max_age``
         None: not to be stored (a patch is only meaningful to the client that asked)."""
-        zipped = self.gz is not None and "gzip" in request.headers.get("Accept-Encoding", "")
-        response = Response(self.gz if zipped else self.body, mimetype=self.mimetype)
+        response = Response(self.body, mimetype=self.mimetype)
+        zipped = self.gz is not None and accepted(response, GZIP_MIN_BYTES)
         if zipped:
-            response.headers["Content-Encoding"] = "gzip"
-        response.vary.add("Accept-Encoding")
+            encode(response, self.gz)
+        response.vary.add("Accept-Encoding")  # a cache keeps each encoding apart
         if max_age is None:
             response.cache_control.no_store = True
             return response

@@ -25,6 +25,7 @@ from sqlalchemy.orm import sessionmaker
 import layers
 from dashboard import access
 from dashboard.answers import GZIP_MIN_BYTES, Encoded, Growth
+from dashboard.gzipping import accepted, encode
 from data.access import policy
 from data.domain import deadlines
 from data.domain.crs import to_gcj02
@@ -43,13 +44,10 @@ api = Blueprint("opsmap_api", __name__)
 @api.after_request
 def compress(response: Response) -> Response:
     """Gzip large JSON answers (layers with many points) for clients that accept it."""
-    if (response.status_code != 200 or response.direct_passthrough or response.mimetype != "application/json"
-            or "Content-Encoding" in response.headers or "gzip" not in request.headers.get("Accept-Encoding", "")
-            or response.content_length is None or response.content_length < GZIP_MIN_BYTES):
+    if response.direct_passthrough or response.mimetype != "application/json" or not accepted(response,
+                                                                                               GZIP_MIN_BYTES):
         return response
-    response.set_data(gzip.compress(response.get_data(), compresslevel=5))
-    response.headers["Content-Encoding"] = "gzip"
-    response.vary.add("Accept-Encoding")
+    encode(response, gzip.compress(response.get_data(), compresslevel=5))
     return response
 
 

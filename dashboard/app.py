@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 import layers
-from dashboard import access, admin, briefing, hardening, map_page, officer_page, screen_page, signin, static
+from dashboard import access, admin, briefing, gzipping, hardening, map_page, officer_page, screen_page, signin
 from dashboard.answers import Growth
 from dashboard.api import StreamSlots, api
 from dashboard.i18n import tr
@@ -150,7 +150,7 @@ def create_app(config: Config, redis_url: str | None = None) -> Dash:
     for page in PAGES.values():
         page.register(app, sessions, config, redis_url)
     hardening.install(app, config)
-    static.install(app.server)
+    gzipping.install(app.server)
     return app
 
 

@@ -1,10 +1,12 @@
-"""Dash's scripts and our assets gzipped, each file once.
+"""Answers gzipped for clients that accept it: the read API's large JSON (``api.compress``)
+and Dash's scripts and our assets, each file once.
 
-Why: a page's first load brings 1.5 MB of scripts (Dash's renderer and component libraries,
-dash-leaflet, ours), which Flask sends as they are on disk — a phone on a mobile network waits
-for every byte. Gzipped they are about a quarter. Each file version is compressed once and kept
-(the files are few and fixed), so a request costs a lookup, not a compression; an asset's ETag
-gets a suffix of its own per encoding, and a revalidation of the gzipped one still answers 304.
+Why the files: a page's first load brings 1.5 MB of scripts (Dash's renderer and component
+libraries, dash-leaflet, ours), which Flask sends as they are on disk — a phone on a mobile
+network waits for every byte. Gzipped they are about a quarter. Each file version is compressed
+once and kept (the files are few and fixed), so a request costs a lookup, not a compression; an
+asset's ETag gets a suffix of its own per encoding, and a revalidation of the gzipped one still
+answers 304.
 """
 
 from __future__ import annotations
@@ -46,26 +48,37 @@ class _Zipped:
         return zipped
 
 
+def accepted(response: Response, min_bytes: int) -> bool:
+    """Whether ``response`` may go gzipped: a whole answer (200) of ``min_bytes`` or more, not
+    encoded yet, to a client that accepts gzip."""
+    return (response.status_code == 200 and "Content-Encoding" not in response.headers
+            and (response.content_length or 0) >= min_bytes
+            and "gzip" in request.headers.get("Accept-Encoding", ""))
+
+
+def encode(response: Response, zipped: bytes) -> None:
+    """Make ``zipped`` (its body, gzipped) the body of ``response``."""
+    response.set_data(zipped)
+    response.headers["Content-Encoding"] = "gzip"
+    response.headers.pop("Accept-Ranges", None)  # byte ranges of the plain body, not of this one
+    response.vary.add("Accept-Encoding")
+
+
 def install(server: Flask) -> None:
     """Gzip static files for clients that accept it (Flask ``after_request``)."""
     zipped = _Zipped(KEPT)
 
     @server.after_request
     def gzip_static(response: Response) -> Response:
-        if (response.status_code != 200 or request.method != "GET" or "Content-Encoding" in response.headers
-                or not request.path.startswith(STATIC_PREFIXES) or response.mimetype not in ZIPPED_TYPES
-                or (response.content_length or 0) < MIN_BYTES
-                or "gzip" not in request.headers.get("Accept-Encoding", "")):
+        if (request.method != "GET" or not request.path.startswith(STATIC_PREFIXES)
+                or response.mimetype not in ZIPPED_TYPES or not accepted(response, MIN_BYTES)):
             return response
         etag, _ = response.get_etag()
         key = (request.path, etag or "", response.headers.get("Last-Modified", ""), str(response.content_length))
         source = response.response
-        response.set_data(zipped.get(key, response))
+        encode(response, zipped.get(key, response))
         if hasattr(source, "close"):  # the file send_file opened, not read when the body was kept
             source.close()
-        response.headers["Content-Encoding"] = "gzip"
-        response.headers.pop("Accept-Ranges", None)  # byte ranges of the file, not of this body
-        response.vary.add("Accept-Encoding")
         if etag:
             response.set_etag(f"{etag}-gz")
             response.make_conditional(request)  # If-None-Match names the gzipped version: 304
