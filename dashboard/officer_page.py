@@ -32,6 +32,7 @@ from dashboard.map_page import (
     register_sources,
     signed_in_as,
     source_stores,
+    unless_drawn,
 )
 from data.access import policy
 from data.models import Committee, WorkOrder
@@ -84,6 +85,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                        options=[{"label": tr(text, lang), "value": key} for key, text in FILTERS.items()]),
         html.Ul(id="officer-list", className="officer-list"),
         html.Div(id="officer-orders", hidden=True),  # every order of the list, for assets/officer.js to announce
+        dcc.Store(id="officer-list-drawn"),  # the digest of the list drawn: an unchanged one is not redrawn
         html.Button(id="officer-more", className="officer-more", n_clicks=0, hidden=True),
         dl.Map(id="officer-map", className="officer-map", center=SHANGHAI_CENTRE, zoom=15, zoomSnap=0.25,
                children=[layer_control(PAGE, lang, SHOWN)]),
@@ -147,15 +149,21 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
 
     @app.callback(Output("officer-list", "children"), Output("officer-more", "children"),
                   Output("officer-more", "hidden"), Output("officer-orders", "children"),
-                  Output("officer-events-ack", "children"),
+                  Output("officer-list-drawn", "data"), Output("officer-events-ack", "children"),
                   Input("officer-committee", "value"), Input("officer-filter", "value"),
-                  Input("officer-more", "n_clicks"), Input("officer-events", "data"), Input("officer-done", "data"))
-    def refresh(committee: str | None, only: str | None, more: int, _: str | None, __: int) -> tuple[Any, ...]:
-        """The work list, redrawn on change notices (one in flight at a time) and after each action:
-        one kind of item or all, a page at a time (a phone cannot draw an afternoon's 700 lines)."""
+                  Input("officer-more", "n_clicks"), Input("officer-events", "data"), Input("officer-done", "data"),
+                  State("officer-list-drawn", "data"))
+    def refresh(committee: str | None, only: str | None, more: int, _: str | None, __: int,
+                drawn: str | None) -> tuple[Any, ...]:
+        """The work list, redrawn on change notices (one in flight at a time) and after each action,
+        when it changed."""
+        return (*unless_drawn(drawn, list_of(committee, only, more)), ack())
+
+    def list_of(committee: str | None, only: str | None, more: int) -> tuple[Any, ...]:
+        """One kind of item or all, a page at a time (a phone cannot draw an afternoon's 700 lines)."""
         q = query(committee)
         if q is None:
-            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], "", True, "{}", ack()
+            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], "", True, "{}"
         who = access.actor()
         with sessions() as session:
             items = worklist(session, q, lambda layer, fc: policy.features(who, layer, q.street_id, fc))
@@ -166,7 +174,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         rest = len(items) - len(shown)
         return ([_item(i, lang) for i in shown] or [html.Li(tr("暂无待办", lang), className="officer-empty")],
                 tr("再显示 {n} 项（共 {total} 项）", lang).format(n=min(rest, PAGE_SIZE), total=len(items)),
-                rest <= 0, json.dumps(orders, ensure_ascii=False), ack())
+                rest <= 0, json.dumps(orders, ensure_ascii=False))
 
     @app.callback(Output("officer-selected", "data"),
                   Input({"type": "officer-item", "layer": ALL, "id": ALL}, "n_clicks"),

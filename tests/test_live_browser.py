@@ -64,7 +64,6 @@ def test_liv002_a_typed_moment_wins_over_live_ticks(app_url, browser, traffic, a
     assert page.locator("#panel-cases").count() == 1
     longest = max(page.evaluate("window.__long") or [0])
     page.screenshot(path=str(artifacts / "liv002-moment-under-traffic.png"))
-    print("LAYOUTS", page.evaluate("(window.__layouts || []).map(Math.round)"))
     print(f"liv002: the moment's panels after {took:.2f} s; longest main-thread task {longest:.0f} ms")
     assert longest <= 200, f"the main thread was blocked {longest:.0f} ms"
 

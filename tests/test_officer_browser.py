@@ -12,12 +12,13 @@ pytestmark = BROWSER
 PHONE = {"width": 360, "height": 800}
 
 
-def _order(app_url: str, app_var, tag: str, dispatch: bool) -> tuple[str, str, str]:
-    """An order placed at a compound (and dispatched to its committee); returns id, text, committee name."""
+def _order(app_url: str, app_var, tag: str, dispatch: bool, not_in: str = "") -> tuple[str, str, str]:
+    """An order placed at a compound (and dispatched to its committee), one not of committee
+    ``not_in`` when named; returns id, text, committee name."""
     db = sqlite3.connect(app_var / "opsmap.db")
     lat, lng, committee, name = db.execute(
         "SELECT c.lat, c.lng, c.committee_id, m.name FROM compound c JOIN committee m ON m.id = c.committee_id "
-        "ORDER BY c.id LIMIT 1 OFFSET 5").fetchone()
+        "WHERE m.name != ? ORDER BY c.id LIMIT 1 OFFSET 5", (not_in,)).fetchone()
     oid, text = f"{tag}-{int(time.time() * 1000)}", f"独居老人缺药 {tag}"
     now = dt.datetime.now(dt.UTC).isoformat()
     post_event(app_url, "workorders", {"event_id": f"{oid}-c", "ts": now, "order_id": oid, "action": "create",
@@ -133,4 +134,31 @@ def test_off002_only_allowed_actions_and_an_implausible_value_asks_first(app_url
     assert db.execute("SELECT temperature, corrects IS NOT NULL FROM health_checkin ORDER BY id DESC LIMIT 2"
                       ).fetchall() == [(36.8, 1), (45.0, 0)]
     page.locator(".officer-detail", has_text="更正前体温").wait_for(timeout=10_000)
+    assert errors == []
+
+
+def test_off004_a_notice_that_changes_nothing_on_the_list_redraws_nothing(app_url, app_var, browser):
+    """Under an afternoon's traffic most notices are of other committees: redrawing an unchanged
+    list blocked a phone's main thread 50–330 ms a notice (liv001 failed in CI on it)."""
+    _, text, committee = _order(app_url, app_var, "off004a", dispatch=True)
+    errors: list[str] = []
+    page = _officer(browser, app_url, committee, errors)
+    page.locator(".officer-item", has_text=text).wait_for(timeout=15_000)
+    answers: list[bool] = []  # per answer to a notice: whether it redraws the list
+
+    def answered(response) -> None:
+        body = response.body() if "_dash-update-component" in response.url else b""
+        if b"officer-events-ack" in body:
+            answers.append(b'"officer-list"' in body)
+
+    page.on("response", answered)
+    _order(app_url, app_var, "off004b", dispatch=True, not_in=committee)  # another committee's order
+    deadline = time.monotonic() + 10
+    while not answers and time.monotonic() < deadline:  # the page answered its notice
+        page.wait_for_timeout(50)
+    assert answers and not any(answers), f"an unchanged list was redrawn: {answers}"
+    answers.clear()
+    _, mine, _ = _order(app_url, app_var, "off004c", dispatch=True)  # this committee's: the list changes
+    page.locator(".officer-item", has_text=mine).wait_for(timeout=10_000)
+    assert any(answers)
     assert errors == []
