@@ -146,7 +146,12 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds (1-15) a change stream waits for a notice before it sends a keep-alive: a page that went "
             "away gives its stream back at the next one. Shorter behind a proxy that closes idle connections "
             "sooner.", _between(1, 15)),  # 15: data.pipeline.streams.LONGEST_BLOCK_S, its socket's limit
-    Setting("OPSMAP_INGEST_BATCH", "500", "Events an ingest worker reads and commits per batch.", int),
+    Setting("OPSMAP_INGEST_BATCH", "500", "Events an ingest worker reads and commits per batch while it keeps up.",
+            int),
+    Setting("OPSMAP_INGEST_BATCH_MAX", "4000",
+            "Events per batch a worker grows to while it catches up on a backlog: each full batch doubles the "
+            "next while that one would take under 0.1 s and a tenth of OPSMAP_INGEST_CLAIM_IDLE_MS; the first "
+            "short one returns it to OPSMAP_INGEST_BATCH.", int),
     Setting("OPSMAP_INGEST_CLAIM_IDLE_MS", "30000",
             "A pending event idle this long (its worker presumably dead) is claimed by a live worker.", int),
     Setting("OPSMAP_INGEST_MAX_TRIES", "5",
