@@ -18,6 +18,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -59,10 +60,12 @@ def fill(redis_url: str, gates: list[str], run_id: str, n: int, rate: float | No
 
 
 def config(fixed_batch: bool = False):
-    """The shipped batch settings, or (``fixed_batch``) batches that never grow: the baseline of catching up."""
-    fixed = {"OPSMAP_INGEST_BATCH_MAX": "0"} if fixed_batch else {}
-    return load(environ={"OPSMAP_VAR_DIR": tempfile.mkdtemp(), "OPSMAP_HMAC_KEY": "bench-key-0123456789abcdef",
-                         "OPSMAP_SWEEP_S": "1e9", **fixed})
+    """The shipped batch settings, or (``fixed_batch``) batches that never grow past
+    OPSMAP_INGEST_BATCH: the baseline of catching up."""
+    environ = {"OPSMAP_VAR_DIR": tempfile.mkdtemp(), "OPSMAP_HMAC_KEY": "bench-key-0123456789abcdef",
+               "OPSMAP_SWEEP_S": "1e9"}
+    shipped = load(environ=environ)
+    return load(environ={**environ, "OPSMAP_INGEST_BATCH_MAX": str(shipped.ingest_batch)}) if fixed_batch else shipped
 
 
 def bare(redis_url: str, gates: list[str], n: int) -> float:
@@ -114,7 +117,9 @@ def stored(engine_url: str, redis_url: str, gates: list[str], n: int, workers: i
 class Timed(Worker):
     """The worker as shipped, noting when each applied entry was acknowledged (ms after its XADD)."""
 
-    latencies: list[float]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.latencies: list[float] = []
 
     def handle(self, entries: list[streams.Entry], redelivered: bool = False) -> Outcome:
         out = super().handle(entries, redelivered)
@@ -129,7 +134,6 @@ def paced(engine_url: str, redis_url: str, gates: list[str]) -> tuple[float, flo
     client.flushdb()
     streams.ensure_group(client)
     worker = Timed(make_engine(engine_url), client, config(), consumer="paced")
-    worker.latencies = []
     settle_heap()
     n = PACED_RATE * PACED_S
     producer = multiprocessing.Process(target=fill, args=(redis_url, gates, uuid.uuid4().hex[:6], n, PACED_RATE))
