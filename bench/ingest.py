@@ -4,12 +4,18 @@ held at OPSMAP_INGEST_BATCH, then growing as shipped) and on PostgreSQL (one wor
 worker processes), the ratio to the bare consumer, the worker's CPU time per event, and the
 append→acknowledgement latency at 10,000 events/s offered. The worker runs on the shipped settings.
 
+The first runs start from an empty check-in table, with ids in order (``<run>-<n>``): the best
+case. ``at scale`` runs on a SQLite database already holding STORED_AT_SCALE check-ins (four
+weeks of a busy street) with random (UUID) event ids, as many producers send them: each id then
+lands on its own page of the ledger's key.
+
 Run: ``make bench`` or ``.venv/bin/python bench/ingest.py [N] [REDIS_URL] [POSTGRES_URL]``.
 Uses Redis database 13 of REDIS_URL's server (flushed) and throwaway PostgreSQL schemas.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import multiprocessing
 import statistics
@@ -27,14 +33,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _pg import PG, pg_schema_url
 
 from data.domain.privacy import id_check_char
+from data.models import CheckIn, ProcessedEvent
 from data.pipeline import streams
 from data.pipeline.ingest import Outcome, Worker, pending_total, settle_heap
 from data.settings import PROJECT_ROOT, load
 from data.sources.loader import load_street
-from data.store import make_engine
+from data.store import bulk_insert, make_engine, transaction
 
 PACED_RATE = 10_000  # events/s offered in the latency run
 PACED_S = 5
+STORED_AT_SCALE = 1_000_000
 
 
 def person(n: int) -> str:
@@ -42,21 +50,23 @@ def person(n: int) -> str:
     return first + id_check_char(first)
 
 
-def checkins(gates: list[str], run_id: str, start: int, stop: int) -> list[str]:
-    return [json.dumps({"event_id": f"{run_id}-{i}", "ts": "2022-04-10T08:00:00+08:00",
-                        "gate_id": gates[i % len(gates)], "direction": "in" if i % 2 else "out",
+def checkins(gates: list[str], run_id: str, start: int, stop: int, random_ids: bool = False) -> list[str]:
+    return [json.dumps({"event_id": uuid.uuid4().hex if random_ids else f"{run_id}-{i}",
+                        "ts": "2022-04-10T08:00:00+08:00", "gate_id": gates[i % len(gates)],
+                        "direction": "in" if i % 2 else "out",
                         "person_id": person(i % 5000), "category": "resident", "temperature": 36.4 + (i % 7) / 10})
             for i in range(start, stop)]
 
 
-def fill(redis_url: str, gates: list[str], run_id: str, n: int, rate: float | None = None) -> None:
+def fill(redis_url: str, gates: list[str], run_id: str, n: int, rate: float | None = None,
+         random_ids: bool = False) -> None:
     """Append ``n`` check-ins, 1,000 per round trip; with ``rate``, paced to that many a second."""
     client = streams.connect(redis_url)
     t0 = time.perf_counter()
     for start in range(0, n, 1000):
         if rate:
             time.sleep(max(0.0, t0 + start / rate - time.perf_counter()))
-        streams.append(client, "checkins", checkins(gates, run_id, start, min(n, start + 1000)))
+        streams.append(client, "checkins", checkins(gates, run_id, start, min(n, start + 1000), random_ids))
 
 
 def config(fixed_batch: bool = False):
@@ -94,12 +104,12 @@ def consume(engine_url: str, redis_url: str, name: str, fixed_batch: bool, out: 
 
 
 def stored(engine_url: str, redis_url: str, gates: list[str], n: int, workers: int = 1,
-           fixed_batch: bool = False) -> tuple[float, float]:
+           fixed_batch: bool = False, random_ids: bool = False) -> tuple[float, float]:
     """opsmap's worker(s) on ``n`` entries appended beforehand: events/s and CPU ms per event."""
     client = streams.connect(redis_url)
     client.flushdb()
     streams.ensure_group(client)
-    fill(redis_url, gates, uuid.uuid4().hex[:6], n)
+    fill(redis_url, gates, uuid.uuid4().hex[:6], n, random_ids=random_ids)
     results: multiprocessing.Queue = multiprocessing.Queue()
     procs = [multiprocessing.Process(target=consume, args=(engine_url, redis_url, f"bench-{i}", fixed_batch, results))
              for i in range(workers)]
@@ -145,6 +155,22 @@ def paced(engine_url: str, redis_url: str, gates: list[str]) -> tuple[float, flo
     return q[49], q[98]
 
 
+def history(url: str, gates: list[str], n: int) -> None:
+    """``n`` check-ins of the four weeks before the bench's day, with their ledger rows, stored as
+    the worker would have stored them (UUID ids), in bulk: the table a street has after a month."""
+    engine, start = make_engine(url), dt.datetime(2022, 3, 13, tzinfo=dt.UTC)
+    for first in range(0, n, 100_000):
+        ids = [uuid.uuid4().hex for _ in range(first, min(n, first + 100_000))]
+        with transaction(engine) as session:
+            bulk_insert(session, CheckIn.__table__, [
+                {"event_id": e, "gate_id": gates[i % len(gates)], "ts": start + dt.timedelta(seconds=(first + i) * 2.4),
+                 "direction": "in", "person_hash": f"{i:064x}", "person_masked": "310101********1234",
+                 "category": "resident", "temperature": 36.5} for i, e in enumerate(ids)])
+            bulk_insert(session, ProcessedEvent.__table__, [{"event_id": e} for e in ids], stream="checkins",
+                        digest="0" * 64, entry_id="0-1", processed_at=start, effects={"counters": {}})
+    engine.dispose()
+
+
 def loaded(url: str) -> list[str]:
     data = load_street(make_engine(url), PROJECT_ROOT / "data" / "datasets", "南京东路", 20220410, False)
     return [g.id for g in data.gates]
@@ -164,6 +190,11 @@ def main(n: int = 200_000, redis_url: str = "redis://127.0.0.1:6379/13", pg_url:
         print(f"{'opsmap sqlite':<26} {n:>8,} events  {rate:>9,.0f} events/s  {rate / base:5.2f} of bare  "
               f"CPU {cpu * 1000:4.0f} µs/event  at {PACED_RATE:,}/s offered: append→ack p50 {p50:4.0f} ms  "
               f"p99 {p99:4.0f} ms")
+        at_scale = f"sqlite:///{tmp}/at-scale.db"
+        history(at_scale, loaded(at_scale), STORED_AT_SCALE)
+        rate, cpu = stored(at_scale, redis_url, gates, n, random_ids=True)
+        print(f"{'opsmap sqlite at scale':<26} {n:>8,} events  {rate:>9,.0f} events/s  {rate / base:5.2f} of bare  "
+              f"CPU {cpu * 1000:4.0f} µs/event  ({STORED_AT_SCALE:,} check-ins stored before, UUID event ids)")
     for workers in (1, 2):
         with pg_schema_url(pg_url) as url:
             if url is None:
