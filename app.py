@@ -92,7 +92,7 @@ def _exit_on_signals() -> threading.Event:
 def _serve(config: settings.Config, args: argparse.Namespace) -> int:
     from dashboard.app import create_app, warm
     from data import retention
-    from data.pipeline import notify
+    from data.pipeline import notify, streams
     from data.pipeline.ingest import run_workers
     from data.pipeline.redis_server import redis_url
 
@@ -102,7 +102,7 @@ def _serve(config: settings.Config, args: argparse.Namespace) -> int:
         app.logger.setLevel(logging.getLogger().level)  # Dash sets its own logger to INFO
         _how_to_sign_in(config, app.server.config["OPSMAP_ENGINE"])
         threading.Thread(target=retention.keep, name="opsmap-retention", daemon=True,
-                         args=(app.server.config["OPSMAP_ENGINE"], config, stop)).start()
+                         args=(app.server.config["OPSMAP_ENGINE"], streams.connect(url), config, stop)).start()
         warm(app, config)
         workers = []
         if config.ingest_in_serve:
@@ -272,6 +272,8 @@ def _purge(config: settings.Config, args: argparse.Namespace) -> int:
     from data import retention
     from data.access import audit
     from data.domain.rules import SHANGHAI
+    from data.pipeline import streams
+    from data.pipeline.redis_server import redis_url
     from data.store import make_engine, migrate
 
     try:
@@ -282,6 +284,8 @@ def _purge(config: settings.Config, args: argparse.Namespace) -> int:
     engine = make_engine(config.sqlalchemy_url)
     migrate(engine)
     done = retention.anonymise(engine, before)
+    with redis_url(config) as url:
+        done["feed"] = retention.anonymise_feed(streams.connect(url), before)
     audit.record(engine, f"cli:{getpass.getuser()}", "purge", f"before:{args.before}", **done)
     print(f"before {args.before} (Shanghai): " + ", ".join(f"{k} {v}" for k, v in done.items()))
     return 0
@@ -559,7 +563,8 @@ def _access_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
         for parser_ in group.choices.values():
             parser_.set_defaults(run=_access)
     purge = sub.add_parser("purge", parents=[common],
-                           help="anonymise check-ins and registrations, delete health check-ins, before a date")
+                           help="anonymise check-ins, registrations, alerts and the feed, delete health check-ins, "
+                                "before a date")
     purge.add_argument("--before", required=True, help="a date (Shanghai), e.g. 2022-05-01")
     purge.set_defaults(run=_purge)
     audit = sub.add_parser("audit", parents=[common], help="print the audit trail")

@@ -22,13 +22,13 @@ import openpyxl
 import pytest
 import redis
 import shapely
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from dashboard import briefing
 from dashboard.app import create_app
 from data.access import accounts
 from data.access.policy import Role
-from data.domain.privacy import Hasher, mask_phone, normalise_id, scrub
+from data.domain.privacy import Hasher, mask_id, mask_phone, normalise_id, scrub
 from data.models import (
     Alert,
     CheckIn,
@@ -36,14 +36,15 @@ from data.models import (
     HealthCheckIn,
     HomeObservation,
     Person,
+    ProcessedEvent,
     ReturneeRegistration,
     WorkOrder,
 )
 from data.pipeline import streams
 from data.pipeline.dead import iter_dead
-from data.pipeline.events import EventError, validate
+from data.pipeline.events import EventError, public_alert, validate
 from data.pipeline.ingest import Worker
-from data.retention import GONE, anonymise
+from data.retention import GONE, anonymise, anonymise_feed
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
 from tests.conftest import file_bytes, free_port, person_id, phone, shared_deployment, signed_in, wait_healthy
@@ -236,6 +237,61 @@ def test_pii007_retention_anonymises_person_level_rows_and_keeps_counts(loaded, 
     assert anonymise(engine, before)["checkins"] == 0  # once only
     with session_factory(engine)() as s:
         assert s.get(HealthCheckIn, health_id) is None and s.get(HealthCheckIn, recent_id) is not None
+
+
+def test_pii015_retention_takes_the_person_out_of_alerts_the_feed_violation_orders_and_the_ledger(
+        loaded, client, config):
+    engine, data = loaded
+    t, pid = uuid.uuid4().hex[:8], person_id(715, "19750505")
+    masked = mask_id(pid)
+    comp = data.compounds[12]
+    gate = next(g for g in data.gates if g.compound_id == comp.id)
+    day = dt.datetime(2000, 1, 3, 9, tzinfo=dt.timezone(dt.timedelta(hours=8)))  # before the cut-off below
+    worker = Worker(engine, client, config, consumer=f"test-{t}")
+    streams.append(client, "cases", [json.dumps({"event_id": f"{t}-obs", "ts": day.isoformat(), "person_id": pid,
+                                                 "category": "home_observation", "compound_id": comp.id})])
+    drain(worker, client)
+    out = (day + dt.timedelta(days=2)).isoformat()  # walks out, with a fever: two alerts and an order
+    streams.append(client, "checkins", [json.dumps({"event_id": f"{t}-out", "ts": out, "gate_id": gate.id,
+                                                    "direction": "out", "person_id": pid, "category": "resident",
+                                                    "temperature": 38.6})])
+    drain(worker, client)
+    streams.append(client, "workorders", [json.dumps({"event_id": f"{t}-cancel", "ts": out, "order_id": f"auto-{t}-out",
+                                                      "action": "cancel", "note": "已劝返"})])
+    drain(worker, client)
+    ids = [f"{t}-obs", f"{t}-out", f"{t}-cancel"]
+
+    def person_named() -> dict[str, list[str]]:
+        """Where the masked number still is, by place."""
+        with session_factory(engine)() as s:
+            alerts = s.scalars(select(Alert).where(Alert.event_id == f"{t}-out")).all()
+            order = s.get(WorkOrder, f"auto-{t}-out")
+            ledger = s.scalars(select(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids))).all()
+            places = {"alerts": [a.message for a in alerts], "order": [order.description],
+                      "ledger": [json.dumps(r.effects, ensure_ascii=False) for r in ledger]}
+            home = [order.address] if order.address == comp.address else []  # where the person lives
+        places["feed"] = [raw.decode() for name in streams.FEED_STREAMS
+                          for raw in client.lrange(streams.feed_key(name), 0, -1)]
+        named = {where: [text for text in texts if masked in text] for where, texts in places.items()}
+        named["order"] += home
+        return named
+
+    named = person_named()
+    assert all(named.values()), named  # the person is named in each place before …
+    before = dt.datetime(2001, 1, 1, tzinfo=dt.UTC)
+    with session_factory(engine, write=True)() as s, s.begin():  # … and these ledger rows are that old too
+        s.execute(update(ProcessedEvent).where(ProcessedEvent.event_id.in_(ids)).values(processed_at=day))
+    feed_before = {name: client.llen(streams.feed_key(name)) for name in streams.FEED_STREAMS}
+    done = anonymise(engine, before)
+    assert done["alerts"] >= 2 and done["violation_orders"] >= 1 and done["ledger_effects"] >= 3
+    assert anonymise_feed(client, before) >= 2
+    assert person_named() == {"alerts": [], "order": [], "ledger": [], "feed": []}
+    with session_factory(engine)() as s:  # what happened and where stays
+        messages = {a.kind: a.message for a in s.scalars(select(Alert).where(Alert.event_id == f"{t}-out"))}
+        assert messages == {kind: public_alert(kind, gate.name) for kind in ("fever", "quarantine_violation")}
+        assert s.get(WorkOrder, f"auto-{t}-out").state == "cancelled"
+    assert {name: client.llen(streams.feed_key(name)) for name in streams.FEED_STREAMS} == feed_before
+    assert anonymise(engine, before)["alerts"] == 0 and anonymise_feed(client, before) == 0  # once only
 
 
 def test_pii008_headers_errors_and_hosts(app):
