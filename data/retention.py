@@ -98,6 +98,8 @@ def anonymise_feed(client: redis.Redis, before: dt.datetime) -> int:
 
 
 def _names_someone(item: dict[str, Any], before: dt.datetime) -> bool:
+    """A feed item older than ``before`` whose text is not its public form (only items that can
+    name a person carry one: alerts, health check-ins, observations)."""
     return ("public" in item and item.get("text") != item["public"]
             and dt.datetime.fromisoformat(item["ts"]) < before)
 
