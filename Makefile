@@ -59,7 +59,7 @@ test: install-test browser servers
 lint: install-test
 	$(BIN)/ruff check .
 
-bench: install-test browser
+bench: install-test browser servers
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/map.py

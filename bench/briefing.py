@@ -6,7 +6,8 @@ The street is 南京东路 with the published 2022 case lists of 03-19 … 05-31
 longest real history the data has) and a few hundred observations and work orders, all
 ingested through the real worker. Run: ``make bench`` or
 ``.venv/bin/python bench/briefing.py [REDIS_URL] [POSTGRES_URL]``.
-Uses Redis database 12 (flushed; another with a REDIS_URL argument) and a throwaway PostgreSQL schema.
+Uses Redis database 12 of REDIS_URL's server (flushed) and a throwaway PostgreSQL schema
+(``_servers``: throwaway servers where none answers).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _pg import PG, pg_schema_url
+from _servers import PG, REDIS, pg_schema_url, redis_db
 
 from dashboard import briefing
 from data.domain.privacy import id_check_char
@@ -90,8 +91,8 @@ def measure(label: str, engine, config) -> None:
           f"over {RUNS} runs ({parts})")
 
 
-def main(redis_url: str = "redis://127.0.0.1:6379/12", pg_url: str = PG) -> None:
-    client = redis.Redis.from_url(redis_url)
+def main(redis_base: str = REDIS, pg_url: str = PG) -> None:
+    client = redis.Redis.from_url(redis_db(redis_base, 12))
     with tempfile.TemporaryDirectory() as tmp:
         config = load(environ={"OPSMAP_VAR_DIR": tmp, "OPSMAP_HMAC_KEY": "bench-hmac-key-0123456789abcdef"})
         client.flushdb()
@@ -103,11 +104,10 @@ def main(redis_url: str = "redis://127.0.0.1:6379/12", pg_url: str = PG) -> None
               f"{time.perf_counter() - t0:.2f} s")
         measure("sqlite", engine, config)
         with pg_schema_url(pg_url) as url:
-            if url is not None:
-                client.flushdb()
-                engine = make_engine(url)
-                fill(engine, client, config)
-                measure("postgresql", engine, config)
+            client.flushdb()
+            engine = make_engine(url)
+            fill(engine, client, config)
+            measure("postgresql", engine, config)
         client.flushdb()
 
 

@@ -10,7 +10,8 @@ weeks of a busy street) with random (UUID) event ids, as many producers send the
 lands on its own page of the ledger's key.
 
 Run: ``make bench`` or ``.venv/bin/python bench/ingest.py [N] [REDIS_URL] [POSTGRES_URL]``.
-Uses Redis database 13 of REDIS_URL's server (flushed) and throwaway PostgreSQL schemas.
+Uses Redis database 13 of REDIS_URL's server (flushed) and throwaway PostgreSQL schemas
+(``_servers``: throwaway servers where none answers).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _pg import PG, pg_schema_url
+from _servers import PG, REDIS, pg_schema_url, redis_db
 
 from data.domain.privacy import id_check_char
 from data.models import CheckIn, ProcessedEvent
@@ -176,7 +177,8 @@ def loaded(url: str) -> list[str]:
     return [g.id for g in data.gates]
 
 
-def main(n: int = 200_000, redis_url: str = "redis://127.0.0.1:6379/13", pg_url: str = PG) -> None:
+def main(n: int = 200_000, redis_base: str = REDIS, pg_url: str = PG) -> None:
+    redis_url = redis_db(redis_base, 13)
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = f"sqlite:///{tmp}/bench.db"
         gates = loaded(sqlite)
@@ -197,8 +199,6 @@ def main(n: int = 200_000, redis_url: str = "redis://127.0.0.1:6379/13", pg_url:
               f"CPU {cpu * 1000:4.0f} µs/event  ({STORED_AT_SCALE:,} check-ins stored before, UUID event ids)")
     for workers in (1, 2):
         with pg_schema_url(pg_url) as url:
-            if url is None:
-                break
             gates = loaded(url)
             rate, cpu = stored(url, redis_url, gates, n, workers)
             extra = ""

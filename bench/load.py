@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _pg import PG, pg_schema_url
+from _servers import PG, pg_schema_url
 
 from data.settings import PROJECT_ROOT
 from data.sources.loader import build, load_street
@@ -36,11 +36,10 @@ def main(street: str = "南京东路", pg_url: str = PG) -> None:
         timed("sqlite: first load", lambda: load_street(engine, DATASETS, street, 20220410, False))
         timed("sqlite: reload", lambda: load_street(engine, DATASETS, street, 20220410, False))
     with pg_schema_url(pg_url) as url:
-        if url is not None:
-            engine = make_engine(url)
-            timed("postgresql: first load", lambda: load_street(engine, DATASETS, street, 20220410, False))
-            timed("postgresql: reload", lambda: load_street(engine, DATASETS, street, 20220410, False))
-            engine.dispose()
+        engine = make_engine(url)
+        timed("postgresql: first load", lambda: load_street(engine, DATASETS, street, 20220410, False))
+        timed("postgresql: reload", lambda: load_street(engine, DATASETS, street, 20220410, False))
+        engine.dispose()
 
 if __name__ == "__main__":
     main(*sys.argv[1:])

@@ -48,9 +48,10 @@ class Postgres:
     root (initdb refuses root; so the directory is not under pytest's, which only root may
     enter), trust authentication on 127.0.0.1 only."""
 
-    def __init__(self) -> None:
+    def __init__(self, fsync: bool = False) -> None:
         self.directory, self.port = Path(tempfile.mkdtemp(prefix="opsmap-test-pg-")), free_port()
         self.data = self.directory / "data"
+        self.fsync = fsync  # off for the tests (speed); on for benchmarks (commits cost what they cost)
 
     def _run(self, *cmd: str) -> subprocess.CompletedProcess:
         user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
@@ -66,8 +67,8 @@ class Postgres:
         self._run(_pg_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-sync")
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.directory / "pg.log"), "-w", "-t", "60",
-                  "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} -c fsync=off "
-                        "-c max_connections=200", "start")
+                  "-o", f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.directory} "
+                        f"-c fsync={'on' if self.fsync else 'off'} -c max_connections=200", "start")
         url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
         with sa.create_engine(url, isolation_level="AUTOCOMMIT").connect() as conn:
             conn.execute(sa.text("CREATE DATABASE test"))
@@ -88,7 +89,7 @@ def redis_version(url: str) -> str | None:
         return None
 
 
-def _ready(url: str) -> bool:
+def redis_ready(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except (redis.RedisError, OSError):  # not up, or LOADING
@@ -114,7 +115,7 @@ class RedisServer:
              "--daemonize", "no", "--logfile", str(self.directory / "redis.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
-        while not _ready(self.url):  # answering, and done loading its append-only file
+        while not redis_ready(self.url):  # answering, and done loading its append-only file
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{self.binary} did not start; see {self.directory / 'redis.log'}")
             time.sleep(0.05)
