@@ -20,8 +20,10 @@ from dashboard.app import create_app
 from data.models import Case, CheckIn
 from data.pipeline import streams
 from data.pipeline.dead import iter_dead
+from data.pipeline.events import public_alert
 from data.pipeline.ingest import Worker, pending_total
 from data.read import cache
+from data.retention import anonymise_feed
 from data.settings import PROJECT_ROOT, load
 from layers import cases
 from tests.conftest import person_id, signed_in
@@ -59,6 +61,22 @@ def test_clu001_ingest_through_a_cluster_keeps_every_effect(loaded, cluster, clu
     with loaded[0].connect() as conn:
         case_id = conn.execute(select(Case.id).where(Case.event_id == f"{t}-case")).scalar_one()
     assert case_id in cache.added_since(client, 0, cache.data_version(client, cases.changed_by), "case")
+
+
+def test_clu005_retention_rewrites_the_feed_on_a_cluster_too(loaded, cluster, cluster_url, config):
+    engine, data = loaded
+    client = streams.connect(cluster_url)
+    t, gate = tag(), data.gates[3]
+    old = dt.datetime(2000, 1, 5, 9, tzinfo=dt.UTC)  # before the cut-off below
+    streams.append(client, "checkins", [checkin(f"{t}-fever", gate.id, person_id(98), temperature=38.6,
+                                                ts=old.isoformat())])
+    drain(Worker(engine, client, config, consumer=f"clu-{t}"), client)
+    fever = [i for i in streams.feed(client, 100) if i["kind"] == "alert:fever"]
+    assert len(fever) == 1 and "*" in fever[0]["text"]  # names the person, masked
+
+    assert anonymise_feed(client, dt.datetime(2001, 1, 1, tzinfo=dt.UTC)) == 1
+    fever = [i for i in streams.feed(client, 100) if i["kind"] == "alert:fever"]
+    assert [i["text"] for i in fever] == [public_alert("fever", gate.name)]
 
 
 class CrashingCluster(redis.RedisCluster):
