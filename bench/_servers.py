@@ -10,7 +10,7 @@ import atexit
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,7 +24,9 @@ REDIS = "redis://127.0.0.1:6379"
 _started: dict[str, str] = {}  # what was asked for → the throwaway server answering instead
 
 
-def _throwaway(url: str, start) -> str:
+def _throwaway(url: str, start: Callable[[], Postgres | RedisServer]) -> str:
+    """The address of the throwaway server standing in for ``url`` (started at the first call,
+    stopped when the run ends)."""
     if url not in _started:
         server = start()
         _started[url] = server.start()
@@ -33,26 +35,28 @@ def _throwaway(url: str, start) -> str:
     return _started[url]
 
 
+def _redis() -> RedisServer:
+    """A Redis that keeps nothing on disk, as the machine's does; its directory goes at the end."""
+    directory = tempfile.mkdtemp(prefix="opsmap-bench-redis-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)  # after the server stops (last in, first out)
+    return RedisServer(Path(directory), appendonly=False)
+
+
 def redis_db(server: str, db: int) -> str:
     """Database ``db`` of the Redis at ``server`` (its own database number, if any, is replaced),
     or of a throwaway one."""
-    url = urlsplit(server)._replace(path=f"/{db}").geturl()
-    if redis_ready(url):
-        return url
-    def start() -> RedisServer:
-        directory = tempfile.mkdtemp(prefix="opsmap-bench-redis-")
-        atexit.register(shutil.rmtree, directory, ignore_errors=True)  # after the server stops (last in, first out)
-        return RedisServer(Path(directory), appendonly=False)
-    started = _throwaway(server, start)
-    return urlsplit(started)._replace(path=f"/{db}").geturl()
+    def numbered(url: str) -> str:
+        return urlsplit(url)._replace(path=f"/{db}").geturl()
+    if redis_ready(numbered(server)):
+        return numbered(server)
+    return numbered(_throwaway(urlsplit(server)._replace(path="").geturl(), _redis))  # one per server, any db
 
 
 @contextmanager
 def pg_schema_url(pg_url: str = PG) -> Iterator[str]:
     """A URL whose connections use a fresh schema, dropped afterwards."""
-    if not reachable(pg_url) and pg_url not in _started:
-        _throwaway(pg_url, lambda: Postgres(fsync=True))
-    server = _started.get(pg_url, pg_url)
+    server = pg_url if pg_url not in _started and reachable(pg_url) else _throwaway(
+        pg_url, lambda: Postgres(fsync=True))
     schema = f"opsmap_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(server)
     with admin.begin() as conn:

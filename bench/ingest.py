@@ -193,7 +193,8 @@ def main(n: int = 200_000, redis_base: str = REDIS, pg_url: str = PG) -> None:
               f"CPU {cpu * 1000:4.0f} µs/event  at {PACED_RATE:,}/s offered: append→ack p50 {p50:4.0f} ms  "
               f"p99 {p99:4.0f} ms")
         at_scale = f"sqlite:///{tmp}/at-scale.db"
-        history(at_scale, loaded(at_scale), STORED_AT_SCALE)
+        gates = loaded(at_scale)
+        history(at_scale, gates, STORED_AT_SCALE)
         rate, cpu = stored(at_scale, redis_url, gates, n, random_ids=True)
         print(f"{'opsmap sqlite at scale':<26} {n:>8,} events  {rate:>9,.0f} events/s  {rate / base:5.2f} of bare  "
               f"CPU {cpu * 1000:4.0f} µs/event  ({STORED_AT_SCALE:,} check-ins stored before, UUID event ids)")
