@@ -451,7 +451,7 @@ def _printer() -> type:
     """weasyprint's HTML, its user-agent stylesheet without ``UNUSED_UA`` (imported here: it loads
     Pango, which only the briefing needs). Why: those rules match every element, so each of the
     briefing's ~1,500 elements had six pseudo-elements styled — a tenth of the PDF's time. The
-    layout is the same box for box (tests/test_briefing.py). Where a weasyprint version's
+    layout is the same box for box (tests/read/test_briefing.py). Where a weasyprint version's
     stylesheet does not read as expected, its own HTML is used unchanged."""
     from weasyprint import CSS, HTML
 

@@ -359,7 +359,7 @@ BROWSER = [pytest.mark.browser,  # pytestmark of the browser test modules
 
 MAP_REFRESH_S = 4  # the app under test lets time-dependent layers lag the clock by at most this
 #: the app under test applies the rules of the clock every 2 s, to gates watched round the clock
-#: and orders of kind ``other`` due an hour after creation, 督办 an hour later (tests/test_orders_browser.py)
+#: and orders of kind ``other`` due an hour after creation, 督办 an hour later (tests/browser/test_orders.py)
 BROWSER_CLOCK = {"OPSMAP_SWEEP_S": "2", "OPSMAP_GATE_HOURS": "00:00-24:00",
                  "OPSMAP_ORDER_DEADLINES": "quarantine_violation=2h,medical_need=2h,supplies=1wd,gate=1wd,shop=3wd,"
                                            "sanitation=3wd,enquiry=3wd,complaint=5wd,other=1h",
@@ -453,7 +453,7 @@ def browser(chromium, app_url):
     """A fresh browser context per test, signed in as the tester (a commander), closed after it:
     every open page holds an SSE connection, and Chromium allows only six HTTP/1.1 connections per host.
     It bypasses the Content-Security-Policy, which forbids the string evaluation Playwright's
-    ``wait_for_function`` uses; the access tests (tests/test_access_browser.py) run the pages under it."""
+    ``wait_for_function`` uses; the access tests (tests/browser/test_access.py) run the pages under it."""
     context = chromium.new_context(bypass_csp=True)  # Playwright's wait_for_function evaluates strings
     sign_in(context, app_url)
     yield _Pages(context)

@@ -26,7 +26,7 @@ from data.pipeline.ingest import Worker
 from data.settings import PROJECT_ROOT, load
 from data.store import session_factory, transaction
 from tests.conftest import person_id, phone, signed_in
-from tests.test_ingest import KEY, drain
+from tests.pipeline.test_ingest import KEY, drain
 
 STREET = "S194"
 

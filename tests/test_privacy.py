@@ -48,7 +48,7 @@ from data.retention import GONE, anonymise, anonymise_feed
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
 from tests.conftest import file_bytes, free_port, person_id, phone, shared_deployment, signed_in, wait_healthy
-from tests.test_ingest import KEY, count, drain
+from tests.pipeline.test_ingest import KEY, count, drain
 
 STREET = "S194"
 FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")

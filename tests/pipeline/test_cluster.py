@@ -27,9 +27,9 @@ from data.retention import anonymise_feed
 from data.settings import PROJECT_ROOT, load
 from layers import cases
 from tests.conftest import person_id, signed_in
-from tests.test_ingest import KEY, at, checkin, count, drain, tag
+from tests.pipeline.test_ingest import KEY, at, checkin, count, drain, tag
 
-DAY = "2022-04-10"  # the day of tests.test_ingest's events
+DAY = "2022-04-10"  # the day of tests.pipeline.test_ingest's events
 
 
 def a_case(eid: str, compound: str) -> str:

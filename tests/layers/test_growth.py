@@ -23,7 +23,7 @@ from data.store import session_factory
 from layers import cases
 from layers.base import Query
 from tests.conftest import person_id, signed_in
-from tests.test_ingest import KEY, drain, tag
+from tests.pipeline.test_ingest import KEY, drain, tag
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ from data.store import make_engine, session_factory
 from layers.base import Query
 from tests import servers
 from tests.conftest import NO_SWEEP, person_id
-from tests.test_ingest import KEY, at, checkin, count, drain, tag
+from tests.pipeline.test_ingest import KEY, at, checkin, count, drain, tag
 
 OUTAGE_S = float(os.environ.get("OPSMAP_TEST_OUTAGE_S", "8"))  # how long the database stays cut off
 INGEST = [sys.executable, str(PROJECT_ROOT / "app.py"), "ingest"]

@@ -34,8 +34,8 @@ from layers import gates, workorders
 from layers.base import Query
 from layers.worklist import worklist
 from tests.conftest import DATASETS, ENGINES, FAR_FUTURE_OK, SEED, _engine, free_port, person_id
-from tests.test_faults import INGEST, stop, wait_for, worker_env
-from tests.test_ingest import KEY, drain, tag
+from tests.pipeline.test_faults import INGEST, stop, wait_for, worker_env
+from tests.pipeline.test_ingest import KEY, drain, tag
 
 #: every kind keeps its default but ``other``: due an hour after creation, 督办 an hour after that
 FAST = {"OPSMAP_ORDER_DEADLINES": load(environ={}).order_deadlines.replace("other=5wd", "other=1h"),

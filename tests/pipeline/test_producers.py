@@ -28,7 +28,7 @@ from data.store import session_factory
 from layers import workorders
 from layers.base import Query
 from tests.conftest import DATASETS, DROPPED_SIGTERM, SEED, person_id, signed_in
-from tests.test_ingest import KEY, at, checkin, drain, tag
+from tests.pipeline.test_ingest import KEY, at, checkin, drain, tag
 
 
 @pytest.fixture
