@@ -796,17 +796,15 @@ def settle_heap() -> None:
     gc.set_threshold(100_000, 50, 100)
 
 
-#: a batch doubles while the doubled one would take less (``Worker._resize``): at 10,000 events/s
-#: offered, batches let grow to 4,000 (~300 ms) raised append→ack p99 on PostgreSQL from ~170 to ~290 ms
-GROW_UNDER_S = 0.1
-
-
 class Worker:
     """One ingest consumer in the ``opsmap-ingest`` group."""
 
     #: after deleting raw entries, have Redis rewrite its append-only file at most this often, so
     #: the raw numbers leave the disk too (the file otherwise keeps every XADD until it grows)
     compact_every_s = 600.0
+    #: a batch doubles while the doubled one would take less (``_resize``): at 10,000 events/s
+    #: offered, batches let grow to 4,000 (~300 ms) raised append→ack p99 on PostgreSQL from ~170 to ~290 ms
+    grow_under_s = 0.1
 
     def __init__(self, engine: Engine, client: redis.Redis, config: Config, consumer: str | None = None) -> None:
         self.engine, self.client, self.config = engine, client, config
@@ -877,12 +875,12 @@ class Worker:
     def _resize(self, read: int, took_s: float) -> None:
         """The next batch: doubled after a full one (a backlog: per event, a batch's commit, lookups
         and Redis step cost less the more events share them), up to OPSMAP_INGEST_BATCH_MAX and
-        while the doubled one would take under ``GROW_UNDER_S`` and a tenth of the claim time
+        while the doubled one would take under ``grow_under_s`` and a tenth of the claim time
         (longer ones keep their events waiting for the commit, or would look stalled to the other
         workers); after a short one, OPSMAP_INGEST_BATCH again."""
         if read < self.batch:
             self.batch = self.config.ingest_batch
-        elif took_s * 2 < min(GROW_UNDER_S, self.config.ingest_claim_idle_ms / 10_000):
+        elif took_s * 2 < min(self.grow_under_s, self.config.ingest_claim_idle_ms / 10_000):
             self.batch = max(self.config.ingest_batch, min(self.batch * 2, self.config.ingest_batch_max))
 
     def _compact(self) -> None:

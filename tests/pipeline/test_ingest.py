@@ -510,19 +510,22 @@ def test_ing018_a_ledger_row_of_the_earlier_form_replays_the_same_counters():
 def test_ing019_a_backlog_is_read_in_growing_batches_a_caught_up_worker_in_small_ones(loaded, client, tmp_path):
     """Catching up, each full batch doubles the next up to OPSMAP_INGEST_BATCH_MAX (fewer commits
     and Redis steps per event); the first short read brings back OPSMAP_INGEST_BATCH (an event
-    waits for its batch's commit). A batch that would take a tenth of the claim time does not grow."""
+    waits for its batch's commit). A batch whose double would take longer than ``grow_under_s`` or
+    a tenth of the claim time does not grow. The time limits are set here far beyond or far below
+    what any batch takes, so the sizes do not depend on the machine's speed."""
     engine, data = loaded
     t, gates, ids = tag(), [g.id for g in data.gates[:20]], itertools.count()
 
     def append(n: int) -> None:
         streams.append(client, "checkins", [checkin(f"{t}-{next(ids)}", gates[i % 20], person_id(i)) for i in range(n)])
 
-    def sizes(claim_idle_ms: int, backlog: int) -> list[int]:
+    def sizes(claim_idle_ms: int, grow_under_s: float, backlog: int) -> list[int]:
         """What each step reads: the backlog, then one event, then 60 (of which the first step reads some)."""
         config = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_BATCH": "50",
                                "OPSMAP_INGEST_BATCH_MAX": "300", "OPSMAP_INGEST_CLAIM_IDLE_MS": str(claim_idle_ms),
                                "OPSMAP_MAX_FUTURE_MINUTES": "60", "OPSMAP_SWEEP_S": "1e9"})
-        w, read = Worker(engine, client, config, consumer=f"catch-up-{claim_idle_ms}"), []
+        w, read = Worker(engine, client, config, consumer=f"catch-up-{claim_idle_ms}-{grow_under_s}"), []
+        w.grow_under_s = grow_under_s
         append(backlog)
         while pending_total(client):
             read.append(w.step(block_ms=20))
@@ -532,6 +535,8 @@ def test_ing019_a_backlog_is_read_in_growing_batches_a_caught_up_worker_in_small
         drain(w, client)
         return read
 
-    assert sizes(60_000, 1000) == [50, 100, 200, 300, 300, 50, 1, 50]
-    assert sizes(1, 300) == [50] * 6 + [1, 50]  # a tenth of a millisecond: no batch is that quick
-    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == next(ids) == 1000 + 300 + 2 * 61
+    assert sizes(10_000_000, 1000, 1000) == [50, 100, 200, 300, 300, 50, 1, 50]
+    # a tenth of a millisecond (claim time) or a microsecond (grow_under_s): no batch is that quick
+    assert sizes(1, 1000, 300) == [50] * 6 + [1, 50]
+    assert sizes(10_000_000, 1e-6, 300) == [50] * 6 + [1, 50]
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == next(ids) == 1000 + 2 * 300 + 3 * 61
