@@ -152,6 +152,8 @@ def cluster(cluster_url: str) -> Iterator[redis.RedisCluster]:
     yield from _emptied(redis.RedisCluster.from_url(cluster_url))
 
 
+#: the HMAC key of every test's settings
+KEY = "test-hmac-key-0123456789abcdef"
 #: ingest tests keep to days of their own in the far future (2030, 2031), so they see only their events:
 #: they lift OPSMAP_MAX_FUTURE_MINUTES, which the future-time tests check at its default
 FAR_FUTURE_OK = {"OPSMAP_MAX_FUTURE_MINUTES": str(60 * 24 * 365 * 20)}
@@ -164,10 +166,18 @@ def config(tmp_path: Path):
     """Settings for ingest tests: a fixed HMAC key, quick claims of dead workers' entries."""
     from data.settings import load
 
-    return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef",
+    return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
                          "OPSMAP_INGEST_CLAIM_IDLE_MS": "500", "OPSMAP_INGEST_MAX_TRIES": "3",
                          "OPSMAP_INGEST_BACKOFF_MAX_S": "1",
                          **FAR_FUTURE_OK, **NO_SWEEP})
+
+
+def app_config(engine: Engine, var: Path, **extra: str):
+    """The app's settings on ``engine``: the tests' key, ``var`` as its directory, ``extra`` on top."""
+    from data.settings import load
+
+    return load(environ={"OPSMAP_VAR_DIR": str(var), "OPSMAP_HMAC_KEY": KEY,
+                         "DATABASE_URL": engine.url.render_as_string(hide_password=False), **extra})
 
 
 def _engine(kind: str, tmp: Path, request: pytest.FixtureRequest | None = None,
@@ -200,7 +210,12 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
 def loaded(request: pytest.FixtureRequest,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, StreetData]]:
     """南京东路 loaded once per engine kind, shared by the read-only tests."""
-    for engine in _engine(request.param, tmp_path_factory.mktemp(request.param), request):
+    yield from own_street(request.param, tmp_path_factory.mktemp(request.param), request)
+
+
+def own_street(kind: str, tmp: Path, request: pytest.FixtureRequest) -> Iterator[tuple[Engine, StreetData]]:
+    """南京东路 loaded into a database of its own: for tests whose writes others must not see."""
+    for engine in _engine(kind, tmp, request):
         yield engine, load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)
 
 
@@ -223,6 +238,15 @@ def shared_deployment(tmp_path: Path, redis_url: str) -> dict[str, str]:
     subprocess.run([sys.executable, str(PROJECT_ROOT / "app.py"), "load"], env=env, check=True, timeout=300,
                    cwd=PROJECT_ROOT, capture_output=True)
     return env
+
+
+def wait_for(condition, timeout: float, what: str, every: float = 0.05):
+    """``condition()``'s first true result, polled every ``every`` seconds for up to ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not (result := condition()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(every)
+    return result
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 60, log: Path | None = None) -> dict:
@@ -307,7 +331,7 @@ def scenario(loaded, redis_url, tmp_path_factory):
     for stream in ("facilities", "cases", "health", "checkins", "workorders"):
         streams.append(client, stream, [_json.dumps(e, ensure_ascii=False) for e in send[stream]])
     cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path_factory.mktemp("scn")),
-                        "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef", **FAR_FUTURE_OK, **NO_SWEEP})
+                        "OPSMAP_HMAC_KEY": KEY, **FAR_FUTURE_OK, **NO_SWEEP})
     worker = Worker(engine, client, cfg, consumer=f"scenario-{offset}")
     for _ in range(20):
         worker.step(block_ms=20)

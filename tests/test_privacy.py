@@ -47,8 +47,18 @@ from data.pipeline.ingest import Worker
 from data.retention import GONE, anonymise, anonymise_feed
 from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
-from tests.conftest import file_bytes, free_port, person_id, phone, shared_deployment, signed_in, wait_healthy
-from tests.pipeline.test_ingest import KEY, count, drain
+from tests.conftest import (
+    KEY,
+    app_config,
+    file_bytes,
+    free_port,
+    person_id,
+    phone,
+    shared_deployment,
+    signed_in,
+    wait_healthy,
+)
+from tests.ingesting import count, drain
 
 STREET = "S194"
 FULL_WIDTH = str.maketrans("0123456789X", "０１２３４５６７８９Ｘ")
@@ -58,8 +68,7 @@ ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")  # digits NFK
 @pytest.fixture
 def app(loaded, redis_url, client, tmp_path):
     engine, data = loaded
-    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
-                        "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    cfg = app_config(engine, tmp_path)
     server = create_app(cfg, redis_url).server
     return {"server": server, "web": signed_in(server), "engine": engine, "data": data, "cfg": cfg,
             "worker": Worker(engine, streams.connect(redis_url), cfg, consumer=f"pii-{uuid.uuid4().hex[:6]}")}

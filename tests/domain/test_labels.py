@@ -17,7 +17,7 @@ from data.store import session_factory
 from layers import gates, workorders
 from layers.base import Query
 from tests.conftest import person_id
-from tests.pipeline.test_ingest import at, checkin, drain, tag
+from tests.ingesting import at, checkin, drain, tag
 
 
 def _codes_in(text: str) -> set[str]:

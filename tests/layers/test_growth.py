@@ -18,19 +18,17 @@ from data.models import Case
 from data.pipeline import streams
 from data.pipeline.ingest import Worker
 from data.read import cache
-from data.settings import load
 from data.store import session_factory
 from layers import cases
 from layers.base import Query
-from tests.conftest import person_id, signed_in
-from tests.pipeline.test_ingest import KEY, drain, tag
+from tests.conftest import app_config, person_id, signed_in
+from tests.ingesting import drain, tag
 
 
 @pytest.fixture
 def app(loaded, redis_url, client, tmp_path):
     engine, _ = loaded
-    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
-                        "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    cfg = app_config(engine, tmp_path)
     return create_app(cfg, redis_url).server
 
 

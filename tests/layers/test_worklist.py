@@ -55,7 +55,7 @@ def test_wrk004_alerts_of_one_kind_at_one_place_are_one_line_in_shanghai_time(lo
     from data.pipeline.ingest import Worker
     from data.settings import load
     from tests.conftest import person_id
-    from tests.pipeline.test_ingest import checkin, drain, tag
+    from tests.ingesting import checkin, drain, tag
 
     engine, data = loaded
     t, gate = tag(), data.gates[33]

@@ -13,9 +13,8 @@ from data.models import Case, Gate, HomeObservation, Shop, WorkOrder, WorkOrderE
 from data.pipeline import actions, streams
 from data.pipeline.ingest import Worker
 from data.read import queries
-from data.sources.loader import load_street
 from data.store import session_factory
-from tests.conftest import DATASETS, ENGINES, SEED, _engine, person_id
+from tests.conftest import ENGINES, own_street, person_id
 
 OFFICER = "张三"
 
@@ -23,8 +22,7 @@ OFFICER = "张三"
 @pytest.fixture(scope="module", params=ENGINES)
 def street(request, tmp_path_factory):
     """A street of its own: actions write at the present moment, which other tests read."""
-    for engine in _engine(request.param, tmp_path_factory.mktemp(f"act-{request.param}"), request):
-        yield engine, load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)
+    yield from own_street(request.param, tmp_path_factory.mktemp(f"act-{request.param}"), request)
 
 
 @pytest.fixture

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
@@ -24,10 +22,9 @@ from data.pipeline.events import public_alert
 from data.pipeline.ingest import Worker, pending_total
 from data.read import cache
 from data.retention import anonymise_feed
-from data.settings import PROJECT_ROOT, load
 from layers import cases
-from tests.conftest import person_id, signed_in
-from tests.pipeline.test_ingest import KEY, at, checkin, count, drain, tag
+from tests.conftest import app_config, person_id, signed_in
+from tests.ingesting import INGEST, at, checkin, count, drain, tag, worker_env
 
 DAY = "2022-04-10"  # the day of tests.pipeline.test_ingest's events
 
@@ -112,8 +109,7 @@ def test_clu002_a_crash_between_two_slots_steps_repeats_nothing(loaded, cluster,
 
 def test_clu003_the_app_on_a_cluster(loaded, cluster, cluster_url, config, tmp_path):
     engine, data = loaded
-    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
-                        "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    cfg = app_config(engine, tmp_path)
     web = signed_in(create_app(cfg, cluster_url).server)
     health = web.get("/healthz")
     assert health.status_code == 200 and health.get_json()["redis"] == "ok"
@@ -142,13 +138,10 @@ def test_clu003_the_app_on_a_cluster(loaded, cluster, cluster_url, config, tmp_p
 def test_clu004_two_ingest_processes_share_a_cluster_and_one_is_killed(loaded, cluster, cluster_url, tmp_path):
     engine, data = loaded
     t, gates = tag(), [g.id for g in data.gates[:20]]
-    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "REDIS_URL": cluster_url,
-           "OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_CLAIM_IDLE_MS": "1000",
-           "OPSMAP_INGEST_BATCH": "200", "OPSMAP_LOG_LEVEL": "WARNING"}
+    env = worker_env(engine, cluster_url, tmp_path, OPSMAP_INGEST_BATCH="200")
     client = streams.connect(cluster_url)
     streams.ensure_group(client)
-    cmd = [sys.executable, str(PROJECT_ROOT / "app.py"), "ingest"]
-    workers = [subprocess.Popen([*cmd, "--consumer", name], env=env) for name in ("one", "two")]
+    workers = [subprocess.Popen([*INGEST, "--consumer", name], env=env) for name in ("one", "two")]
     try:  # a failed assertion must not leave a worker behind
         events = [checkin(f"{t}-{i}", gates[i % 20], person_id(i), ts=at(i / 1000)) for i in range(6000)]
         for i in range(0, 6000, 500):

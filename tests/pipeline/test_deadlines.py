@@ -28,14 +28,21 @@ from data.pipeline.ingest import Worker
 from data.read import queries, report
 from data.settings import load
 from data.sources import roster
-from data.sources.loader import load_street
 from data.store import session_factory
 from layers import gates, workorders
 from layers.base import Query
 from layers.worklist import worklist
-from tests.conftest import DATASETS, ENGINES, FAR_FUTURE_OK, SEED, _engine, free_port, person_id
-from tests.pipeline.test_faults import INGEST, stop, wait_for, worker_env
-from tests.pipeline.test_ingest import KEY, drain, tag
+from tests.conftest import (
+    DATASETS,
+    ENGINES,
+    FAR_FUTURE_OK,
+    KEY,
+    free_port,
+    own_street,
+    person_id,
+    wait_for,
+)
+from tests.ingesting import INGEST, drain, stop, tag, worker_env
 
 #: every kind keeps its default but ``other``: due an hour after creation, 督办 an hour after that
 FAST = {"OPSMAP_ORDER_DEADLINES": load(environ={}).order_deadlines.replace("other=5wd", "other=1h"),
@@ -44,8 +51,7 @@ FAST = {"OPSMAP_ORDER_DEADLINES": load(environ={}).order_deadlines.replace("othe
 
 @pytest.fixture(scope="module", params=ENGINES)
 def street(request, tmp_path_factory):
-    for engine in _engine(request.param, tmp_path_factory.mktemp("dl"), request):
-        yield engine, load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)
+    yield from own_street(request.param, tmp_path_factory.mktemp("dl"), request)
 
 
 def settings_for(tmp_path, **extra: str):

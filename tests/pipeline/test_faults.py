@@ -31,30 +31,13 @@ from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
 from layers.base import Query
 from tests import servers
-from tests.conftest import NO_SWEEP, person_id
-from tests.pipeline.test_ingest import KEY, at, checkin, count, drain, tag
+from tests.conftest import person_id, wait_for
+from tests.ingesting import INGEST, at, checkin, count, drain, stop, tag, worker_env
 
 OUTAGE_S = float(os.environ.get("OPSMAP_TEST_OUTAGE_S", "8"))  # how long the database stays cut off
-INGEST = [sys.executable, str(PROJECT_ROOT / "app.py"), "ingest"]
-
-
-def wait_for(condition, timeout: float, what: str, every: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(every)
-    return result
-
-
 def gate_total(client: redis.Redis, day: str = "2022-04-10") -> int:
     return sum(int(v) for k, v in client.hgetall(f"{{opsmap:checkins}}:count:{day}").items()
                if k.startswith(b"gate:"))
-
-
-def worker_env(engine, redis_url: str, tmp_path, **extra: str) -> dict[str, str]:
-    return {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "REDIS_URL": redis_url,
-            "OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_CLAIM_IDLE_MS": "1000",
-            "OPSMAP_INGEST_BACKOFF_MAX_S": "1", "OPSMAP_LOG_LEVEL": "WARNING", **NO_SWEEP, **extra}
 
 
 def in_transaction(engine) -> bool:
@@ -73,17 +56,6 @@ def in_transaction(engine) -> bool:
     with engine.connect() as conn:
         return bool(conn.execute(text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                                       "AND state LIKE 'idle in transaction%'")).scalar())
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGCONT)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # --- poison --------------------------------------------------------------------------------------

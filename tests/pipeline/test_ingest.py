@@ -10,7 +10,6 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
@@ -36,46 +35,16 @@ from data.pipeline import streams
 from data.pipeline.dead import iter_dead
 from data.pipeline.events import DEAD
 from data.pipeline.ingest import Effects, Worker, pending_total
-from data.settings import PROJECT_ROOT, load
+from data.settings import load
 from data.store import session_factory
-from tests.conftest import file_bytes, person_id, phone
-
-TS = dt.datetime(2022, 4, 10, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=8)))
-KEY = "test-hmac-key-0123456789abcdef"
+from tests.conftest import KEY, file_bytes, person_id, phone, wait_for
+from tests.ingesting import INGEST, at, checkin, count, drain, tag, worker_env
 
 
 @pytest.fixture
 def worker(loaded, client, config):
     engine, _ = loaded
     return Worker(engine, client, config, consumer=f"test-{uuid.uuid4().hex[:6]}")
-
-
-def tag() -> str:
-    return uuid.uuid4().hex[:8]
-
-
-def at(minutes: float = 0) -> str:
-    return (TS + dt.timedelta(minutes=minutes)).isoformat()
-
-
-def checkin(eid: str, gate: str, pid: str, **over) -> str:
-    return json.dumps({"event_id": eid, "ts": at(), "gate_id": gate, "direction": "in", "person_id": pid,
-                       "category": "resident", "temperature": 36.5, **over})
-
-
-def drain(w: Worker, client: redis.Redis, limit: float = 60) -> None:
-    """Step the worker until every stream is fully delivered and acknowledged."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        w.step(block_ms=20)
-        if pending_total(client) == 0:
-            return
-    raise TimeoutError(f"not drained: {streams.lag(client)}")
-
-
-def count(engine, model, *where) -> int:
-    with session_factory(engine)() as s:
-        return s.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def test_ing001_quarantine_violation_story_from_events_alone(loaded, worker, client):
@@ -184,32 +153,24 @@ def test_ing005_crash_between_commit_and_ack_replays_redis_side_once(loaded, cli
 def test_ing006_kill_9_of_an_ingest_process_loses_and_doubles_nothing(loaded, redis_url, client, tmp_path):
     engine, data = loaded
     t, gates = tag(), [g.id for g in data.gates[:50]]
-    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False), "REDIS_URL": redis_url,
-           "OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_CLAIM_IDLE_MS": "1000",
-           "OPSMAP_LOG_LEVEL": "WARNING"}
-    cmd = [sys.executable, str(PROJECT_ROOT / "app.py"), "ingest"]
+    env = worker_env(engine, redis_url, tmp_path)
     n = 20_000  # killed after 5,000: a quarter in, as flt005 does on PostgreSQL
     events = [checkin(f"{t}-{i}", gates[i % 50], person_id(i), ts=at(i / 1000)) for i in range(n)]
     streams.ensure_group(client)
-    first = subprocess.Popen([*cmd, "--consumer", "first"], env=env)
+    first = subprocess.Popen([*INGEST, "--consumer", "first"], env=env)
     try:  # a failed assertion must not leave a worker behind, consuming the next tests' events
         for i in range(0, n, 5000):
             streams.append(client, "checkins", events[i:i + 5000])
-        deadline = time.monotonic() + 120
-        while count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) < 5000:  # mid-stream
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(lambda: count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) >= 5000, 120, "mid-stream")
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
     stored_at_kill = count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%"))
     assert stored_at_kill < n
-    second = subprocess.Popen([*cmd, "--consumer", "second"], env=env)
+    second = subprocess.Popen([*INGEST, "--consumer", "second"], env=env)
     try:
-        deadline = time.monotonic() + 240
-        while pending_total(client) > 0:
-            assert second.poll() is None and time.monotonic() < deadline, streams.lag(client)
-            time.sleep(0.2)
+        wait_for(lambda: second.poll() is not None or pending_total(client) == 0, 240, "the second worker")
+        assert second.poll() is None, streams.lag(client)
     finally:
         second.send_signal(signal.SIGTERM)
         second.wait(timeout=30)

@@ -20,22 +20,21 @@ from data.pipeline import streams
 from data.pipeline.dead import iter_dead
 from data.pipeline.ingest import Worker
 from data.read import queries
-from data.settings import PROJECT_ROOT, load
+from data.settings import PROJECT_ROOT
 from data.sources.geodata import read_case_addresses
 from data.sources.loader import load_street
 from data.sources.simulator import HOURLY, hourly_rate, replay_2022, simulate
 from data.store import session_factory
 from layers import workorders
 from layers.base import Query
-from tests.conftest import DATASETS, DROPPED_SIGTERM, SEED, person_id, signed_in
-from tests.pipeline.test_ingest import KEY, at, checkin, drain, tag
+from tests.conftest import DATASETS, DROPPED_SIGTERM, SEED, app_config, person_id, signed_in
+from tests.ingesting import at, checkin, drain, tag
 
 
 @pytest.fixture
 def http(loaded, redis_url, client, tmp_path):
     engine, _ = loaded
-    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
-                        "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    cfg = app_config(engine, tmp_path)
     return signed_in(create_app(cfg, redis_url).server)
 
 

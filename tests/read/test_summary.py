@@ -16,14 +16,13 @@ from data.domain import deadlines
 from data.read.summary import DAILY, official, summary
 from data.settings import load
 from data.store import session_factory
-from tests.conftest import DATASETS, signed_in
+from tests.conftest import DATASETS, KEY, app_config, signed_in
 
 
 @pytest.fixture
 def api(scenario, redis_url, tmp_path):
     engine = scenario["engine"]
-    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef",
-                        "DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    cfg = app_config(engine, tmp_path)
     return signed_in(create_app(cfg, redis_url).server)
 
 
@@ -114,7 +113,7 @@ def test_sum006_a_cached_live_answer_changes_when_ingest_applies_a_batch(api, sc
     streams.append(client, "cases", [_json.dumps({"event_id": f"sum006-{dt.datetime.now().timestamp()}",
                                                   "ts": dt.datetime.now(dt.UTC).isoformat(), "person_id": person_id(9),
                                                   "category": "confirmed", "compound_id": scn["c1"].id})])
-    cfg = load(environ={"OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef"})
+    cfg = load(environ={"OPSMAP_HMAC_KEY": KEY})
     Worker(scn["engine"], client, cfg, consumer="sum006").step(block_ms=100)
     deadline = time.monotonic() + 3  # a live answer is at most a second behind the data
     while api.get(f"/api/v1/summary?street={street}").get_json()["cases"]["street"]["confirmed"]["total"] == before:
@@ -188,7 +187,7 @@ def test_sum008_a_page_that_names_its_version_receives_only_the_changed_features
     streams.append(client, "facilities", [json.dumps({
         "event_id": f"sum008-{time.time()}", "ts": dt.datetime.now(dt.UTC).isoformat(), "facility_id": gate.id,
         "status": status, "guards_on_duty": 2, "reporter": "巡查"})])
-    cfg = load(environ={"OPSMAP_HMAC_KEY": "test-hmac-key-0123456789abcdef"})
+    cfg = load(environ={"OPSMAP_HMAC_KEY": KEY})
     Worker(scn["engine"], client, cfg, consumer="sum008").step(block_ms=100)
     version = int(client.get("opsmap:version"))
     patch = api.get(f"{url}&base={v1}&v={version}").get_json()
