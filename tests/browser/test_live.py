@@ -131,8 +131,12 @@ def test_liv004_the_big_screen_opens_on_the_whole_street(app_url, app_var, brows
                           "e => parseFloat(getComputedStyle(e).fontSize))")
     assert len(sizes) == 5 and min(sizes) >= 48 * height / 1080, f"headline numbers of {sizes} px"  # legible at 5 m
     page.locator(".staleness", has_text="最近事件").wait_for(timeout=10_000)  # how fresh, in seconds
-    marks = page.evaluate("[...document.querySelectorAll('path.opsmap-compound')].map("
-                          "e => e.getBoundingClientRect().width).filter(w => w > 0)")  # drawn: inside the view
+    marks_js = ("[...document.querySelectorAll('path.opsmap-compound')].map("
+                "e => e.getBoundingClientRect().width).filter(w => w > 0)")  # drawn: inside the view
+    with contextlib.suppress(Timeout):  # a slow machine may still be animating the camera's last zoom
+        page.wait_for_function(f"(m => m.length >= 20 && Math.min(...m) >= {10 * height / 1080})({marks_js})",
+                               timeout=10_000)
+    marks = page.evaluate(marks_js)
     assert len(marks) >= 20 and min(marks) >= 10 * height / 1080, \
         f"compound marks {min(marks, default=0):.0f} px wide at {width}×{height}"
 
