@@ -164,20 +164,17 @@ NO_SWEEP = {"OPSMAP_SWEEP_S": "1e9"}
 @pytest.fixture
 def config(tmp_path: Path):
     """Settings for ingest tests: a fixed HMAC key, quick claims of dead workers' entries."""
+    return config_for(tmp_path, OPSMAP_INGEST_CLAIM_IDLE_MS="500", OPSMAP_INGEST_MAX_TRIES="3",
+                      OPSMAP_INGEST_BACKOFF_MAX_S="1", **FAR_FUTURE_OK, **NO_SWEEP)
+
+
+def config_for(var: Path, engine: Engine | None = None, **extra: str):
+    """Settings as a test runs them: the tests' HMAC key, ``var`` as the var directory, ``engine``'s
+    database when given, ``extra`` on top."""
     from data.settings import load
 
-    return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY,
-                         "OPSMAP_INGEST_CLAIM_IDLE_MS": "500", "OPSMAP_INGEST_MAX_TRIES": "3",
-                         "OPSMAP_INGEST_BACKOFF_MAX_S": "1",
-                         **FAR_FUTURE_OK, **NO_SWEEP})
-
-
-def app_config(engine: Engine, var: Path, **extra: str):
-    """The app's settings on ``engine``: the tests' key, ``var`` as its directory, ``extra`` on top."""
-    from data.settings import load
-
-    return load(environ={"OPSMAP_VAR_DIR": str(var), "OPSMAP_HMAC_KEY": KEY,
-                         "DATABASE_URL": engine.url.render_as_string(hide_password=False), **extra})
+    database = {"DATABASE_URL": engine.url.render_as_string(hide_password=False)} if engine is not None else {}
+    return load(environ={"OPSMAP_VAR_DIR": str(var), "OPSMAP_HMAC_KEY": KEY, **database, **extra})
 
 
 def _engine(kind: str, tmp: Path, request: pytest.FixtureRequest | None = None,
@@ -296,7 +293,6 @@ def scenario(loaded, redis_url, tmp_path_factory):
 
     from data.pipeline import streams
     from data.pipeline.ingest import Worker
-    from data.settings import load
 
     engine, data = loaded
     offset = 0 if engine.dialect.name == "sqlite" else 1
@@ -330,8 +326,7 @@ def scenario(loaded, redis_url, tmp_path_factory):
     }
     for stream in ("facilities", "cases", "health", "checkins", "workorders"):
         streams.append(client, stream, [_json.dumps(e, ensure_ascii=False) for e in send[stream]])
-    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path_factory.mktemp("scn")),
-                        "OPSMAP_HMAC_KEY": KEY, **FAR_FUTURE_OK, **NO_SWEEP})
+    cfg = config_for(tmp_path_factory.mktemp("scn"), **FAR_FUTURE_OK, **NO_SWEEP)
     worker = Worker(engine, client, cfg, consumer=f"scenario-{offset}")
     for _ in range(20):
         worker.step(block_ms=20)

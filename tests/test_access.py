@@ -25,7 +25,7 @@ from data.pipeline import streams
 from data.pipeline.ingest import Worker
 from data.settings import PROJECT_ROOT
 from data.store import session_factory, transaction
-from tests.conftest import app_config, person_id, phone, signed_in
+from tests.conftest import config_for, person_id, phone, signed_in
 from tests.ingesting import drain
 
 STREET = "S194"
@@ -67,7 +67,7 @@ def world(loaded, redis_url, client, tmp_path):
     """Two home observations in two committees (A and B), one of them walking out of a gate with
     a phone number, an order dispatched to committee B; all ingested through the real pipeline."""
     engine, data = loaded
-    cfg = app_config(engine, tmp_path, OPSMAP_SIGNIN_LIMIT_ACCOUNT="3 per 15 minutes",
+    cfg = config_for(tmp_path, engine, OPSMAP_SIGNIN_LIMIT_ACCOUNT="3 per 15 minutes",
                      OPSMAP_SIGNIN_LIMIT_ADDRESS="6 per 15 minutes", OPSMAP_TOKEN_RATE_LIMIT="4 per minute")
     server = create_app(cfg, redis_url).server
     ca = data.compounds[11]
@@ -350,7 +350,7 @@ def test_acc009_single_sign_on_against_a_real_openid_provider(loaded, redis_url,
     engine, _ = loaded
     with oidc_provider_mock.run_server_in_thread() as provider:
         issuer = f"http://localhost:{provider.server_port}"
-        cfg = app_config(engine, tmp_path, OPSMAP_OIDC_ISSUER=issuer, OPSMAP_OIDC_CLIENT_ID="opsmap",
+        cfg = config_for(tmp_path, engine, OPSMAP_OIDC_ISSUER=issuer, OPSMAP_OIDC_CLIENT_ID="opsmap",
                          OPSMAP_OIDC_CLIENT_SECRET="s3cret")
         server = create_app(cfg, redis_url).server
         sub = f"alice-{dt.datetime.now().timestamp():.0f}"

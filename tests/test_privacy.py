@@ -49,7 +49,7 @@ from data.settings import PROJECT_ROOT, load
 from data.store import make_engine, session_factory
 from tests.conftest import (
     KEY,
-    app_config,
+    config_for,
     file_bytes,
     free_port,
     person_id,
@@ -68,7 +68,7 @@ ARABIC_INDIC = str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")  # digits NFK
 @pytest.fixture
 def app(loaded, redis_url, client, tmp_path):
     engine, data = loaded
-    cfg = app_config(engine, tmp_path)
+    cfg = config_for(tmp_path, engine)
     server = create_app(cfg, redis_url).server
     return {"server": server, "web": signed_in(server), "engine": engine, "data": data, "cfg": cfg,
             "worker": Worker(engine, streams.connect(redis_url), cfg, consumer=f"pii-{uuid.uuid4().hex[:6]}")}

@@ -21,14 +21,14 @@ from data.read import cache
 from data.store import session_factory
 from layers import cases
 from layers.base import Query
-from tests.conftest import app_config, person_id, signed_in
+from tests.conftest import config_for, person_id, signed_in
 from tests.ingesting import drain, tag
 
 
 @pytest.fixture
 def app(loaded, redis_url, client, tmp_path):
     engine, _ = loaded
-    cfg = app_config(engine, tmp_path)
+    cfg = config_for(tmp_path, engine)
     return create_app(cfg, redis_url).server
 
 

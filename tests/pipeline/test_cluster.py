@@ -23,7 +23,7 @@ from data.pipeline.ingest import Worker, pending_total
 from data.read import cache
 from data.retention import anonymise_feed
 from layers import cases
-from tests.conftest import app_config, person_id, signed_in
+from tests.conftest import config_for, person_id, signed_in
 from tests.ingesting import INGEST, at, checkin, count, drain, tag, worker_env
 
 DAY = "2022-04-10"  # the day of tests.pipeline.test_ingest's events
@@ -109,7 +109,7 @@ def test_clu002_a_crash_between_two_slots_steps_repeats_nothing(loaded, cluster,
 
 def test_clu003_the_app_on_a_cluster(loaded, cluster, cluster_url, config, tmp_path):
     engine, data = loaded
-    cfg = app_config(engine, tmp_path)
+    cfg = config_for(tmp_path, engine)
     web = signed_in(create_app(cfg, cluster_url).server)
     health = web.get("/healthz")
     assert health.status_code == 200 and health.get_json()["redis"] == "ok"

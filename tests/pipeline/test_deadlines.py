@@ -37,6 +37,7 @@ from tests.conftest import (
     ENGINES,
     FAR_FUTURE_OK,
     KEY,
+    config_for,
     free_port,
     own_street,
     person_id,
@@ -55,8 +56,7 @@ def street(request, tmp_path_factory):
 
 
 def settings_for(tmp_path, **extra: str):
-    return load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_CLAIM_IDLE_MS": "500",
-                         **FAR_FUTURE_OK, **FAST, **extra})
+    return config_for(tmp_path, OPSMAP_INGEST_CLAIM_IDLE_MS="500", **FAR_FUTURE_OK, **FAST, **extra)
 
 
 def order(t: str, data, created: dt.datetime, category: str = "other") -> list[str]:

@@ -35,9 +35,8 @@ from data.pipeline import streams
 from data.pipeline.dead import iter_dead
 from data.pipeline.events import DEAD
 from data.pipeline.ingest import Effects, Worker, pending_total
-from data.settings import load
 from data.store import session_factory
-from tests.conftest import KEY, file_bytes, person_id, phone, wait_for
+from tests.conftest import NO_SWEEP, config_for, file_bytes, person_id, phone, wait_for
 from tests.ingesting import INGEST, at, checkin, count, drain, tag, worker_env
 
 
@@ -124,7 +123,7 @@ def test_ing003_malformed_events_go_to_dead_letters_with_a_reason(loaded, worker
 def test_ing004_fuzzed_events_never_kill_the_worker(loaded, redis_url, tmp_path_factory, payload, stream):
     engine, _ = loaded
     client = redis.Redis.from_url(redis_url)
-    cfg = load(environ={"OPSMAP_VAR_DIR": str(tmp_path_factory.mktemp("v")), "OPSMAP_HMAC_KEY": KEY})
+    cfg = config_for(tmp_path_factory.mktemp("v"))
     w = Worker(engine, client, cfg, consumer="fuzz")
     client.xadd(f"opsmap:{stream}", {"event": payload})
     w.step(block_ms=10)
@@ -482,9 +481,8 @@ def test_ing019_a_backlog_is_read_in_growing_batches_a_caught_up_worker_in_small
 
     def sizes(claim_idle_ms: int, grow_under_s: float, backlog: int) -> list[int]:
         """What each step reads: the backlog, then one event, then 60 (of which the first step reads some)."""
-        config = load(environ={"OPSMAP_VAR_DIR": str(tmp_path), "OPSMAP_HMAC_KEY": KEY, "OPSMAP_INGEST_BATCH": "50",
-                               "OPSMAP_INGEST_BATCH_MAX": "300", "OPSMAP_INGEST_CLAIM_IDLE_MS": str(claim_idle_ms),
-                               "OPSMAP_MAX_FUTURE_MINUTES": "60", "OPSMAP_SWEEP_S": "1e9"})
+        config = config_for(tmp_path, OPSMAP_INGEST_BATCH="50", OPSMAP_INGEST_BATCH_MAX="300",
+                            OPSMAP_INGEST_CLAIM_IDLE_MS=str(claim_idle_ms), OPSMAP_MAX_FUTURE_MINUTES="60", **NO_SWEEP)
         w, read = Worker(engine, client, config, consumer=f"catch-up-{claim_idle_ms}-{grow_under_s}"), []
         w.grow_under_s = grow_under_s
         append(backlog)

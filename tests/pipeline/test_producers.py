@@ -27,14 +27,14 @@ from data.sources.simulator import HOURLY, hourly_rate, replay_2022, simulate
 from data.store import session_factory
 from layers import workorders
 from layers.base import Query
-from tests.conftest import DATASETS, DROPPED_SIGTERM, SEED, app_config, person_id, signed_in
+from tests.conftest import DATASETS, DROPPED_SIGTERM, SEED, config_for, person_id, signed_in
 from tests.ingesting import at, checkin, drain, tag
 
 
 @pytest.fixture
 def http(loaded, redis_url, client, tmp_path):
     engine, _ = loaded
-    cfg = app_config(engine, tmp_path)
+    cfg = config_for(tmp_path, engine)
     return signed_in(create_app(cfg, redis_url).server)
 
 

@@ -21,12 +21,12 @@ from data.models import Compound, CompoundAddress
 from data.pipeline import streams
 from data.pipeline.ingest import Worker
 from data.read.report import COMMITTEE_COLUMNS, cutoff_at
-from data.settings import PROJECT_ROOT, load
+from data.settings import PROJECT_ROOT
 from data.sources.geodata import read_case_addresses
 from data.sources.loader import load_street
 from data.sources.simulator import replay_2022
 from data.store import session_factory
-from tests.conftest import DATASETS, ENGINES, KEY, SEED, _engine, person_id, phone, signed_in
+from tests.conftest import DATASETS, ENGINES, SEED, _engine, config_for, person_id, phone, signed_in
 
 DAY = dt.date(2022, 4, 10)
 CUTOFF = cutoff_at(DAY)
@@ -82,8 +82,7 @@ def replayed(request, tmp_path_factory, redis_url):
     client.flushdb()
     for engine in _engine(request.param, tmp, request):
         url = engine.url.render_as_string(hide_password=False)
-        config = load(environ={"OPSMAP_VAR_DIR": str(tmp), "OPSMAP_HMAC_KEY": KEY,
-                               "DATABASE_URL": url})
+        config = config_for(tmp, engine)
         data = load_street(engine, DATASETS, "南京东路", SEED, show_progress=False)
         list(replay_2022(engine, client, DATASETS, "南京东路", dt.date(2022, 3, 25), dt.date(2022, 4, 12), None))
         for stream, events in _day_before(data).items():

@@ -16,13 +16,13 @@ from data.domain import deadlines
 from data.read.summary import DAILY, official, summary
 from data.settings import load
 from data.store import session_factory
-from tests.conftest import DATASETS, KEY, app_config, signed_in
+from tests.conftest import DATASETS, KEY, config_for, signed_in
 
 
 @pytest.fixture
 def api(scenario, redis_url, tmp_path):
     engine = scenario["engine"]
-    cfg = app_config(engine, tmp_path)
+    cfg = config_for(tmp_path, engine)
     return signed_in(create_app(cfg, redis_url).server)
 
 
