@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 from dash import html
+from dash.development.base_component import Component
 
 from dashboard.i18n import tr
 from data.domain import rules
@@ -69,6 +70,44 @@ def legend(shown: Sequence[Any], lang: str = "zh") -> html.Div:
                for layer in shown]
     return html.Div(id="map-legend", className="opsmap-legend",
                     **{"data-title": tr("图例", lang), "data-legend": json.dumps(entries, ensure_ascii=False)})
+
+
+#: what assets/panels.js draws: these tags, with these props (``data-*`` and ``aria-*`` too) and
+#: custom CSS properties (``--share``) as their only style; anything else is refused here
+PLAIN_TAGS = frozenset({"div", "span", "p", "strong", "h2", "h3", "ul", "li", "table", "thead", "tbody", "tr", "th",
+                        "td"})
+PLAIN_PROPS = {"id": "id", "className": "class", "title": "title", "role": "role", "colSpan": "colspan"}
+
+
+def plain(children: Any) -> list[Any]:
+    """Html components (a panel, a list of them, text) as plain data that assets/panels.js draws
+    into a slot: text, or ``[tag, attributes, custom CSS properties, children]``.
+
+    Why panels are not Dash components: Dash applies an answer in time that grows with every
+    component on the page times each new one the answer brings (each dispatches to all the
+    others' selectors). The panels' ~100 made a typed moment block the map page's main thread
+    100–200 ms, and every live answer paid the same; drawn as data, an answer costs one prop."""
+    if children is None:
+        return []
+    if isinstance(children, (list, tuple)):
+        return [node for child in children for node in plain(child)]
+    if isinstance(children, (str, int, float)):
+        return [str(children)]
+    if not isinstance(children, Component) or children._namespace != "dash_html_components" \
+            or children._type.lower() not in PLAIN_TAGS:
+        raise TypeError(f"{type(children).__name__} is not drawn as plain data (assets/panels.js)")
+    props = children.to_plotly_json()["props"]
+    attributes, style = {}, props.get("style") or {}
+    if any(not name.startswith("--") for name in style):
+        raise TypeError(f"{children._type}: only custom CSS properties are drawn, not {sorted(style)}")
+    for name, value in props.items():
+        if name in PLAIN_PROPS:
+            attributes[PLAIN_PROPS[name]] = str(value)
+        elif name.startswith(("data-", "aria-")):
+            attributes[name] = str(value)
+        elif name not in {"children", "style"}:
+            raise TypeError(f"{children._type}: the prop {name} is not drawn as plain data")
+    return [[children._type.lower(), attributes, {k: str(v) for k, v in style.items()}, plain(props.get("children"))]]
 
 
 def _num(n: int) -> html.Td:

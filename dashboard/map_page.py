@@ -224,20 +224,31 @@ def signed_in_as(lang: str) -> html.Div:
             html.Button(tr("退出", lang), type="submit", className="signout-button")])])
 
 
+#: the slots beside the map that assets/panels.js draws from the store ``map-panels``
+PANEL_SLOTS = ("panel-cases-slot", "panel-work-slot", "panel-feed-slot")
+
+
 def panels(config: Config, street_id: str | None, as_of: dt.datetime | None,
-           min_version: int = 0) -> tuple[Any, Any, Any, Any]:
-    """The title and the panels beside the map (numbers, work, feed) at ``as_of`` (None: live)."""
+           min_version: int = 0) -> tuple[str, dict[str, list[Any]]]:
+    """The title and the panels beside the map (numbers, work, feed) at ``as_of`` (None: live),
+    each as plain data by the slot it is drawn in (components.plain)."""
     lang = config.language
     if not access.may_view(street_id):
-        return tr("opsmap：尚未加载街道（运行 opsmap load）", lang), [], [], []
+        return tr("opsmap：尚未加载街道（运行 opsmap load）", lang), {slot: [] for slot in PANEL_SLOTS}
     now = dt.datetime.now(dt.UTC)
     past = as_of is not None and as_of < now - dt.timedelta(minutes=5)
     numbers = summary_at(street_id, as_of or now, past, min_version)
     feed = live_feed() if as_of is None else []
     title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (
         f"（{tr('回放', lang)} {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
-    return (title, components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
-            components.feed_panel(feed, lang))
+    drawn = (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
+             components.feed_panel(feed, lang))
+    return title, {slot: components.plain(panel) for slot, panel in zip(PANEL_SLOTS, drawn, strict=True)}
+
+
+def register_panels(app: Dash, *stores: str) -> None:
+    """Draw the panels the stores ``stores`` hold into their slots (assets/panels.js), whenever one changes."""
+    app.clientside_callback(ClientsideFunction("opsmap", "drawPanels"), *(Input(store, "data") for store in stores))
 
 
 def live_feed() -> list[dict[str, Any]]:
@@ -269,7 +280,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
     tiles = [dl.TileLayer(url=config.tile_url, maxZoom=19)] if config.tile_url else []
     lang = config.language
     events = live_events("map-events", paused_by="map-asof")  # before the panels: no change between is missed
-    title, cases_panel, work_panel, feed_panel = panels(config, chosen and chosen.id, None)
+    title, drawn = panels(config, chosen and chosen.id, None)
     now, freshness, stale = clock(config)
     return html.Div(className="opsmap", children=[
         html.Header(className="opsmap-header", children=[
@@ -300,9 +311,9 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
                                  dl.GeoJSON(id="map-chosen", pointToLayer=ns("chosen"))]),
                 components.legend(layers.LAYERS, lang)]),
             html.Aside(className="opsmap-panel", children=[
-                html.Div(id="panel-detail-slot"), html.Div(cases_panel, id="panel-cases-slot"),
-                html.Div(work_panel, id="panel-work-slot"), html.Div(feed_panel, id="panel-feed-slot")]),
+                *(html.Div(id=slot) for slot in ("panel-detail-slot", *PANEL_SLOTS))]),
         ]),
+        dcc.Store(id="map-panels", data=drawn), dcc.Store(id="map-detail"),
         *events,
         *source_stores(PAGE, opening_sources(config, chosen and chosen.id)),
         dcc.Interval(id="map-tick", interval=10_000),
@@ -349,9 +360,9 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         shown = street_id if access.may_view(street_id) else None
         return layer_sources(PAGE, config, shown, committee, parse_as_of(as_of_text))
 
-    @app.callback(Output("map-title", "children"), Output("panel-cases-slot", "children"),
-                  Output("panel-work-slot", "children"), Output("panel-feed-slot", "children"),
-                  Output("map-events-ack", "children"),
+    register_panels(app, "map-panels", "map-detail")
+
+    @app.callback(Output("map-title", "children"), Output("map-panels", "data"), Output("map-events-ack", "children"),
                   Input("map-street", "value"), Input("map-asof", "value"), Input("map-events", "data"),
                   prevent_initial_call=True)
     def refresh_panels(street_id: str | None, as_of_text: str | None, message: str | None) -> tuple[Any, ...]:
@@ -359,16 +370,17 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         page opens with them: ``layout``)."""
         as_of = parse_as_of(as_of_text)
         if as_of is not None and ctx.triggered_id == "map-events":
-            return (*(no_update,) * 4, ack())
+            return no_update, no_update, ack()
         live_change = ctx.triggered_id == "map-events"
         return (*panels(config, street_id, as_of, int(message_version(message)) if live_change else 0), ack())
 
-    def detail_of(layer: Any, entity: str, street_id: str | None, as_of_text: str | None) -> Any:
-        """The drill-down of one entity, for the moment shown (as the reader may see it)."""
+    def detail_of(layer: Any, entity: str, street_id: str | None, as_of_text: str | None) -> dict[str, list[Any]]:
+        """The drill-down of one entity, for the moment shown (as the reader may see it), by its slot."""
         detail = access.detail(layer, entity, parse_as_of(as_of_text) or dt.datetime.now(dt.UTC), street_id)
-        return components.detail_panel(layer.id, layer.title, detail, config.language)
+        return {"panel-detail-slot": components.plain(components.detail_panel(layer.id, layer.title, detail,
+                                                                              config.language))}
 
-    @app.callback(Output("panel-detail-slot", "children"), Input(layer_id(ALL), "clickData"),
+    @app.callback(Output("map-detail", "data"), Input(layer_id(ALL), "clickData"),
                   State("map-street", "value"), State("map-asof", "value"), prevent_initial_call=True)
     def drill_down(_: list[Any], street_id: str | None, as_of_text: str | None) -> Any:
         trigger = ctx.triggered_id
@@ -396,7 +408,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                             prevent_initial_call=True)
 
     @app.callback(Output("map-map", "viewport", allow_duplicate=True),
-                  Output("panel-detail-slot", "children", allow_duplicate=True), Output("map-chosen", "data"),
+                  Output("map-detail", "data", allow_duplicate=True), Output("map-chosen", "data"),
                   Input("map-compound", "value"), State("map-street", "value"), State("map-asof", "value"),
                   prevent_initial_call=True)
     def choose_compound(compound_id: str | None, street_id: str | None, as_of_text: str | None) -> tuple[Any, ...]:

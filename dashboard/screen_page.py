@@ -29,6 +29,7 @@ from dashboard.map_page import (
     layer_sources,
     live_events,
     message_version,
+    register_panels,
     register_sources,
     source_stores,
     street_viewport,
@@ -41,6 +42,8 @@ from data.settings import Config
 
 PAGE = "screen"
 CLOCK = "%Y-%m-%d %H:%M:%S"
+#: the slots assets/panels.js draws from the store ``screen-panels``
+SLOTS = ("screen-cases", "screen-work", "screen-feed", "screen-headline")
 
 
 def opening_sources(config: Config, street_id: str | None) -> dict[str, Any]:
@@ -72,7 +75,7 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
             "data-min-s": config.screen_banner_min_s, "data-max-s": config.screen_banner_s,
             "data-overview-s": config.screen_overview_s, "data-rotate-s": config.screen_rotate_s,
             "data-tag": tr("紧急", config.language), "data-group": tr("紧急预警 {n} 起", config.language)}),
-        dcc.Store(id="screen-street", data=street.id if street else None),
+        dcc.Store(id="screen-street", data=street.id if street else None), dcc.Store(id="screen-panels"),
         dcc.Store(id="screen-camera"),
         *live_events("screen-events"), *source_stores(PAGE, opening_sources(config, street and street.id)),
         dcc.Interval(id="screen-tick", interval=1000),
@@ -84,19 +87,21 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
 
     register_sources(app, PAGE)
 
-    @app.callback(Output("screen-cases", "children"), Output("screen-work", "children"),
-                  Output("screen-feed", "children"), Output("screen-headline", "children"),
-                  Output("screen-events-ack", "children"),
+    register_panels(app, "screen-panels")
+
+    @app.callback(Output("screen-panels", "data"), Output("screen-events-ack", "children"),
                   Input("screen-street", "data"), Input("screen-events", "data"))
     def refresh_panels(street_id: str | None, message: str | None) -> tuple[Any, ...]:
+        """The numbers, work, feed and headline, as plain data by their slots (components.plain)."""
         if not access.may_view(street_id):
-            return [], [], [], [], ack()
+            return {slot: [] for slot in SLOTS}, ack()
         seen = int(message_version(message)) if ctx.triggered_id == "screen-events" else 0
         numbers = summary_at(street_id, dt.datetime.now(dt.UTC), False, seen)
         feed = policy.feed_items(access.actor(), streams.feed(streams.connect(redis_url), 12)) if redis_url else []
         lang = config.language
-        return (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
-                components.feed_panel(feed, lang), components.headline(numbers, lang), ack())
+        drawn = (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
+                 components.feed_panel(feed, lang), components.headline(numbers, lang))
+        return {slot: components.plain(panel) for slot, panel in zip(SLOTS, drawn, strict=True)}, ack()
 
     @app.callback(Output("screen-map", "viewport"), Output("screen-focus", "children"),
                   Input("screen-camera", "data"), State("screen-street", "data"), prevent_initial_call=True)

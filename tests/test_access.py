@@ -446,10 +446,11 @@ def test_acc012_the_map_opens_with_its_panels_and_without_redis(world, loaded):
     the feed is empty and the clock says there is no live data."""
     _, data = loaded
     page, _ = _layout_page(world["commander"], "http://localhost/")
-    cases_panel = json.dumps(_with_id(page, "panel-cases-slot"), ensure_ascii=False)
+    panels = _with_id(page, "map-panels")["data"]  # drawn into their slots by assets/panels.js
+    cases_panel = json.dumps(panels["panel-cases-slot"], ensure_ascii=False)
     assert "疫情发展" in cases_panel and "今日新增" in cases_panel
-    assert "重要工作" in json.dumps(_with_id(page, "panel-work-slot"), ensure_ascii=False)
-    assert "feed-item" in json.dumps(_with_id(page, "panel-feed-slot"))
+    assert "重要工作" in json.dumps(panels["panel-work-slot"], ensure_ascii=False)
+    assert "feed-item" in json.dumps(panels["panel-feed-slot"])
     assert len(_with_id(page, "map-compound")["options"]) == len(data.compounds) > 100
     assert re.fullmatch(r"\d\d:\d\d:\d\d", _with_id(page, "map-clock")["children"])
     assert _with_id(page, "map-title")["children"].endswith("战疫图")
@@ -457,6 +458,7 @@ def test_acc012_the_map_opens_with_its_panels_and_without_redis(world, loaded):
     cut_off = signed_in(create_app(world["cfg"], "redis://127.0.0.1:1/0").server)
     cut_off.get("/healthz")  # Dash's set-up on its first request builds a layout outside any request's actor
     page, _ = _layout_page(cut_off, "http://localhost/")
-    assert "疫情发展" in json.dumps(_with_id(page, "panel-cases-slot"), ensure_ascii=False)
-    assert "暂无" in json.dumps(_with_id(page, "panel-feed-slot"), ensure_ascii=False)
+    panels = _with_id(page, "map-panels")["data"]
+    assert "疫情发展" in json.dumps(panels["panel-cases-slot"], ensure_ascii=False)
+    assert "暂无" in json.dumps(panels["panel-feed-slot"], ensure_ascii=False)
     assert _with_id(page, "map-staleness")["children"] == "无实时数据"

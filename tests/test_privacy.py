@@ -488,3 +488,26 @@ def test_pii014_making_the_var_directory_private_survives_files_that_come_and_go
         stop.set()
         walker.join()
     assert oct((tmp_path / "kept").stat().st_mode & 0o777) == "0o600"
+
+
+def test_pii016_panels_travel_as_text_and_nothing_that_could_run_is_drawn():
+    """The panels go to the page as plain data that assets/panels.js draws (components.plain):
+    what an event said stays a text node, and a component, tag, prop or style that could carry
+    markup, a link or a handler is refused on the server, naming it."""
+    from dash import dcc, html
+
+    from dashboard import components
+
+    markup = '<img src=x onerror="window.__pwned=1">'
+    feed = components.feed_panel([{"text": markup, "ts": "2022-04-10T00:05:00+00:00", "severity": "urgent"}])
+    assert components.plain(feed) == [["div", {"class": "opsmap-card", "id": "panel-feed"}, {}, [
+        ["h2", {}, {}, ["实时播报"]],
+        ["ul", {"class": "feed"}, {}, [["li", {"class": "feed-item urgent", "data-time": "08:05"}, {}, [markup]]]]]]]
+    assert components.plain(html.Div(["a", 1, None, [html.Span("b")]], style={"--share": "40%"})) == [
+        ["div", {}, {"--share": "40%"}, ["a", "1", ["span", {}, {}, ["b"]]]]]
+    for refused, named in ((html.A("x", href="javascript:alert(1)"), "^A is not"), (dcc.Input(value="x"), "^Input "),
+                           (html.Div(n_clicks=1), "the prop n_clicks"), (html.Div(style={"background": "url(x)"}),
+                                                                        "not \\['background'\\]"),
+                           (html.Div([html.Img(src="x")]), "^Img "), (b"<b>ok</b>", "^bytes ")):
+        with pytest.raises(TypeError, match=named):
+            components.plain(refused)

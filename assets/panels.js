@@ -1,0 +1,62 @@
+/* The panels beside the map and on the big screen, drawn from plain data (dashboard/components.py
+   plain(): text, or [tag, attributes, custom CSS properties, children]) into their slots.
+
+   Why not as Dash components: Dash applies every answer in time that grows with all the
+   components on the page times the new ones the answer brings, and the panels were most of
+   them; as data an answer is one prop. A store maps slot ids to their children; a slot is
+   drawn again only when its data changed. Text is set as text, never as HTML, and only the
+   tags and attributes plain() allows are made (the server refuses others before they get here). */
+(function () {
+    "use strict";
+    const TAGS = new Set(["div", "span", "p", "strong", "h2", "h3", "ul", "li", "table", "thead", "tbody", "tr", "th",
+                          "td"]);
+    const ATTRIBUTE = /^(id|class|title|role|colspan|data-[a-z0-9-]+|aria-[a-z-]+)$/;
+    const drawn = new WeakMap();  // slot element → the data it shows (a slot of a page drawn anew starts empty)
+
+    function made(node) {
+        if (typeof node === "string") {
+            return document.createTextNode(node);
+        }
+        const [tag, attributes, style, children] = node;
+        if (!TAGS.has(tag)) {
+            throw new Error("opsmap panels: no <" + tag + "> is drawn");
+        }
+        const el = document.createElement(tag);
+        Object.keys(attributes).forEach(function (name) {
+            if (!ATTRIBUTE.test(name)) {
+                throw new Error("opsmap panels: no attribute " + name + " is drawn");
+            }
+            el.setAttribute(name, attributes[name]);
+        });
+        Object.keys(style).forEach(function (name) {
+            if (name.startsWith("--")) {
+                el.style.setProperty(name, style[name]);
+            }
+        });
+        children.forEach(function (child) { el.appendChild(made(child)); });
+        return el;
+    }
+
+    function draw(slots) {  // {slot id: [node, ...]}
+        Object.keys(slots || {}).forEach(function (id) {
+            const slot = document.getElementById(id);
+            const text = JSON.stringify(slots[id]);
+            if (!slot || drawn.get(slot) === text) {
+                return;
+            }
+            try {
+                slot.replaceChildren.apply(slot, slots[id].map(made));
+                drawn.set(slot, text);
+            } catch (err) {
+                console.warn(err.message);
+            }
+        });
+    }
+
+    window.dash_clientside = window.dash_clientside || {};
+    window.dash_clientside.opsmap = Object.assign({}, window.dash_clientside.opsmap, {
+        drawPanels: function () {  // each argument a store of slots
+            Array.prototype.forEach.call(arguments, draw);
+        }
+    });
+})();
