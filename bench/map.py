@@ -13,7 +13,9 @@ own embedded Redis) and measures
 - API latency: 20 concurrent clients requesting every layer and the summary, p50/p95;
 - new cases on that map, posted one by one: bytes of the patch the page receives against
   the whole layer, and the time from each POST until the page has merged and drawn it
-  (p50/p95 of 20), stage by stage (``STAGES``).
+  (p50/p95 of 20), stage by stage (``STAGES``);
+- the page's main thread under live traffic: its longest task over 10 s of live answers and
+  for each of 5 moments typed, at full CPU speed and throttled 2× (``main_thread``).
 Every request is signed in (a commander's session; the intake with a producer token), and the
 guard's own cost per request is measured in-process on the same database, then multiplied by
 the requests one first paint makes: what sign-in adds to first paint.
@@ -55,6 +57,7 @@ from data.store import make_engine, transaction
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run"]
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 CATEGORIES = ["confirmed", "suspected", "close_contact", "home_observation", "released"]
 
 
@@ -241,6 +244,57 @@ def live_case(url: str, street: str, compound: str, cases: bool, n: int = 20) ->
     return stages, patch_bytes, len(whole.read())
 
 
+#: the change notices a page keeps the timings of (assets/layers.js TIMINGS)
+TIMINGS = 50
+#: long tasks of the page's main thread, observed from before its own scripts run
+LONG_TASKS = """window.__long = [];
+new PerformanceObserver(list => list.getEntries().forEach(e => window.__long.push(e.duration)))
+    .observe({type: "longtask", buffered: true});"""
+
+
+def main_thread(url: str, env: dict[str, str], cases: bool, moments: int = 5) -> dict[int, dict[str, list[float]]]:
+    """The map page's longest main-thread task (ms) under ``opsmap simulate --rate 30`` (an
+    ordinary afternoon, the browser tests' traffic): over 10 s of live answers, and for each of
+    ``moments`` moments typed into 时点 (the panels and every layer for another moment), with
+    Chrome's CPU at full speed and throttled 2× (a machine half as fast). By CPU factor."""
+    from playwright.sync_api import sync_playwright
+
+    traffic = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "app.py"), "simulate", "--rate", "30",
+                                "--duration", "600", "--malformed", "0"], env=env, stdout=subprocess.DEVNULL)
+    found: dict[int, dict[str, list[float]]] = {}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+            for factor in (1, 2):
+                context = new_context(browser)
+                page = context.new_page()  # type: ignore[attr-defined]
+                page.add_init_script(LONG_TASKS)
+                context.new_cdp_session(page).send("Emulation.setCPUThrottlingRate", {"rate": factor})  # type: ignore[attr-defined]
+                page.goto(url)
+                page.wait_for_function(painted(cases), timeout=120_000)
+                page.wait_for_timeout(2000)  # the opening steps done; then only the traffic
+                since = page.evaluate("window.__long = []; Date.now()")
+                page.wait_for_timeout(10_000)
+                notices = page.evaluate("s => window.opsmap.timings.filter(t => t.received >= s).length", since)
+                found[factor] = {"live": [max(page.evaluate("window.__long"), default=0)], "notices": [notices],
+                                 "typed": []}
+                for k in range(moments):  # a day back each, in Shanghai time
+                    moment = f"{dt.datetime.now(SHANGHAI) - dt.timedelta(days=k + 1):%Y-%m-%d %H:%M}"
+                    page.evaluate("window.__long = []")
+                    page.fill("#map-asof", moment)
+                    page.locator("#map-asof").press("Enter")
+                    page.wait_for_function(f"document.getElementById('map-title').textContent.includes('{moment}')",
+                                           timeout=30_000)
+                    page.wait_for_timeout(3000)  # its layers drawn, live notices still coming
+                    found[factor]["typed"].append(max(page.evaluate("window.__long"), default=0))
+                context.close()  # type: ignore[attr-defined]
+            browser.close()
+    finally:
+        traffic.terminate()
+        traffic.wait(timeout=30)
+    return found
+
+
 def _get(url: str) -> float:
     """One request as a browser makes it (gzip accepted); seconds until the body is read."""
     start = time.perf_counter()
@@ -325,6 +379,12 @@ def main(n: int = 100_000) -> None:
             print("  by stage, p50 / p95 ms: " + "; ".join(
                 f"{name} {statistics.median(d):.0f} / {statistics.quantiles(d, n=20)[18]:.0f}"
                 for name, a, b in STAGES for d in [[s[b] - s[a] for s in stages]]))
+            for factor, longest in main_thread(url, env, n > 0).items():
+                cpu = "at full speed" if factor == 1 else f"throttled {factor}×"
+                print(f"main thread under simulate --rate 30, CPU {cpu}: longest task over 10 s of live answers "
+                      f"({longest['notices'][0]:.0f}{'+' if longest['notices'][0] >= TIMINGS else ''} change notices) "
+                      f"{longest['live'][0]:.0f} ms; of each moment typed "
+                      f"{' / '.join(f'{t:.0f}' for t in longest['typed'])} ms  limit 200 ms (liv001, liv002)")
         finally:
             stop(app)
 
