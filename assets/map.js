@@ -105,8 +105,25 @@
         box.appendChild(details);
     }
 
+    // Leaflet measures its container once: a headline or panel drawn beside the map later
+    // (the big screen's headline row takes 80-160 px of its height) would leave every fit of
+    // the camera cut off by that much. A container of another size is measured again, and
+    // "opsmap:resized" tells the page (assets/screen.js aims its camera again).
+    function sized(map) {
+        if (!window.ResizeObserver) { return; }
+        const box = map.getContainer();
+        new ResizeObserver(function () {
+            const known = map.getSize();
+            if (known.x !== box.clientWidth || known.y !== box.clientHeight) {
+                map.invalidateSize();
+                box.dispatchEvent(new CustomEvent("opsmap:resized", {bubbles: true}));
+            }
+        }).observe(box);
+    }
+
     function labelled(map) {  // the map's label pane, laid out again (once per frame) after changes
         if (!map || map._opsmapLabels) { return; }
+        sized(map);
         legend();
         map.createPane("opsmap-labels");
         let queued = false;

@@ -10,7 +10,8 @@
      at most data-max-s;
    - the camera goes to the newest alert's point and back to the street (or, rotating, to the
      next committee every data-rotate-s seconds) through the store screen-camera, whose server
-     callback turns it into a viewport in the tiles' coordinates.
+     callback turns it into a viewport in the tiles' coordinates; the overview is aimed again
+     when the map changes size (the headline row drawn above it, "opsmap:resized").
    Text is set as text, never as HTML. */
 (function () {
     "use strict";
@@ -19,6 +20,7 @@
     }
     var queue = [];
     var showing = false;
+    var starting = true;  // until the first camera is set
     var overviewSince = 0;  // 0: the overview has been up long enough
     var rotation = 0;
     var timer = null;
@@ -96,6 +98,12 @@
         show(queue.splice(0));
     }
 
+    document.addEventListener("opsmap:resized", function () {  // assets/map.js: the map has another size
+        if (!showing && !starting) {
+            idle();  // the overview fitted again, to the map as it is now
+        }
+    });
+
     document.addEventListener("opsmap:urgent", function (e) {
         queue = queue.concat(e.detail || []);
         pump();
@@ -105,6 +113,7 @@
     var start = setInterval(function () {
         if (banner() && camera({street: true, n: Date.now()})) {
             clearInterval(start);
+            starting = false;
             var rotate = seconds("data-rotate-s", 0);
             if (rotate > 0) {
                 setInterval(function () {
