@@ -1,3 +1,21 @@
+/* /officer: a tap on a line of the list selects its point. The list is drawn from plain data
+   (assets/panels.js), not as Dash components: each line names its point in data-layer and
+   data-id, and the store officer-selected gets it — whose callback shows the point's detail and
+   actions, asking the server whether this person may see and act on it. */
+(function () {
+    "use strict";
+    if (location.pathname.indexOf("/officer") !== 0) {
+        return;
+    }
+    document.addEventListener("click", function (e) {
+        var line = e.target.closest && e.target.closest("#officer-list button[data-layer]");
+        if (line && window.dash_clientside && window.dash_clientside.set_props) {
+            window.dash_clientside.set_props("officer-selected", {
+                data: {layer: line.getAttribute("data-layer"), id: line.getAttribute("data-id")}});
+        }
+    });
+})();
+
 /* /officer: a tapped item's detail opens where the officer looks. The detail is drawn above the
    list; an item tapped far down the list left it off-screen (issue 15), so when the detail
    changes it is scrolled into view, below the sticky header (scroll-margin-top in the CSS). */

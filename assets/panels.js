@@ -9,7 +9,7 @@
 (function () {
     "use strict";
     const TAGS = new Set(["div", "span", "p", "strong", "h2", "h3", "ul", "li", "table", "thead", "tbody", "tr", "th",
-                          "td"]);
+                          "td", "button"]);
     const ATTRIBUTE = /^(id|class|title|role|colspan|data-[a-z0-9-]+|aria-[a-z-]+)$/;
     const drawn = new WeakMap();  // slot element → the data it shows (a slot of a page drawn anew starts empty)
 

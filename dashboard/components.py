@@ -75,7 +75,7 @@ def legend(shown: Sequence[Any], lang: str = "zh") -> html.Div:
 #: what assets/panels.js draws: these tags, with these props (``data-*`` and ``aria-*`` too) and
 #: custom CSS properties (``--share``) as their only style; anything else is refused here
 PLAIN_TAGS = frozenset({"div", "span", "p", "strong", "h2", "h3", "ul", "li", "table", "thead", "tbody", "tr", "th",
-                        "td"})
+                        "td", "button"})
 PLAIN_PROPS = {"id": "id", "className": "class", "title": "title", "role": "role", "colSpan": "colspan"}
 
 

@@ -29,6 +29,7 @@ from dashboard.map_page import (
     layer_id,
     layer_sources,
     live_events,
+    register_panels,
     register_sources,
     signed_in_as,
     source_stores,
@@ -83,7 +84,8 @@ def layout(sessions: sessionmaker[Session], config: Config) -> html.Div:
         html.Div(id="officer-detail"),
         dcc.RadioItems(id="officer-filter", className="officer-filter", inline=True, value="all",
                        options=[{"label": tr(text, lang), "value": key} for key, text in FILTERS.items()]),
-        html.Ul(id="officer-list", className="officer-list"),
+        html.Ul(id="officer-list", className="officer-list"),  # drawn from officer-panels (assets/panels.js)
+        dcc.Store(id="officer-panels"),
         html.Div(id="officer-orders", hidden=True),  # every order of the list, for assets/officer.js to announce
         dcc.Store(id="officer-list-drawn"),  # the digest of the list drawn: an unchanged one is not redrawn
         html.Button(id="officer-more", className="officer-more", n_clicks=0, hidden=True),
@@ -115,11 +117,12 @@ def _form(action: actions.Action, lang: str) -> html.Fieldset:
 
 
 def _item(item: Any, lang: str) -> html.Li:
+    """One line of the list, as plain data (components.plain): a tap on it is handed to the
+    store officer-selected by assets/officer.js, which reads the point from its data attributes."""
     return html.Li(html.Button(
-        id={"type": "officer-item", "layer": item.layer, "id": item.entity_id},
-        className=f"officer-item reason-{item.reason}", children=[
-            html.Span(tr(item.label, lang), className="officer-reason"),
-            html.Span(item.title, className="officer-title"), html.Span(item.note, className="officer-note")]))
+        className=f"officer-item reason-{item.reason}", **{"data-layer": item.layer, "data-id": item.entity_id},
+        children=[html.Span(tr(item.label, lang), className="officer-reason"),
+                  html.Span(item.title, className="officer-title"), html.Span(item.note, className="officer-note")]))
 
 
 def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_url: str | None) -> None:
@@ -135,6 +138,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         return Query.from_config(config, found.street_id, dt.datetime.now(dt.UTC), committee) if found else None
 
     register_sources(app, PAGE)
+    register_panels(app, "officer-panels")
 
     @app.callback(Output("officer-sources", "data"), Output("officer-map", "viewport"),
                   Input("officer-committee", "value"))
@@ -147,7 +151,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             bounds = session.get(Committee, committee).geom.bounds
         return layer_sources(PAGE, config, q.street_id, committee, keys=SHOWN_IDS), camera(config, bounds, padding=0)
 
-    @app.callback(Output("officer-list", "children"), Output("officer-more", "children"),
+    @app.callback(Output("officer-panels", "data"), Output("officer-more", "children"),
                   Output("officer-more", "hidden"), Output("officer-orders", "children"),
                   Output("officer-list-drawn", "data"), Output("officer-events-ack", "children"),
                   Input("officer-committee", "value"), Input("officer-filter", "value"),
@@ -159,11 +163,14 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         when it changed."""
         return (*unless_drawn(drawn, list_of(committee, only, more)), ack())
 
+    def drawn(lines: list[html.Li]) -> dict[str, list[Any]]:
+        return {"officer-list": components.plain(lines)}
+
     def list_of(committee: str | None, only: str | None, more: int) -> tuple[Any, ...]:
         """One kind of item or all, a page at a time (a phone cannot draw an afternoon's 700 lines)."""
         q = query(committee)
         if q is None:
-            return [html.Li(tr("请先选择居委", lang), className="officer-empty")], "", True, "{}"
+            return drawn([html.Li(tr("请先选择居委", lang), className="officer-empty")]), "", True, "{}"
         who = access.actor()
         with sessions() as session:
             items = worklist(session, q, lambda layer, fc: policy.features(who, layer, q.street_id, fc))
@@ -172,19 +179,17 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         items = [i for i in items if only in (None, "all") or i.layer == only]
         shown = items[:PAGE_SIZE * (1 + (more or 0))]
         rest = len(items) - len(shown)
-        return ([_item(i, lang) for i in shown] or [html.Li(tr("暂无待办", lang), className="officer-empty")],
+        return (drawn([_item(i, lang) for i in shown] or [html.Li(tr("暂无待办", lang), className="officer-empty")]),
                 tr("再显示 {n} 项（共 {total} 项）", lang).format(n=min(rest, PAGE_SIZE), total=len(items)),
                 rest <= 0, json.dumps(orders, ensure_ascii=False))
 
-    @app.callback(Output("officer-selected", "data"),
-                  Input({"type": "officer-item", "layer": ALL, "id": ALL}, "n_clicks"),
-                  Input(layer_id(ALL, PAGE), "clickData"), prevent_initial_call=True)
-    def select_point(_: list[Any], __: list[Any]) -> Any:
+    @app.callback(Output("officer-selected", "data"), Input(layer_id(ALL, PAGE), "clickData"),
+                  prevent_initial_call=True)
+    def select_point(_: list[Any]) -> Any:
+        """A point tapped on the map (one tapped on the list: assets/officer.js)."""
         trigger, value = ctx.triggered_id, ctx.triggered[0]["value"] if ctx.triggered else None
-        if not trigger or not value:  # a list redrawn, not a tap
+        if not trigger or not value:  # a layer redrawn, not a tap
             return no_update
-        if trigger["type"] == "officer-item":
-            return {"layer": trigger["layer"], "id": trigger["id"]}
         props = value.get("properties", {})
         entity = value.get("id") or props.get("id")
         return no_update if entity is None or props.get("cluster") else {"layer": trigger["id"], "id": str(entity)}

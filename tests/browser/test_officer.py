@@ -149,7 +149,7 @@ def test_off004_a_notice_that_changes_nothing_on_the_list_redraws_nothing(app_ur
     def answered(response) -> None:
         body = response.body() if "_dash-update-component" in response.url else b""
         if b"officer-events-ack" in body:
-            answers.append(b'"officer-list"' in body)
+            answers.append(b'"officer-list"' in body)  # the list's slot, in the store officer-panels
 
     page.on("response", answered)
     _order(app_url, app_var, "off004b", dispatch=True, not_in=committee)  # another committee's order
