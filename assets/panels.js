@@ -1,5 +1,6 @@
-/* The panels beside the map and on the big screen, drawn from plain data (dashboard/components.py
-   plain(): text, or [tag, attributes, custom CSS properties, children]) into their slots.
+/* The panels beside the map and on the big screen, and the officer's list, drawn from plain data
+   (dashboard/components.py plain(): text, or [tag, attributes, custom CSS properties, children])
+   into their slots.
 
    Why not as Dash components: Dash applies every answer in time that grows with all the
    components on the page times the new ones the answer brings, and the panels were most of

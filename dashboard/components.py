@@ -1,7 +1,8 @@
 """Panels beside the map, rendered from plain data (data.read.summary, the feed, a drill-down).
 
 Why components take plain dicts: the same numbers serve the API and the briefing; these
-functions only lay them out. All text goes into Dash components as text, never as HTML.
+functions only lay them out. The pages do not mount what they lay out as Dash components:
+``plain`` turns it into data that assets/panels.js draws. All text stays text, never HTML.
 """
 
 from __future__ import annotations
