@@ -234,16 +234,21 @@ def panels(config: Config, street_id: str | None, as_of: dt.datetime | None,
     each as plain data by the slot it is drawn in (components.plain)."""
     lang = config.language
     if not access.may_view(street_id):
-        return tr("opsmap：尚未加载街道（运行 opsmap load）", lang), {slot: [] for slot in PANEL_SLOTS}
+        return tr("opsmap：尚未加载街道（运行 opsmap load）", lang), by_slot(PANEL_SLOTS)
     now = dt.datetime.now(dt.UTC)
     past = as_of is not None and as_of < now - dt.timedelta(minutes=5)
     numbers = summary_at(street_id, as_of or now, past, min_version)
     feed = live_feed() if as_of is None else []
     title = f"{numbers['street']['name']} {tr('战疫图', lang)}" + (
         f"（{tr('回放', lang)} {as_of:%Y-%m-%d %H:%M}）" if as_of else "")
-    drawn = (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
-             components.feed_panel(feed, lang))
-    return title, {slot: components.plain(panel) for slot, panel in zip(PANEL_SLOTS, drawn, strict=True)}
+    return title, by_slot(PANEL_SLOTS, (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
+                                        components.feed_panel(feed, lang)))
+
+
+def by_slot(slots: tuple[str, ...], panels: tuple[Any, ...] | None = None) -> dict[str, list[Any]]:
+    """What a panels store holds: each panel as plain data (components.plain) by the slot it is
+    drawn in; without ``panels``, every slot emptied."""
+    return {slot: components.plain(panel) for slot, panel in zip(slots, panels or (None,) * len(slots), strict=True)}
 
 
 def register_panels(app: Dash, *stores: str) -> None:
@@ -377,8 +382,8 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     def detail_of(layer: Any, entity: str, street_id: str | None, as_of_text: str | None) -> dict[str, list[Any]]:
         """The drill-down of one entity, for the moment shown (as the reader may see it), by its slot."""
         detail = access.detail(layer, entity, parse_as_of(as_of_text) or dt.datetime.now(dt.UTC), street_id)
-        return {"panel-detail-slot": components.plain(components.detail_panel(layer.id, layer.title, detail,
-                                                                              config.language))}
+        return by_slot(("panel-detail-slot",), (components.detail_panel(layer.id, layer.title, detail,
+                                                                         config.language),))
 
     @app.callback(Output("map-detail", "data"), Input(layer_id(ALL), "clickData"),
                   State("map-street", "value"), State("map-asof", "value"), prevent_initial_call=True)

@@ -24,6 +24,7 @@ from dashboard.i18n import tr
 from dashboard.map_page import (
     SHANGHAI_CENTRE,
     ack,
+    by_slot,
     camera,
     layer_control,
     layer_id,
@@ -44,6 +45,8 @@ from layers.worklist import worklist
 
 PAGE = "officer"
 PAGE_SIZE = 30
+#: the slot assets/panels.js draws the list in, from the store ``officer-panels``
+LIST = ("officer-list",)
 #: the list's filter: all, or the items of one layer
 FILTERS = {"all": "全部", "workorders": "工单", "alerts": "预警", "observations": "居家观察", "gates": "出入口"}
 #: what an officer needs on the small map, bottom to top
@@ -163,15 +166,11 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         when it changed."""
         return (*unless_drawn(drawn, list_of(committee, only, more)), ack())
 
-    def listed(lines: list[html.Li]) -> dict[str, list[Any]]:
-        """The list's lines by their slot, as assets/panels.js draws them."""
-        return {"officer-list": components.plain(lines)}
-
     def list_of(committee: str | None, only: str | None, more: int) -> tuple[Any, ...]:
         """One kind of item or all, a page at a time (a phone cannot draw an afternoon's 700 lines)."""
         q = query(committee)
         if q is None:
-            return listed([html.Li(tr("请先选择居委", lang), className="officer-empty")]), "", True, "{}"
+            return by_slot(LIST, ([html.Li(tr("请先选择居委", lang), className="officer-empty")],)), "", True, "{}"
         who = access.actor()
         with sessions() as session:
             items = worklist(session, q, lambda layer, fc: policy.features(who, layer, q.street_id, fc))
@@ -180,7 +179,8 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
         items = [i for i in items if only in (None, "all") or i.layer == only]
         shown = items[:PAGE_SIZE * (1 + (more or 0))]
         rest = len(items) - len(shown)
-        return (listed([_item(i, lang) for i in shown] or [html.Li(tr("暂无待办", lang), className="officer-empty")]),
+        lines = [_item(i, lang) for i in shown] or [html.Li(tr("暂无待办", lang), className="officer-empty")]
+        return (by_slot(LIST, (lines,)),
                 tr("再显示 {n} 项（共 {total} 项）", lang).format(n=min(rest, PAGE_SIZE), total=len(items)),
                 rest <= 0, json.dumps(orders, ensure_ascii=False))
 

@@ -24,6 +24,7 @@ from dashboard.i18n import tr
 from dashboard.map_page import (
     SHANGHAI_CENTRE,
     ack,
+    by_slot,
     camera,
     layer_control,
     layer_sources,
@@ -94,14 +95,13 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     def refresh_panels(street_id: str | None, message: str | None) -> tuple[Any, ...]:
         """The numbers, work, feed and headline, as plain data by their slots (components.plain)."""
         if not access.may_view(street_id):
-            return {slot: [] for slot in SLOTS}, ack()
+            return by_slot(SLOTS), ack()
         seen = int(message_version(message)) if ctx.triggered_id == "screen-events" else 0
         numbers = summary_at(street_id, dt.datetime.now(dt.UTC), False, seen)
         feed = policy.feed_items(access.actor(), streams.feed(streams.connect(redis_url), 12)) if redis_url else []
         lang = config.language
-        drawn = (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
-                 components.feed_panel(feed, lang), components.headline(numbers, lang))
-        return {slot: components.plain(panel) for slot, panel in zip(SLOTS, drawn, strict=True)}, ack()
+        return by_slot(SLOTS, (components.cases_panel(numbers, lang), components.work_panel(numbers, lang),
+                               components.feed_panel(feed, lang), components.headline(numbers, lang))), ack()
 
     @app.callback(Output("screen-map", "viewport"), Output("screen-focus", "children"),
                   Input("screen-camera", "data"), State("screen-street", "data"), prevent_initial_call=True)
