@@ -85,7 +85,7 @@
         if (!box) { return; }
         box.classList.add("drawn");
         const details = document.createElement("details");
-        details.open = true;
+        details.open = !window.matchMedia("(max-width: 720px)").matches;  // folded on a phone: it would cover the map
         const summary = document.createElement("summary");
         summary.textContent = box.dataset.title;
         details.appendChild(summary);

@@ -857,3 +857,27 @@ def test_map018_the_cluster_worker_answers_while_an_index_is_built_and_ends_as_a
     assert "b1" in got["during"]  # the patch of meanwhile, beside the new index
     assert got["afterwards"] == ["a1", "a2", "b1"]  # and still after it: neither removed point shown
     assert got["same"] == {str(zoom): [True, len(final)] for zoom in (8, 12, 14, 16, 18)}
+
+
+def test_map020_on_a_phone_the_map_fills_the_width_with_the_panels_below(app_url, browser, artifacts):
+    """At 360×800 the map took none of the width (the 24 rem panel did) and the header ran
+    1,300 px wide: now the header wraps, the map fills the width above the panels, and the
+    legend and layer switcher start folded so they leave the street in view."""
+    errors: list[str] = []
+    page = _page(browser, app_url, errors, browser.new_page(viewport={"width": 360, "height": 800}))
+    page.locator("#panel-cases").wait_for()
+    box = lambda selector: page.locator(selector).first.bounding_box()  # noqa: E731
+    shown, cases = box(".leaflet-container"), box("#panel-cases")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert shown["width"] >= 340 and shown["height"] >= 400, shown
+    assert cases["y"] >= shown["y"] + shown["height"]  # below the map, reached by scrolling
+    assert box("#map-title")["height"] < 50  # one line, not a character a line
+    street = box("path[stroke='#e8590c']")
+    assert street["x"] >= 0 and street["x"] + street["width"] <= 360  # the whole street across the map
+    assert page.evaluate("document.querySelector('.opsmap-legend details').open") is False
+    switcher = page.locator(".leaflet-control-layers-list")
+    assert not switcher.is_visible()
+    page.locator(".leaflet-control-layers-toggle").focus()  # a tap
+    switcher.wait_for()
+    page.screenshot(path=str(artifacts / "map-phone.png"))
+    assert errors == []
