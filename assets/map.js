@@ -85,7 +85,8 @@
         if (!box) { return; }
         box.classList.add("drawn");
         const details = document.createElement("details");
-        details.open = !window.matchMedia("(max-width: 720px)").matches;  // folded on a phone: it would cover the map
+        // folded on a phone (the width of the phone layout in opsmap.css): open, it would cover the map
+        details.open = !window.matchMedia("(max-width: 720px)").matches;
         const summary = document.createElement("summary");
         summary.textContent = box.dataset.title;
         details.appendChild(summary);
