@@ -122,7 +122,9 @@
         }).observe(box);
     }
 
-    function labelled(map) {  // the map's label pane, laid out again (once per frame) after changes
+    // once per map, at its first labelled feature: its label pane, laid out again (once per frame)
+    // after changes, and its container watched for another size (sized)
+    function labelled(map) {
         if (!map || map._opsmapLabels) { return; }
         sized(map);
         legend();

@@ -1,8 +1,9 @@
 """Panels beside the map, rendered from plain data (data.read.summary, the feed, a drill-down).
 
 Why components take plain dicts: the same numbers serve the API and the briefing; these
-functions only lay them out. The pages do not mount what they lay out as Dash components:
-``plain`` turns it into data that assets/panels.js draws. All text stays text, never HTML.
+functions only lay them out. The map's and the big screen's panels and the officer's list are
+not mounted as Dash components: ``plain`` turns them into data that assets/panels.js draws (the
+officer's drill-down, beside its Dash forms, still is mounted). All text stays text, never HTML.
 """
 
 from __future__ import annotations
