@@ -1,17 +1,45 @@
-/* /officer: a tap on a line of the list selects its point. The list is drawn from plain data
-   (assets/panels.js), not as Dash components: each line names its point in data-layer and
-   data-id, and the store officer-selected gets it — whose callback shows the point's detail and
-   actions, asking the server whether this person may see and act on it. */
+/* /officer: a tap on a line of the list selects its point; a tap on an action's button sends its
+   form. The list and the detail, forms included, are drawn from plain data (assets/panels.js),
+   not as Dash components. Each line names its point in data-layer and data-id, and the store
+   officer-selected gets it — whose callback shows the point's detail and actions, asking the
+   server whether this person may see and act on it. A form's inputs name their field in
+   data-field; the store officer-submit gets {action, values, n}, whose callback checks the
+   person, the point and every value again (dashboard/officer_page.py act). */
 (function () {
     "use strict";
     if (location.pathname.indexOf("/officer") !== 0) {
         return;
     }
+    var sent = 0;  // a count, so the same form sent twice is two submissions
+
+    function values(form) {  // field → text; a confirmation (checkbox) → ["yes"] or []
+        var out = {};
+        form.querySelectorAll("input[data-field]").forEach(function (input) {
+            var name = input.getAttribute("data-field");
+            if (input.type === "checkbox") {
+                out[name] = input.checked ? [input.value] : [];
+            } else if (input.type === "radio") {
+                if (input.checked) { out[name] = input.value; }
+            } else {
+                out[name] = input.value;
+            }
+        });
+        return out;
+    }
+
     document.addEventListener("click", function (e) {
+        var set = window.dash_clientside && window.dash_clientside.set_props;
         var line = e.target.closest && e.target.closest("#officer-list button[data-layer]");
-        if (line && window.dash_clientside && window.dash_clientside.set_props) {
-            window.dash_clientside.set_props("officer-selected", {
-                data: {layer: line.getAttribute("data-layer"), id: line.getAttribute("data-id")}});
+        var button = e.target.closest && e.target.closest("#officer-detail .officer-action .officer-button");
+        if (!set) {
+            return;
+        }
+        if (line) {
+            set("officer-selected", {data: {layer: line.getAttribute("data-layer"), id: line.getAttribute("data-id")}});
+        } else if (button) {
+            var form = button.closest(".officer-action");
+            sent += 1;
+            set("officer-submit", {data: {action: form.getAttribute("data-action"), values: values(form), n: sent}});
         }
     });
 })();

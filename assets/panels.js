@@ -6,12 +6,15 @@
    components on the page times the new ones the answer brings, and the panels were most of
    them; as data an answer is one prop. A store maps slot ids to their children; a slot is
    drawn again only when its data changed. Text is set as text, never as HTML, and only the
-   tags and attributes plain() allows are made (the server refuses others before they get here). */
+   tags and attributes plain() allows are made (the server refuses others before they get here).
+   The officer's forms are drawn the same way: their inputs have no handlers; assets/officer.js
+   reads them when an action's button is tapped. */
 (function () {
     "use strict";
     const TAGS = new Set(["div", "span", "p", "strong", "h2", "h3", "ul", "li", "table", "thead", "tbody", "tr", "th",
-                          "td", "button"]);
-    const ATTRIBUTE = /^(id|class|title|role|colspan|data-[a-z0-9-]+|aria-[a-z-]+)$/;
+                          "td", "button", "fieldset", "legend", "label", "input"]);
+    const ATTRIBUTE = /^(id|class|title|role|colspan|type|name|value|inputmode|maxlength|data-[a-z0-9-]+|aria-[a-z-]+)$/;
+    const INPUTS = new Set(["text", "radio", "checkbox"]);  // the officer's forms (components.Control)
     const drawn = new WeakMap();  // slot element → the data it shows (a slot of a page drawn anew starts empty)
 
     function made(node) {
@@ -21,6 +24,9 @@
         const [tag, attributes, style, children] = node;
         if (!TAGS.has(tag)) {
             throw new Error("opsmap panels: no <" + tag + "> is drawn");
+        }
+        if (tag === "input" && !INPUTS.has(attributes.type)) {
+            throw new Error("opsmap panels: no input of type " + attributes.type + " is drawn");
         }
         const el = document.createElement(tag);
         Object.keys(attributes).forEach(function (name) {

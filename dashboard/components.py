@@ -1,9 +1,9 @@
 """Panels beside the map, rendered from plain data (data.read.summary, the feed, a drill-down).
 
 Why components take plain dicts: the same numbers serve the API and the briefing; these
-functions only lay them out. The map's and the big screen's panels and the officer's list are
-not mounted as Dash components: ``plain`` turns them into data that assets/panels.js draws (the
-officer's drill-down, beside its Dash forms, still is mounted). All text stays text, never HTML.
+functions only lay them out. The map's and the big screen's panels and the officer's list and
+drill-down (its forms included: ``Control``) are not mounted as Dash components: ``plain`` turns
+them into data that assets/panels.js draws. All text stays text, never HTML.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -77,8 +78,27 @@ def legend(shown: Sequence[Any], lang: str = "zh") -> html.Div:
 #: what assets/panels.js draws: these tags, with these props (``data-*`` and ``aria-*`` too) and
 #: custom CSS properties (``--share``) as their only style; anything else is refused here
 PLAIN_TAGS = frozenset({"div", "span", "p", "strong", "h2", "h3", "ul", "li", "table", "thead", "tbody", "tr", "th",
-                        "td", "button"})
+                        "td", "button", "fieldset", "legend", "label"})
 PLAIN_PROPS = {"id": "id", "className": "class", "title": "title", "role": "role", "colSpan": "colspan"}
+#: the inputs of the officer's forms (``Control``): these types, with these attributes and ``data-*``
+CONTROL_TYPES = frozenset({"text", "radio", "checkbox"})
+CONTROL_ATTRIBUTES = frozenset({"class", "name", "value", "inputmode", "maxlength"})
+
+
+@dataclass(frozen=True)
+class Control:
+    """An ``<input>`` for plain data (dash.html has no input element): a form drawn by
+    assets/panels.js, read by the page's own script — so a tapped point's detail, forms and all,
+    is one prop, not fifty Dash components (see ``plain``)."""
+
+    type: str
+    attributes: dict[str, str]
+
+    def node(self) -> list[Any]:
+        wrong = [k for k in self.attributes if k not in CONTROL_ATTRIBUTES and not k.startswith("data-")]
+        if self.type not in CONTROL_TYPES or wrong:
+            raise TypeError(f"Control: no input of type {self.type!r} with {wrong} is drawn as plain data")
+        return ["input", {"type": self.type, **{k: str(v) for k, v in self.attributes.items()}}, {}, []]
 
 
 def plain(children: Any) -> list[Any]:
@@ -95,6 +115,8 @@ def plain(children: Any) -> list[Any]:
         return [node for child in children for node in plain(child)]
     if isinstance(children, (str, int, float)):
         return [str(children)]
+    if isinstance(children, Control):
+        return [children.node()]
     if not isinstance(children, Component) or children._namespace != "dash_html_components" \
             or children._type.lower() not in PLAIN_TAGS:
         raise TypeError(f"{type(children).__name__} is not drawn as plain data (assets/panels.js)")

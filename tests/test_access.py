@@ -194,17 +194,15 @@ def test_acc004_an_officer_sees_persons_of_own_committee_and_counts_elsewhere(wo
 
 
 def _act_payload(action: str, entity_layer: str, entity_id: str, inputs: dict[str, str]) -> dict:
-    """The body dash-renderer posts when an officer taps an action's button (officer_page.act)."""
-    field = lambda name: {"type": "officer-input", "action": action, "name": name}  # noqa: E731
+    """The body dash-renderer posts when an officer taps an action's button (assets/officer.js
+    sets the store officer-submit; officer_page.act answers)."""
     return {"output": "..officer-msg.children...officer-msg.className...officer-done.data..",
             "outputs": [{"id": "officer-msg", "property": "children"}, {"id": "officer-msg", "property": "className"},
                         {"id": "officer-done", "property": "data"}],
-            "inputs": [[{"id": {"type": "officer-act", "action": action}, "property": "n_clicks", "value": 1}]],
-            "changedPropIds": [json.dumps({"action": action, "type": "officer-act"}, separators=(",", ":"))
-                               + ".n_clicks"],
-            "state": [[{"id": field(k), "property": "value", "value": v} for k, v in inputs.items()],
-                      [{"id": field(k), "property": "id", "value": field(k)} for k in inputs],
-                      {"id": "officer-selected", "property": "data", "value": {"layer": entity_layer, "id": entity_id}},
+            "inputs": [{"id": "officer-submit", "property": "data",
+                        "value": {"action": action, "values": inputs, "n": 1}}],
+            "changedPropIds": ["officer-submit.data"],
+            "state": [{"id": "officer-selected", "property": "data", "value": {"layer": entity_layer, "id": entity_id}},
                       {"id": "officer-done", "property": "data", "value": 0}]}
 
 
@@ -239,6 +237,15 @@ def test_acc005_a_forged_callback_changes_nothing_and_a_foreign_order_is_refused
     assert client.xlen("opsmap:workorders") == before + 1
     viewer = signed_in(world["server"], [Role("viewer", STREET)])
     assert "无权操作" in viewer.post("/_dash-update-component", json=order).get_data(as_text=True)
+    # a form is bounded whoever sends it: each problem named, nothing appended
+    before = client.xlen("opsmap:workorders")
+    for values, said in (({"note": "长" * 2001}, "备注：不能超过 2000 个字"), ({"note": {"$gt": ""}}, "备注：填写有误"),
+                         ({"note": "x", "assignee": "别人"}, "未完成：该项：填写有误"), ("note", "未完成：该项")):
+        forged = _act_payload("accept", "workorders", world["order_b"], {})
+        forged["inputs"][0]["value"]["values"] = values
+        answer = mine.post("/_dash-update-component", json=forged).get_data(as_text=True)
+        assert said in answer, answer
+    assert client.xlen("opsmap:workorders") == before
 
 
 # --- screens -------------------------------------------------------------------------------------------

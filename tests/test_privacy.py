@@ -508,6 +508,13 @@ def test_pii016_panels_travel_as_text_and_nothing_that_could_run_is_drawn():
     for refused, named in ((html.A("x", href="javascript:alert(1)"), "^A is not"), (dcc.Input(value="x"), "^Input "),
                            (html.Div(n_clicks=1), "the prop n_clicks"), (html.Div(style={"background": "url(x)"}),
                                                                         "not \\['background'\\]"),
-                           (html.Div([html.Img(src="x")]), "^Img "), (b"<b>ok</b>", "^bytes ")):
+                           (html.Div([html.Img(src="x")]), "^Img "), (b"<b>ok</b>", "^bytes "),
+                           (components.Control("image", {"src": "x"}), "type 'image'"),
+                           (components.Control("text", {"onfocus": "x"}), "\\['onfocus'\\]"),
+                           (components.Control("text", {"formaction": "x"}), "\\['formaction'\\]")):
         with pytest.raises(TypeError, match=named):
             components.plain(refused)
+    # the officer's forms: inputs of three types with no handlers, what they hold as a value
+    typed = html.Label(["备注", components.Control("text", {"value": markup, "data-field": "note", "maxlength": 9})])
+    assert components.plain(typed) == [["label", {}, {}, ["备注", ["input", {
+        "type": "text", "value": markup, "data-field": "note", "maxlength": "9"}, {}, []]]]]

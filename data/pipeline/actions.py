@@ -110,6 +110,37 @@ class Result:
     errors: tuple[events.FieldError, ...] = ()
 
 
+#: the longest text a form field takes (the contract's longest free text, a note); the page's
+#: inputs stop there (maxlength) and ``read_form`` refuses more
+FORM_TEXT_MAX = 2000
+
+
+def read_form(action: Action, values: Any) -> dict[str, Any]:
+    """A form as the officer's page sends it (assets/officer.js: each field's text, a confirmation
+    as ``["yes"]`` or ``[]``), refused unless it holds only the action's fields within bounds —
+    with an EventError naming each field, whether a person typed it or a script forged it."""
+    if not isinstance(values, dict) or len(values) > len(action.fields):
+        raise EventError([events.FieldError("form", f"must hold at most the {len(action.fields)} fields "
+                                                    f"of {action.id}")])
+    fields = {f.name: f for f in action.fields}
+    errors, form = [], {}
+    for name, value in values.items():
+        f = fields.get(name)
+        if f is None:
+            errors.append(events.FieldError(str(name)[:40], f"not a field of {action.id}"))
+        elif f.kind == "check" and value not in ([], ["yes"]):
+            errors.append(events.FieldError(name, 'must be [] or ["yes"]'))
+        elif f.kind != "check" and not isinstance(value, str):
+            errors.append(events.FieldError(name, "must be text"))
+        elif f.kind != "check" and len(value) > FORM_TEXT_MAX:
+            errors.append(events.FieldError(name, f"longer than {FORM_TEXT_MAX} characters"))
+        else:
+            form[name] = value
+    if errors:
+        raise EventError(errors)
+    return form
+
+
 def _value(f: Field, raw: Any) -> Any:
     """A form value as the contract wants it; what cannot be converted is passed on for the
     contract's validation to name (so the message is the same as for any producer)."""

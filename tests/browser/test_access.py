@@ -122,14 +122,12 @@ def _forged_act(page, action: str, layer: str, entity: str, note: str) -> str:
     its CSRF cookie, as an attacker holding the session would)."""
     return page.evaluate("""async ([action, layer, entity, note]) => {
         const csrf = document.cookie.split('; ').find(c => c.startsWith('_csrf_token=')).split('=')[1];
-        const field = {type: 'officer-input', action, name: 'note'};
         const body = {output: '..officer-msg.children...officer-msg.className...officer-done.data..',
           outputs: [{id: 'officer-msg', property: 'children'}, {id: 'officer-msg', property: 'className'},
                     {id: 'officer-done', property: 'data'}],
-          inputs: [[{id: {type: 'officer-act', action}, property: 'n_clicks', value: 1}]],
-          changedPropIds: [JSON.stringify({action, type: 'officer-act'}) + '.n_clicks'],
-          state: [[{id: field, property: 'value', value: note}], [{id: field, property: 'id', value: field}],
-                  {id: 'officer-selected', property: 'data', value: {layer, id: entity}},
+          inputs: [{id: 'officer-submit', property: 'data', value: {action, values: {note}, n: 1}}],
+          changedPropIds: ['officer-submit.data'],
+          state: [{id: 'officer-selected', property: 'data', value: {layer, id: entity}},
                   {id: 'officer-done', property: 'data', value: 0}]};
         const r = await fetch('/_dash-update-component', {method: 'POST', body: JSON.stringify(body),
           headers: {'Content-Type': 'application/json', 'X-CSRFToken': csrf}});
