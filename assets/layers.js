@@ -14,10 +14,15 @@
    Clustered layers (sources.cluster: the cases, up to 100,000 points) are loaded, patched
    and indexed by the cluster worker (assets/worker/clusters.js), off the main thread; their
    GeoJSON component receives only the clusters and points of the map's view, asked again
-   whenever the view moves (view(), from the same callback as show()); after the first draw
-   through Dash, assets/map.js changes only the markers that changed (map.redraw). A patch is
+   whenever the view moves (view(), from the same callback as show()). A patch is
    drawn before the worker re-indexes the layer (its new points on their own), then again
    clustered once the patches pause (settleLater).
+
+   Every layer of points is drawn through Dash (its GeoJSON component) the first time; after
+   that assets/map.js changes only the markers that changed, in the same Leaflet layer
+   (map.redraw). Through Dash, dash-leaflet made every marker of the layer again for a change
+   of one: the longest main-thread task of a live page, 50-77 ms with the CPU throttled 2x.
+   Layers of lines and areas (the basemap, the boundaries) never change once drawn.
 
    First paint: the page's HTML carries the sources it opens on (<script id="opsmap-prefetch">,
    dashboard/app.py) and runs this file in its head, so they are fetched (a clustered layer
@@ -95,13 +100,11 @@
 
     function set(entry, fc) {
         var map = window.opsmap.map;  // assets/map.js
-        if (entry.cluster && fc && map.redraw(entry.claim, fc)) {
+        if (fc && map.redraw(entry.claim, fc)) {
             return;  // only the changed markers, in the layer Dash drew last
         }
         var id = {type: entry.page + "-layer", id: entry.key};
-        if (entry.cluster) {
-            entry.claim = map.claim(id);
-        }
+        entry.claim = map.claim(id);
         window.dash_clientside.set_props(id, {data: fc});
     }
 

@@ -179,11 +179,11 @@
         return marker;
     }
 
-    // A clustered layer (assets/layers.js) is drawn again for every new case and every move.
-    // Through Dash, dash-leaflet clears every marker and makes them all again; ``redraw`` instead
-    // replaces, in the same Leaflet layer, only the markers whose feature changed. layers.js
-    // claims the layer as it hands it to Dash (``claim``); the claim learns the Leaflet layer
-    // when that draw adds one of its markers, and until then layers.js goes through Dash.
+    // A layer of points (assets/layers.js) is drawn again for every change, a clustered one for
+    // every move too. Through Dash, dash-leaflet clears every marker and makes them all again;
+    // ``redraw`` instead replaces, in the same Leaflet layer, only the markers whose feature
+    // changed. layers.js claims the layer as it hands it to Dash (``claim``); the claim learns the
+    // Leaflet layer when that draw adds one of its markers, and until then layers.js goes through Dash.
     const claims = {};
 
     function idKey(id) {  // a Dash id as a key: a component is handed its id as JSON with the keys sorted
@@ -200,34 +200,45 @@
 
     const contextKeys = new WeakMap();  // dash-leaflet hands every feature of a draw the same context
 
-    function claimed(feature, layer, context) {  // a marker of a claimed layer: remember both
+    function claimed(feature, layer, context) {  // a marker of a claimed layer: learn the layer it is added to
         if (!context || !context.id) { return; }
         if (!contextKeys.has(context)) { contextKeys.set(context, idKey(context.id)); }
         const claim = claims[contextKeys.get(context)];
-        if (!claim) { return; }
-        layer._opsmapSignature = signature(feature);
-        if (!claim.group && !claim.waiting) {
-            claim.waiting = true;
-            layer.once("add", function () {
-                claim.waiting = false;
-                context.map.eachLayer(function (l) {
-                    if (!claim.group && l instanceof L.GeoJSON && l.hasLayer(layer)) { claim.group = l; }
-                });
-                claim.map = context.map;
+        if (!claim || claim.group || claim.waiting) { return; }
+        claim.waiting = true;
+        layer.once("add", function () {
+            claim.waiting = false;
+            context.map.eachLayer(function (l) {
+                if (!claim.group && l instanceof L.GeoJSON && l.hasLayer(layer)) { claim.group = l; }
             });
-        }
+            claim.map = context.map;
+        });
     }
 
+    // A marker's feature is kept when it is the very object of the new collection (a merged
+    // patch keeps those of the features it did not change: most of a layer, compared by
+    // reference), or has the same signature (the cluster worker's answers are new objects);
+    // signatures are worked out only for the rest, once per marker.
     function redraw(claim, fc) {  // true when drawn here; false: draw it through Dash
         const group = claim && claim.group;
         if (!group || !claim.map.hasLayer(group)) { return false; }  // not known yet, or switched off
-        const wanted = new Map();
-        fc.features.forEach(function (f) { wanted.set(signature(f), f); });
-        const gone = [];
+        const incoming = new Set(fc.features);
+        const rest = [];
         group.eachLayer(function (l) {
-            const want = wanted.get(l._opsmapSignature);
+            if (incoming.has(l.feature)) {
+                incoming.delete(l.feature);
+            } else {
+                rest.push(l);
+            }
+        });
+        const wanted = new Map();
+        incoming.forEach(function (f) { wanted.set(signature(f), f); });
+        const gone = [];
+        rest.forEach(function (l) {
+            const signed = l._opsmapSignature || (l._opsmapSignature = signature(l.feature));
+            const want = wanted.get(signed);
             if (want) {
-                wanted.delete(l._opsmapSignature);
+                wanted.delete(signed);
                 l.feature = want;  // a kept cluster takes its id in the new index
             } else {
                 gone.push(l);
