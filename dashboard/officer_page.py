@@ -134,6 +134,15 @@ def _item(item: Any, lang: str) -> html.Li:
                   html.Span(item.title, className="officer-title"), html.Span(item.note, className="officer-note")]))
 
 
+def chosen(selected: Any) -> tuple[str, str]:
+    """The point the store officer-selected names (layer id, entity id), as the page's script
+    sets it or as a request forges it: at most 80 characters each, empty when it names none."""
+    if not isinstance(selected, dict):
+        return "", ""
+    layer, entity = (str(selected.get(k) or "")[:80] for k in ("layer", "id"))
+    return layer, entity
+
+
 def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_url: str | None) -> None:
     """The page's callbacks: list, map, selection, drill-down with actions, and submitting them."""
     lang = config.language
@@ -219,16 +228,16 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     def show(selected: dict[str, str] | None, _: int, committee: str | None) -> dict[str, list[Any]]:
         """A tapped point's facts and the actions it allows, as plain data: as fifty-odd Dash
         components they held a phone's main thread 200–400 ms a tap (CPU throttled 4×)."""
-        q = query(committee)
-        layer = layers.BY_ID.get(selected.get("layer")) if selected and q is not None else None
+        q, (layer_key, entity) = query(committee), chosen(selected)
+        layer = layers.BY_ID.get(layer_key) if q is not None else None
         if layer is None:
             return by_slot(DETAIL)
-        detail = access.detail(layer, str(selected.get("id")), q.at, q.street_id)
+        detail = access.detail(layer, entity, q.at, q.street_id)
         with sessions() as session:
-            place = policy.place_of(session, layer.id, str(selected.get("id")))
+            place = policy.place_of(session, layer.id, entity)
         allowed = detail is not None and access.may_act(place)
         forms = [_form(a, lang) for a in actions.available(layer.id, detail)] if allowed else []
-        panel = html.Div(className="officer-detail", **{"data-layer": layer.id, "data-id": selected["id"]},
+        panel = html.Div(className="officer-detail", **{"data-layer": layer.id, "data-id": entity},
                          children=[components.detail_panel(layer.id, layer.title, detail, lang), *forms])
         return by_slot(DETAIL, ([panel],))
 
@@ -237,11 +246,12 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                   State("officer-selected", "data"), State("officer-done", "data"), prevent_initial_call=True)
     def act(submitted: Any, selected: dict[str, str] | None, done: int) -> tuple[Any, ...]:
         """An action's form as tapped (``{"action", "values", "n"}``), or as forged: the same checks."""
-        if not isinstance(submitted, dict) or not selected:
+        entity = chosen(selected)[1]
+        if not isinstance(submitted, dict) or not entity:
             return no_update, no_update, no_update
         if not redis_url:
             return tr("无实时数据", lang), "officer-msg error", no_update
-        action_id, entity = str(submitted.get("action"))[:40], str(selected.get("id"))
+        action_id = str(submitted.get("action"))[:40]
         action = actions.BY_ID.get(action_id)
         who = access.actor()
         with sessions() as session:
@@ -250,17 +260,15 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
             access.record(f"action.{action_id}", f"{action.layer if action else '?'}:{entity}", False,
                           problem="outside the actor's committees")
             return tr("无权操作：该点位不属于您负责的居委", lang), "officer-msg error", no_update
-        named = {f.name: tr(f.label, lang) for f in action.fields} | {"reporter": tr("我的姓名", lang)}
         try:
-            form = actions.read_form(action, submitted.get("values"))
-        except EventError as exc:
-            return f"{tr('未完成', lang)}：{components.problem_text(str(exc), lang, named)}", "officer-msg error", \
-                no_update
-        result = actions.submit(engine, streams.connect(redis_url), config, action.id, entity, form,
-                                who.display or who.name)
+            result = actions.submit(engine, streams.connect(redis_url), config, action.id, entity,
+                                    actions.read_form(action, submitted.get("values")), who.display or who.name)
+        except EventError as exc:  # the form itself out of bounds (a script's, not one typed)
+            result = actions.Result(False, str(exc))
         access.record(f"action.{action.id}", f"{action.layer}:{entity}", result.ok,
                       event_id=result.event_id, problem="" if result.ok else result.message)
         if not result.ok:  # the form keeps what was typed: only the message changes
+            named = {f.name: tr(f.label, lang) for f in action.fields} | {"reporter": tr("我的姓名", lang)}
             refused = components.problem_text(result.message, lang, named)
             return f"{tr('未完成', lang)}：{refused}", "officer-msg error", no_update
         return tr(result.message, lang), "officer-msg ok" + (" pending" if result.pending else ""), done + 1

@@ -245,6 +245,10 @@ def test_acc005_a_forged_callback_changes_nothing_and_a_foreign_order_is_refused
         forged["inputs"][0]["value"]["values"] = values
         answer = mine.post("/_dash-update-component", json=forged).get_data(as_text=True)
         assert said in answer, answer
+    forged = _act_payload("accept", "workorders", world["order_b"], {"note": "x"})
+    forged["state"][0]["value"] = ["not", "a", "point"]  # a selection that names no point: nothing done
+    answer = mine.post("/_dash-update-component", json=forged)
+    assert answer.status_code in (200, 204) and "officer-msg" not in answer.get_data(as_text=True)
     assert client.xlen("opsmap:workorders") == before
 
 
