@@ -227,7 +227,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
                   Input("officer-done", "data"), State("officer-committee", "value"), prevent_initial_call=True)
     def show(selected: dict[str, str] | None, _: int, committee: str | None) -> dict[str, list[Any]]:
         """A tapped point's facts and the actions it allows, as plain data: as fifty-odd Dash
-        components they held a phone's main thread 200–400 ms a tap (CPU throttled 4×)."""
+        components they held a phone's main thread 150–400 ms a tap (CPU throttled 4×)."""
         q, (layer_key, entity) = query(committee), chosen(selected)
         layer = layers.BY_ID.get(layer_key) if q is not None else None
         if layer is None:
