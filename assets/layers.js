@@ -20,7 +20,7 @@
 
    Every layer of points is drawn through Dash (its GeoJSON component) the first time; after
    that assets/map.js changes only the markers that changed, in the same Leaflet layer
-   (map.redraw). Through Dash, dash-leaflet made every marker of the layer again for a change
+   (map.redraw) — after a patch, and after another moment, committee or filter too. Through Dash, dash-leaflet made every marker of the layer again for a change
    of one: the longest main-thread task of a live page, 50-77 ms with the CPU throttled 2x.
    Layers of lines and areas (the basemap, the boundaries) never change once drawn.
 
@@ -251,6 +251,7 @@
             }
             var entry = {key: key, page: sources.page, url: sources.layers[key], generation: generation,
                          cluster: (sources.cluster && sources.cluster[key]) || null,
+                         claim: same && same.page === sources.page ? same.claim : null,  // drawn in place
                          version: null, fc: null, queue: Promise.resolve()};
             entries[key] = entry;
             if (entry.url) {
