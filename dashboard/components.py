@@ -92,7 +92,7 @@ class Control:
     is one prop, not fifty Dash components (see ``plain``)."""
 
     type: str
-    attributes: dict[str, str]
+    attributes: dict[str, str | int]  # drawn as text
 
     def node(self) -> list[Any]:
         wrong = [k for k in self.attributes if k not in CONTROL_ATTRIBUTES and not k.startswith("data-")]
