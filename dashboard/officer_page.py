@@ -225,7 +225,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
 
     @app.callback(Output("officer-detail-panel", "data"), Input("officer-selected", "data"),
                   Input("officer-done", "data"), State("officer-committee", "value"), prevent_initial_call=True)
-    def show(selected: dict[str, str] | None, _: int, committee: str | None) -> dict[str, list[Any]]:
+    def show(selected: Any, _: int, committee: str | None) -> dict[str, list[Any]]:
         """A tapped point's facts and the actions it allows, as plain data: as fifty-odd Dash
         components they held a phone's main thread 150–400 ms a tap (CPU throttled 4×)."""
         q, (layer_key, entity) = query(committee), chosen(selected)
@@ -244,7 +244,7 @@ def register(app: Dash, sessions: sessionmaker[Session], config: Config, redis_u
     @app.callback(Output("officer-msg", "children"), Output("officer-msg", "className"),
                   Output("officer-done", "data"), Input("officer-submit", "data"),
                   State("officer-selected", "data"), State("officer-done", "data"), prevent_initial_call=True)
-    def act(submitted: Any, selected: dict[str, str] | None, done: int) -> tuple[Any, ...]:
+    def act(submitted: Any, selected: Any, done: int) -> tuple[Any, ...]:
         """An action's form as tapped (``{"action", "values", "n"}``), or as forged: the same checks."""
         entity = chosen(selected)[1]
         if not isinstance(submitted, dict) or not entity:
