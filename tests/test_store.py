@@ -86,7 +86,7 @@ def test_db004_cases_replayed_as_confirmed_become_positive_and_replay_again_as_d
 def test_db005_among_is_in_with_one_parameter_whatever_the_count(engine):
     """``among`` answers as ``in_`` does (quotes, CJK, none at all) with one bound parameter, so
     the statement is the same for one value and for a batch's thousand."""
-    names = ["外滩", "O'Brien \"x\"", "南京东路", "", "[1]"]
+    names = ["外滩", "O'Brien \"x\"", "南京东路", "", "[1]", "a\\b\\u0041", "{x,y}"]
     migrate(engine)
     with transaction(engine) as s:
         s.add_all(Street(id=f"T{i}", name=n, district="黄浦区", geom=Point(121.48, 31.23), area_km2=1.0, seed=1,
