@@ -20,8 +20,9 @@
 
    Every layer of points is drawn through Dash (its GeoJSON component) the first time; after
    that assets/map.js changes only the markers that changed, in the same Leaflet layer
-   (map.redraw) — after a patch, and after another moment, committee or filter too. Through Dash, dash-leaflet made every marker of the layer again for a change
-   of one: the longest main-thread task of a live page, 50-77 ms with the CPU throttled 2x.
+   (map.redraw) — after a patch, and after another moment, committee or filter too. Through
+   Dash, dash-leaflet made every marker of the layer again for a change of one: the longest
+   main-thread task of a live page, 50-77 ms with the CPU throttled 2x.
    Layers of lines and areas (the basemap, the boundaries) never change once drawn.
 
    First paint: the page's HTML carries the sources it opens on (<script id="opsmap-prefetch">,
