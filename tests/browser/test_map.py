@@ -27,7 +27,7 @@ def test_map001_street_boundary_and_compounds_show_without_errors(app_url, brows
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(app_url)
     page.wait_for_function("document.querySelectorAll('.opsmap-compound').length >= 200", timeout=30_000)
-    page.wait_for_selector("path[stroke='#e8590c']", state="attached")  # the street boundary
+    page.wait_for_selector("path.opsmap-kind-street", state="attached")  # the street boundary
     assert page.locator(".opsmap-compound").count() == 344
     page.locator("#map-title", has_text="南京东路 战疫图").wait_for()
     page.locator("#panel-cases").wait_for()
@@ -536,7 +536,7 @@ def test_map013_street_committee_compound_navigation_opens_the_compound(app_url,
     page.locator("#map-committee").click()
     page.get_by_role("option", name=committee_name, exact=True).click()
     fills = """() => { const m = document.getElementById('map-map').getBoundingClientRect(),
-        c = [...document.querySelectorAll('path[stroke="#4dabf7"]')];
+        c = [...document.querySelectorAll('path.opsmap-kind-committee')];
         if (c.length !== 1) return 0;  // the chosen committee's area alone
         const r = c[0].getBoundingClientRect(); return Math.max(r.width / m.width, r.height / m.height); }"""
     page.wait_for_function(f"({fills})() >= 0.5", timeout=10_000)  # the map zooms to the committee
@@ -889,7 +889,7 @@ def test_map020_on_a_phone_the_map_fills_the_width_with_the_panels_below(app_url
     assert shown["width"] >= 340 and shown["height"] >= 400, shown
     assert cases["y"] >= shown["y"] + shown["height"]  # below the map, reached by scrolling
     assert box("#map-title")["height"] < 50  # one line, not a character a line
-    street = box("path[stroke='#e8590c']")
+    street = box("path.opsmap-kind-street")
     assert street["x"] >= 0 and street["x"] + street["width"] <= 360  # the whole street across the map
     assert page.evaluate("document.querySelector('.opsmap-legend details').open") is False
     switcher = page.locator(".leaflet-control-layers-list")
