@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -400,6 +400,12 @@ class Plan:
     def run(self, client: Client) -> set[tuple[str, str]]:
         """Apply the steps; returns the entries found no longer pending (then that step wrote
         nothing: the caller plans again without them; steps already run are guarded)."""
+        return self.send(client)()
+
+    def send(self, client: Client) -> Callable[[], set[tuple[str, str]]]:
+        """``run``, with the wait for the answer left to the call returned. On a single server
+        the batch's one step is only sent, so the worker applies its next batch while Redis runs
+        it; in a cluster the steps run in turn here (each waits on the one before it)."""
         for (guard, key), counts in self._counts.items():
             step = self._step(key)
             ops = self._ops(step, guard, key)
@@ -412,14 +418,46 @@ class Plan:
             ops.append(["LTRIM", step.key(key), "0", str(self._keep[key] - 1)])
         self._counts.clear()
         self._pushes.clear()
-        gone: set[tuple[str, str]] = set()
+        calls = []
         for step in sorted(self._steps.values(), key=_Step.order):
             guarded = [[step.key(marker), ops] for marker, ops in step.guarded.values()]
             if step.ops or guarded:
                 plan = orjson.dumps({"fence": step.fence, "guarded": guarded, "ops": step.ops})
-                reply = client.eval(_APPLY, len(step.keys), *step.keys, plan, DONE_TTL_S, GROUP)
-                gone |= {tuple(g.decode().split(" ", 1)) for g in reply or []}  # type: ignore[misc]
-                if gone:
-                    break
+                calls.append((_APPLY, len(step.keys), *step.keys, plan, DONE_TTL_S, GROUP))
         self._steps.clear()
-        return gone
+        if not self._cluster and len(calls) == 1:
+            return _sent(client, ("EVAL", *calls[0]))
+        gone: set[tuple[str, str]] = set()
+        for call in calls:
+            gone = _gone(client.eval(*call))
+            if gone:
+                break
+        return lambda: gone
+
+
+def _gone(reply: list[bytes] | None) -> set[tuple[str, str]]:
+    """The entries a step's fence found no longer pending, from its answer."""
+    return {tuple(g.decode().split(" ", 1)) for g in reply or []}  # type: ignore[misc]
+
+
+def _sent(client: redis.Redis, command: tuple[Any, ...]) -> Callable[[], set[tuple[str, str]]]:
+    """``command`` sent on a connection of its own; the call returned reads its answer (once).
+    A connection whose answer was not read in full is closed, never handed to another command."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_command(*command)
+    except BaseException:
+        conn.disconnect()
+        pool.release(conn)
+        raise
+
+    def reply() -> set[tuple[str, str]]:
+        try:
+            return _gone(conn.read_response())
+        except BaseException:
+            conn.disconnect()
+            raise
+        finally:
+            pool.release(conn)
+    return reply

@@ -100,7 +100,7 @@ def test_grw003_a_version_names_the_rows_its_batch_inserted_even_after_a_crash(l
     t = tag()
 
     class CrashAfterCommit(Worker):
-        def _finish(self, out):
+        def _finish(self, out, ahead=False):
             raise SystemExit("killed after the SQL commit, before the Redis side")
 
     streams.append(client, "cases", [json.dumps(case(t, i, data.compounds[i].id, dt.datetime.now(dt.UTC)))

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import subprocess
+import threading
 import time
 import uuid
 
@@ -135,7 +136,7 @@ def test_ing005_crash_between_commit_and_ack_replays_redis_side_once(loaded, cli
     t, gate = tag(), data.gates[1].id
 
     class CrashAfterCommit(Worker):
-        def _finish(self, out):
+        def _finish(self, out, ahead=False):
             raise SystemExit("killed after the SQL commit, before the Redis MULTI")
 
     streams.append(client, "checkins", [checkin(f"{t}-{i}", gate, person_id(i)) for i in range(100)])
@@ -499,3 +500,92 @@ def test_ing019_a_backlog_is_read_in_growing_batches_a_caught_up_worker_in_small
     assert sizes(1, 1000, 300) == [50] * 6 + [1, 50]
     assert sizes(10_000_000, 1e-6, 300) == [50] * 6 + [1, 50]
     assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == next(ids) == 1000 + 2 * 300 + 3 * 61
+
+
+def gate_in(client: redis.Redis, gate: str) -> int:
+    """Entries counted at ``gate`` on the tests' day (the Redis side of their batches)."""
+    return int(client.hget("{opsmap:checkins}:count:2022-04-10", f"gate:{gate}:in") or 0)
+
+
+def held_by(client: redis.Redis, consumer: str) -> int:
+    """Check-in entries delivered to ``consumer`` and not acknowledged."""
+    return len(client.xpending_range("opsmap:checkins", streams.GROUP, "-", "+", 10_000, consumername=consumer))
+
+
+def fixed_batches(tmp_path, size: int, **extra: str):
+    return config_for(tmp_path, OPSMAP_INGEST_BATCH=str(size), OPSMAP_INGEST_BATCH_MAX=str(size),
+                      OPSMAP_MAX_FUTURE_MINUTES="60", **NO_SWEEP, **extra)
+
+
+def test_ing020_catching_up_the_next_batch_is_read_while_redis_writes_the_last(loaded, client, tmp_path):
+    """A step with a full batch reads the next one before sending its own Redis side, and leaves
+    that side's answer to the next step: the side lands with no further step (Redis writes it
+    while the worker would apply the next batch), the next batch waits with this worker, and a
+    short batch is answered before its step returns."""
+    engine, data = loaded
+    t, gate = tag(), data.gates[15].id
+    before = gate_in(client, gate)
+    w = Worker(engine, client, fixed_batches(tmp_path, 50), consumer=f"ahead-{t}")
+    streams.append(client, "checkins", [checkin(f"{t}-{i}", gate, person_id(i)) for i in range(120)])
+    assert w.step(block_ms=10) == 50
+    wait_for(lambda: gate_in(client, gate) - before == 50 and held_by(client, w.consumer) == 50, 10,
+             "the first batch counted and acknowledged, the second held")
+    assert w.step(block_ms=10) == 50  # the batch read ahead
+    assert w.step(block_ms=10) == 20
+    assert gate_in(client, gate) - before == 120 and held_by(client, w.consumer) == 0
+
+
+def test_ing021_a_worker_stopped_while_catching_up_leaves_nothing_held(loaded, client, tmp_path):
+    """The batch read ahead is applied and the last Redis side answered before ``run`` returns."""
+    engine, data = loaded
+    t, gate, n = tag(), data.gates[16].id, 4000
+    before = gate_in(client, gate)
+    w = Worker(engine, client, fixed_batches(tmp_path, 20), consumer=f"stopped-{t}")
+    streams.append(client, "checkins", [checkin(f"{t}-{i}", gate, person_id(i)) for i in range(n)])
+    stop = threading.Event()
+    runner = threading.Thread(target=w.run, args=(stop, 10))
+    runner.start()
+    wait_for(lambda: gate_in(client, gate) > before, 30, "a first batch counted", every=0.002)
+    stop.set()
+    runner.join(30)
+    stored = count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%"))
+    assert not runner.is_alive() and stored < n  # stopped while catching up
+    assert held_by(client, w.consumer) == 0 and gate_in(client, gate) - before == stored
+
+
+def test_ing022_entries_another_worker_finished_meanwhile_are_left_out_the_rest_replayed(loaded, client, tmp_path,
+                                                                                        caplog):
+    """A worker stalled past the claim time between its commit and its Redis side: another
+    claimed half its batch and finished it. The fence writes nothing of the stalled one's side;
+    its other half, still held by it, is read again and replayed from the ledger: every check-in
+    and fever alert counted once."""
+    engine, data = loaded
+    t, gate, n = tag(), data.gates[17].id, 40
+    fevers_key = "{opsmap:alerts}:count:2022-04-10"
+    before, fevers_before = gate_in(client, gate), int(client.hget(fevers_key, "alert:fever") or 0)
+    config = fixed_batches(tmp_path, 100, OPSMAP_INGEST_CLAIM_IDLE_MS="60000")
+    rescuer = Worker(engine, client, config, consumer=f"rescuer-{t}")
+
+    class Stalled(Worker):
+        claimed = False
+
+        def _finish(self, out, ahead=False):
+            if not self.claimed:  # XCLAIM stands in for XAUTOCLAIM after the idle time
+                self.claimed = True
+                client.xclaim("opsmap:checkins", streams.GROUP, rescuer.consumer, 0,
+                              [entry_id for _, entry_id, _ in out.applied][::2])
+                assert rescuer.step(block_ms=10) == n // 2  # its own pending first: replayed from the ledger
+            super()._finish(out, ahead)
+
+    stalled = Stalled(engine, client, config, consumer=f"stalled-{t}")
+    streams.append(client, "checkins", [checkin(f"{t}-{i}", gate, person_id(i), temperature=36.5 + 2.1 * (i % 4 == 0))
+                                        for i in range(n)])
+    with caplog.at_level(logging.WARNING, logger="data.pipeline.ingest"):
+        assert stalled.step(block_ms=10) == n
+    assert "finished by another worker meanwhile" in caplog.text
+    assert held_by(client, stalled.consumer) == n // 2 and gate_in(client, gate) - before == n // 2
+    assert stalled.step(block_ms=10) == n // 2  # its own pending, replayed
+    assert held_by(client, stalled.consumer) == 0 and held_by(client, rescuer.consumer) == 0
+    assert count(engine, CheckIn, CheckIn.event_id.like(f"{t}-%")) == n
+    assert gate_in(client, gate) - before == n
+    assert int(client.hget(fevers_key, "alert:fever") or 0) - fevers_before == n // 4
