@@ -9,8 +9,9 @@ How nothing is lost or counted twice, whatever fails:
    (parked). A rejected event leaves no row, so its corrected resend is applied.
 3. After commit, one atomic Redis step per hash slot updates the aggregates and the feed and
    acknowledges the entries, fenced: if another worker finished some of them meanwhile (this
-   one stalled past the claim time), their Redis side is left out. A crash between 2 and 3
-   leaves the entries pending; redelivered, the ledger shows the same entry, so only 3 is redone.
+   one stalled past the claim time), the step writes nothing and the rest are read again. A
+   crash between 2 and 3 leaves the entries pending; redelivered, the ledger shows the same
+   entry, so only 3 is redone. Catching up, the worker applies its next batch while Redis runs 3.
 4. An outage (database or Redis unreachable, locked, full) is waited out with a capped backoff
    and counts against no event. If the batch fails otherwise, each event is applied alone; one
    that keeps failing by itself is parked after OPSMAP_INGEST_MAX_TRIES. Entries of a dead

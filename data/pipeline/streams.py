@@ -397,15 +397,11 @@ class Plan:
         for i in range(0, len(ids), _ARGS_PER_OP):
             step.ops.append(["XDEL", step.key(key), *ids[i:i + _ARGS_PER_OP]])
 
-    def run(self, client: Client) -> set[tuple[str, str]]:
-        """Apply the steps; returns the entries found no longer pending (then that step wrote
-        nothing: the caller plans again without them; steps already run are guarded)."""
-        return self.send(client)()
-
     def send(self, client: Client) -> Callable[[], set[tuple[str, str]]]:
-        """``run``, with the wait for the answer left to the call returned. On a single server
-        the batch's one step is only sent, so the worker applies its next batch while Redis runs
-        it; in a cluster the steps run in turn here (each waits on the one before it)."""
+        """Apply the steps; the call returned gives the entries found no longer pending (then
+        that step wrote nothing; steps already run are guarded). On a single server the batch's
+        one step is only sent, so the worker applies its next batch while Redis runs it and
+        waits for the answer after; in a cluster the steps run in turn here."""
         for (guard, key), counts in self._counts.items():
             step = self._step(key)
             ops = self._ops(step, guard, key)

@@ -131,7 +131,7 @@ def test_sum007_change_stream_resumes_after_the_id_a_page_last_saw(api, client):
     for n, stream in enumerate(("cases", "facilities")):
         streams.announce(plan, {"applied": 1, "dead": 0, "streams": [stream], "kinds": ["gate"] * n,
                                 "version": n, "urgent": [{"text": f"u{n}"}], "at": 0})
-    plan.run(client)
+    plan.send(client)()
     top = streams.changes_top(client)
     response = api.get(f"/api/v1/stream?since={since}", buffered=False)
     chunks = iter(response.response)
@@ -155,7 +155,7 @@ def test_sum010_a_change_stream_outlives_quiet_seconds(api, client):
     chunks = iter(response.response)
     assert next(chunks).startswith(b"retry:")
     notice = {"applied": 1, "dead": 0, "streams": ["cases"], "kinds": [], "version": 1, "urgent": [], "at": 0}
-    later = threading.Timer(7, lambda: streams.announce(plan := streams.Plan(False, ()), notice) or plan.run(client))
+    later = threading.Timer(7, lambda: streams.announce(plan := streams.Plan(False, ()), notice) or plan.send(client)())
     later.start()
     try:
         message = next(chunks).decode()  # blocks in XREAD for 7 s
