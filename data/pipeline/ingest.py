@@ -859,10 +859,8 @@ class Worker:
         """After a failed step: the entries this worker holds are read again from its pending list
         (``_own_pending``), and a Redis side in flight is answered or its connection closed."""
         self._own_pending, self._ahead = True, []
-        try:
+        with contextlib.suppress(Exception):  # unanswered: its entries are pending, replayed from the ledger
             self._settle()
-        except Exception:  # noqa: BLE001 - unanswered: its entries are pending, replayed from the ledger
-            self._in_flight = None
 
     def step(self, block_ms: int = 1000) -> int:
         """One read-process-ack cycle (plus claims of dead workers' entries when due).
