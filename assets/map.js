@@ -279,11 +279,10 @@
                     return {color: "#ced4da", weight: major ? 4 : 2, interactive: false};
                 }
                 if (layer === "boundaries") {  // named by class: fever alerts share the street's colour
-                    const named = "opsmap-boundaries opsmap-kind-" + p.kind;
-                    return p.kind === "street"
-                        ? {color: "#e8590c", weight: 3, fill: true, fillColor: "#fff4e6", fillOpacity: 0.25,
-                           className: named}
-                        : {color: "#4dabf7", weight: 1.5, dashArray: "6 4", fill: false, className: named};
+                    return Object.assign(p.kind === "street"
+                        ? {color: "#e8590c", weight: 3, fill: true, fillColor: "#fff4e6", fillOpacity: 0.25}
+                        : {color: "#4dabf7", weight: 1.5, dashArray: "6 4", fill: false},
+                        {className: "opsmap-boundaries opsmap-kind-" + p.kind});
                 }
                 return {color: colour(feature, context), weight: 1.5, fillOpacity: 0.45,
                         className: "opsmap-" + layer};

@@ -135,11 +135,16 @@ def test_liv004_the_big_screen_opens_on_the_whole_street(app_url, app_var, brows
     failing = {"banner up": lambda v: v["banner"], "out of view": lambda v: v["out"] > 1,
                "under half the map": lambda v: max(v["fill"]) < 0.5,
                "under 20 marks": lambda v: len(v["marks"]) < 20,
-               "a mark too small": lambda v: min(v["marks"], default=0) < legible}  # a legible overview fails none
+               "a mark too small": lambda v: min(v["marks"], default=0) < legible}
+
+    def overview(view: dict) -> bool:
+        """A legible whole-street overview: it fails none of the conditions."""
+        return not any(test(view) for test in failing.values())
+
     page.evaluate(f"() => {{ window.__views = []; setInterval(() => window.__views.push(({overview_js})()), 250); }}")
     views: list[dict] = []
     deadline = time.monotonic() + 30
-    while not any(not any(test(v) for test in failing.values()) for v in views):  # the views as they were then
+    while not any(map(overview, views)):  # the views as they were then
         if time.monotonic() > deadline:
             view = views[-1]
             seen = "all of it in view" if view["out"] <= 1 else f"up to {view['out']} px of it out of view"
