@@ -41,6 +41,15 @@ WRITE = "opsmap_write"  # execution option: this connection's transactions will 
 #: and 11,228-11,271 at 10,000 (30,000: no better); on an empty database 5-19 % more.
 WAL_CHECKPOINT_PAGES = 10_000
 
+#: KiB of page cache per SQLite connection (SQLite's default: 2,000). Why more: each batch of
+#: check-ins adds a row to every gate's stretch of the (gate, time) index, ~450 leaf pages on the
+#: demo street, which with the other trees' pages overflowed the default cache, so each batch read
+#: them back (from the write-ahead log or the file) and wrote them out again. Inserting 300,000
+#: check-ins and their ledger rows in batches of 2,000 took 10.6-11.6 µs a row at the default and
+#: 8.2-9.0 at this size (``bench/ingest.py`` shows the worker's share); 64 MiB was no better.
+#: SQLite fills it only as pages are read, so an idle connection holds little of it.
+SQLITE_CACHE_KIB = 16_384
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys, a busy timeout and real transactions.
@@ -69,6 +78,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
+            cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
             cur.close()
 
         @event.listens_for(engine, "begin")
