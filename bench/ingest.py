@@ -1,5 +1,6 @@
 """Ingest throughput side by side, in one run on the same entries: a bare consumer (XREADGROUP
-1,000 + JSON decode + XACK, no validation, no storage) and opsmap's worker on SQLite (its batches
+1,000 + JSON decode + XACK, no validation, no storage), the least a worker that keeps every event
+does (``least``: validation and two inserts, no rules), and opsmap's worker on SQLite (its batches
 held at OPSMAP_INGEST_BATCH, then growing as shipped) and on PostgreSQL (one worker, then two
 worker processes), the ratio to the bare consumer, the worker's CPU time per event, and the
 append→acknowledgement latency at 10,000 events/s offered. The worker runs on the shipped settings.
@@ -33,13 +34,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _servers import PG, REDIS, pg_schema_url, redis_db
 
-from data.domain.privacy import id_check_char
+from data.domain.privacy import Hasher, id_check_char
 from data.models import CheckIn, ProcessedEvent
 from data.pipeline import streams
-from data.pipeline.ingest import Outcome, Worker, pending_total, settle_heap
+from data.pipeline.events import validate
+from data.pipeline.ingest import Outcome, Worker, checkin_row, pending_total, settle_heap
 from data.settings import PROJECT_ROOT, load
 from data.sources.loader import load_street
-from data.store import bulk_insert, make_engine, transaction
+from data.store import bulk_insert, make_engine, session_factory, transaction
 
 PACED_RATE = 10_000  # events/s offered in the latency run
 PACED_S = 5
@@ -91,6 +93,32 @@ def bare(redis_url: str, gates: list[str], n: int) -> float:
         ids = [eid for _, entries in reply for eid, fields in entries if orjson.loads(fields[b"event"])]
         client.xack(key, streams.GROUP, *ids)
         done += len(ids)
+    return n / (time.perf_counter() - t0)
+
+
+def least(engine_url: str, redis_url: str, gates: list[str], n: int) -> float:
+    """The least a worker that keeps every event does, on the same entries as ``bare``: each
+    validated, its check-in and ledger row inserted in one transaction per read of the worker's
+    largest batch, then acknowledged. No rule, lookup, counter, feed or change notice: the ceiling
+    of opsmap's ratio to the bare consumer."""
+    client = streams.connect(redis_url)
+    client.flushdb()
+    streams.ensure_group(client)
+    fill(redis_url, gates, "least", n)
+    settings = config()
+    sessions, hasher = session_factory(make_engine(engine_url), write=True), Hasher.from_config(settings)
+    key, done, t0 = streams.stream_key("checkins"), 0, time.perf_counter()
+    while done < n:
+        reply = client.xreadgroup(streams.GROUP, "least", {key: ">"}, count=settings.ingest_batch_max)
+        read = [(eid, validate("checkins", fields[b"event"], hasher))
+                for _, entries in reply for eid, fields in entries]
+        with sessions() as session, session.begin():
+            bulk_insert(session, CheckIn.__table__, [checkin_row(ev) for _, ev in read])
+            bulk_insert(session, ProcessedEvent.__table__, [{"event_id": ev.event_id, "entry_id": eid.decode()}
+                                                            for eid, ev in read],
+                        stream="checkins", processed_at=dt.datetime.now(dt.UTC))
+        client.xack(key, streams.GROUP, *(eid for eid, _ in read))
+        done += len(read)
     return n / (time.perf_counter() - t0)
 
 
@@ -194,6 +222,10 @@ def main(n: int = 200_000, redis_base: str = REDIS, pg_url: str = PG) -> None:
         gates = loaded(sqlite)
         base = bare(redis_url, gates, n)
         print(f"{'bare consumer':<26} {n:>8,} events  {base:>9,.0f} events/s  (XREADGROUP 1000 + decode + XACK)")
+        least_db = f"sqlite:///{tmp}/least.db"
+        rate = least(least_db, redis_url, loaded(least_db), n)
+        print(f"{'validate + store only':<26} {n:>8,} events  {rate:>9,.0f} events/s  {rate / base:5.2f} of bare  "
+              "(the bare consumer + validation + check-in and ledger rows on SQLite: no rule, counter or feed)")
         rate, cpu = stored(sqlite, redis_url, gates, n, fixed_batch=True)
         print(f"{'opsmap sqlite, fixed batch':<26} {n:>8,} events  {rate:>9,.0f} events/s  {rate / base:5.2f} of bare  "
               f"CPU {cpu * 1000:4.0f} µs/event  (batches never grow past OPSMAP_INGEST_BATCH)")

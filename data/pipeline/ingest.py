@@ -205,6 +205,15 @@ class NotYet(Rejected):
     late): retried like a failure of its own, parked with the reason after the last try."""
 
 
+def checkin_row(ev: Event, registration_id: int | None = None) -> dict[str, Any]:
+    """The ``checkin`` row of a validated check-in (its gate checked by the caller)."""
+    d = ev.data
+    return {"event_id": ev.event_id, "gate_id": d["gate_id"], "ts": ev.ts, "direction": d["direction"],
+            "person_hash": d["person_id_hash"], "person_masked": d["person_id_masked"],
+            "phone_masked": d.get("phone_masked"), "category": d["category"], "temperature": d["temperature"],
+            "health_code": d.get("health_code"), "origin": d.get("origin"), "registration_id": registration_id}
+
+
 class Batch:
     """One SQL transaction's worth of events, with per-batch lookups and collected effects."""
 
@@ -318,11 +327,7 @@ class Batch:
         registration_id = None
         if d["category"] == "returnee" and rules.is_outside_shanghai(d.get("origin")):
             registration_id = self._registration(ev, gate)
-        self.checkin_rows.append({
-            "event_id": ev.event_id, "gate_id": gate.id, "ts": ev.ts, "direction": d["direction"],
-            "person_hash": d["person_id_hash"], "person_masked": d["person_id_masked"],
-            "phone_masked": d.get("phone_masked"), "category": d["category"], "temperature": d["temperature"],
-            "health_code": d.get("health_code"), "origin": d.get("origin"), "registration_id": registration_id})
+        self.checkin_rows.append(checkin_row(ev, registration_id))
         who = d["person_id_masked"]
         if d["temperature"] >= rules.FEVER_C:
             self.alert(ev, "fever", "high", f"发热 {d['temperature']:.1f}°C：{gate.name}（{who}）",
