@@ -61,6 +61,14 @@ def checkins(gates: list[str], run_id: str, start: int, stop: int, random_ids: b
             for i in range(start, stop)]
 
 
+def emptied(redis_url: str) -> streams.Client:
+    """A client of the bench's Redis database, flushed, with the consumer group in place."""
+    client = streams.connect(redis_url)
+    client.flushdb()
+    streams.ensure_group(client)
+    return client
+
+
 def fill(redis_url: str, gates: list[str], run_id: str, n: int, rate: float | None = None,
          random_ids: bool = False) -> None:
     """Append ``n`` check-ins, 1,000 per round trip; with ``rate``, paced to that many a second."""
@@ -83,9 +91,7 @@ def config(fixed_batch: bool = False):
 
 def bare(redis_url: str, gates: list[str], n: int) -> float:
     """The baseline: what the stream delivers to a consumer that does nothing with the events."""
-    client = streams.connect(redis_url)
-    client.flushdb()
-    streams.ensure_group(client)
+    client = emptied(redis_url)
     fill(redis_url, gates, "bare", n)
     key, done, t0 = streams.stream_key("checkins"), 0, time.perf_counter()
     while done < n:
@@ -101,9 +107,7 @@ def least(engine_url: str, redis_url: str, gates: list[str], n: int) -> float:
     validated, its check-in and ledger row inserted in one transaction per read of the worker's
     largest batch, then acknowledged. No rule, lookup, counter, feed or change notice: the ceiling
     of opsmap's ratio to the bare consumer."""
-    client = streams.connect(redis_url)
-    client.flushdb()
-    streams.ensure_group(client)
+    client = emptied(redis_url)
     fill(redis_url, gates, "least", n)
     settings = config()
     sessions, hasher = session_factory(make_engine(engine_url), write=True), Hasher.from_config(settings)
@@ -138,9 +142,7 @@ def consume(engine_url: str, redis_url: str, name: str, fixed_batch: bool, out: 
 def stored(engine_url: str, redis_url: str, gates: list[str], n: int, workers: int = 1,
            fixed_batch: bool = False, random_ids: bool = False) -> tuple[float, float]:
     """opsmap's worker(s) on ``n`` entries appended beforehand: events/s and CPU ms per event."""
-    client = streams.connect(redis_url)
-    client.flushdb()
-    streams.ensure_group(client)
+    emptied(redis_url)
     fill(redis_url, gates, uuid.uuid4().hex[:6], n, random_ids=random_ids)
     results: multiprocessing.Queue = multiprocessing.Queue()
     procs = [multiprocessing.Process(target=consume, args=(engine_url, redis_url, f"bench-{i}", fixed_batch, results))
@@ -179,9 +181,7 @@ class Timed(Worker):
 
 def paced(engine_url: str, redis_url: str, gates: list[str]) -> tuple[float, float]:
     """p50 and p99 ms from XADD to acknowledgement (after commit) at PACED_RATE events/s offered."""
-    client = streams.connect(redis_url)
-    client.flushdb()
-    streams.ensure_group(client)
+    client = emptied(redis_url)
     worker = Timed(make_engine(engine_url), client, config(), consumer="paced")
     settle_heap()
     n = PACED_RATE * PACED_S

@@ -46,7 +46,7 @@ WAL_CHECKPOINT_PAGES = 10_000
 #: demo street, which with the other trees' pages overflowed the default cache, so each batch read
 #: them back (from the write-ahead log or the file) and wrote them out again. Inserting 300,000
 #: check-ins and their ledger rows in batches of 2,000 took 10.6-11.6 µs a row at the default and
-#: 8.2-9.0 at this size (``bench/ingest.py`` shows the worker's share); 64 MiB was no better.
+#: 8.2-9.0 at this size (bare sqlite3 on the demo street's schema); 64 MiB was no better.
 #: SQLite fills it only as pages are read, so an idle connection holds little of it.
 SQLITE_CACHE_KIB = 16_384
 
